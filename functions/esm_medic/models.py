@@ -1,0 +1,98 @@
+"""Result types shared by diagnosis, remediation, the workflow and the CLI. Plain dataclasses, JSON-able."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+#: Fix ids a diagnosis may name. Each one except ``ticket`` is a registered remediation action.
+FIX_IDS = ("add-sg-self-rule", "create-vpc-endpoints", "grant-iam-permissions", "enable-vpc-dns", "ticket")
+
+
+class CheckStatus(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    UNKNOWN = "unknown"  # could not be decided (AccessDenied, API missing, ...): evidence says why
+    SKIP = "skip"  # does not apply to this ESM (e.g. NAT check for a provisioned-mode ESM)
+
+
+@dataclass
+class Finding:
+    """One read-only check's verdict, with the evidence that supports it."""
+
+    check: str
+    status: CheckStatus
+    summary: str
+    step: str = "unknown"
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fix: str | None = None  # fix id that would turn a FAIL into a PASS
+    fix_params: dict[str, Any] = field(default_factory=dict)
+    missing_permission: str | None = None  # set when status is UNKNOWN because a read was denied
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = str(self.status)
+        return d
+
+
+@dataclass
+class RootCause:
+    id: str
+    summary: str
+    step: str
+    fix: str  # one of FIX_IDS
+    fix_params: dict[str, Any] = field(default_factory=dict)
+    confidence: float = 0.0
+    evidence: list[str] = field(default_factory=list)  # names of the checks that support it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NetworkIdentity:
+    """Where the ESM's ENIs really live: the MSK cluster's subnets and SGs, or the ESM's own VPC config."""
+
+    source: str  # "cluster" | "esm" | "internet"
+    vpc_id: str = ""
+    subnets: list[str] = field(default_factory=list)
+    security_groups: list[str] = field(default_factory=list)
+    auth_mode: str = ""
+    ports: list[int] = field(default_factory=list)
+    provisioned: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Diagnosis:
+    uuid: str
+    state: str
+    step: str
+    classification: dict[str, Any]
+    root_cause: RootCause
+    findings: list[Finding] = field(default_factory=list)
+    network: NetworkIdentity | None = None
+    esm: dict[str, Any] = field(default_factory=dict)
+    api_calls: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.step == "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uuid": self.uuid,
+            "state": self.state,
+            "step": self.step,
+            "healthy": self.healthy,
+            "classification": self.classification,
+            "root_cause": self.root_cause.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "network": self.network.to_dict() if self.network else None,
+            "esm": self.esm,
+            "api_calls": self.api_calls,
+        }
