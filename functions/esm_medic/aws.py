@@ -70,7 +70,7 @@ def error_message(exc: BaseException) -> str:
 
 def is_access_denied(exc: BaseException) -> bool:
     code = error_code(exc)
-    return code in ACCESS_DENIED_CODES or code.endswith("AccessDenied") or code.endswith("AccessDeniedException")
+    return code in ACCESS_DENIED_CODES or code.endswith(("AccessDenied", "AccessDeniedException"))
 
 
 def is_throttling(exc: BaseException) -> bool:

@@ -11,10 +11,10 @@ No boto3 here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
