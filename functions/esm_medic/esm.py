@@ -35,8 +35,13 @@ MSK_PORTS: dict[str, tuple[int, int | None]] = {
 }
 
 #: SourceAccessConfigurations types that carry a Secrets Manager secret
-SECRET_TYPES = ("BASIC_AUTH", "SASL_SCRAM_512_AUTH", "SASL_SCRAM_256_AUTH", "CLIENT_CERTIFICATE_TLS_AUTH",
-                "SERVER_ROOT_CA_CERTIFICATE")
+SECRET_TYPES = (
+    "BASIC_AUTH",
+    "SASL_SCRAM_512_AUTH",
+    "SASL_SCRAM_256_AUTH",
+    "CLIENT_CERTIFICATE_TLS_AUTH",
+    "SERVER_ROOT_CA_CERTIFICATE",
+)
 
 _SAC_AUTH = {
     "CLIENT_CERTIFICATE_TLS_AUTH": MTLS,
@@ -86,8 +91,11 @@ class EsmConfig:
             kind = SELF_MANAGED
         else:
             kind = OTHER
-        group_cfg = item.get("AmazonManagedKafkaEventSourceConfig") if kind == MSK else item.get(
-            "SelfManagedKafkaEventSourceConfig")
+        group_cfg = (
+            item.get("AmazonManagedKafkaEventSourceConfig")
+            if kind == MSK
+            else item.get("SelfManagedKafkaEventSourceConfig")
+        )
         group = ""
         if isinstance(group_cfg, Mapping):
             group = str(group_cfg.get("ConsumerGroupId") or "")

@@ -12,7 +12,7 @@ from typing import Any
 from esm_medic.cli.common import add_json_option, fail, print_json
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
         help="explain an ESM error text: failed set-up step, causes, checks, fixes, runbook",

@@ -7,6 +7,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from esm_medic import __version__
 
@@ -17,7 +18,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 on usage errors; keep that, with our prefix
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 on usage errors; keep that, with our prefix
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"esm-medic: error: {message}\n")
 
