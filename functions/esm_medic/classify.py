@@ -4,8 +4,8 @@ Accepts raw text, a GetEventSourceMapping / ListEventSourceMappings item, an ESM
 record, or an EventBridge event carrying any of those (including esm-medic's own ``ESM Status Change`` events).
 Never raises on bad input: unknown or malformed input classifies to step ``unknown`` with the raw text kept.
 
-All patterns are compiled once into a single alternation (one ``re.search`` per text); named groups in catalogue
-patterns are renamed per pattern so that parameters (topic, group, ...) can still be extracted.
+Patterns are compiled once; each is guarded by the literal text it requires, so a text is searched only with
+the few patterns that can match it. Named groups in patterns become extracted parameters (topic, group, ...).
 No boto3 here.
 """
 
@@ -23,9 +23,7 @@ from esm_medic.catalogue import Catalogue, Entry, get_catalogue
 
 MAX_TEXT = 4096  # characters of one text that are matched (the rest is kept, not searched)
 
-_WS = re.compile(r"\s+")
 _PREFIX = re.compile(r"^(?:\s*problem\s*:\s*)+", re.IGNORECASE)
-_NAMED_GROUP = re.compile(r"\(\?P<([A-Za-z_][A-Za-z0-9_]*)>")
 
 # Generic parameter extractors, run on the raw text only when a cheap substring test says they may match.
 _ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:[A-Za-z0-9_+=,.@:/-]+")
@@ -39,8 +37,10 @@ STATUS_FIELDS = ("LastProcessingResult", "StateTransitionReason")
 _RANK_ERROR, _RANK_GENERIC, _RANK_UNKNOWN, _RANK_HEALTHY, _RANK_EMPTY = 4, 3, 2, 1, 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Classification:
+    """One classification. Treat as immutable: results are memoised and shared (``dataclasses.replace`` to vary)."""
+
     entry: str | None
     step: str
     kind: str  # error | healthy | unknown | empty
@@ -99,31 +99,77 @@ class Classification:
 
 def normalize(text: str) -> str:
     """Fold whitespace, strip quotes and any leading ``PROBLEM:`` prefixes. Case is kept (matching ignores it)."""
-    t = _WS.sub(" ", text[:MAX_TEXT]).strip().strip("\"'“”").strip()
-    return _PREFIX.sub("", t, count=1).strip()
+    t = " ".join(text[:MAX_TEXT].split()).strip("\"'“”").strip()
+    if t[:7].lower() == "problem":
+        t = _PREFIX.sub("", t, count=1).strip()
+    return t
+
+
+def required_literals(pattern: str) -> tuple[str, ...]:
+    """Lower-cased literals of which every match of ``pattern`` contains at least one; () when unknown.
+
+    The longest run of top-level literal characters is required; a top-level alternation requires one of its
+    branches' literals (when every branch has one). The test is exact: a text containing none of them cannot match.
+    """
+    import re._parser as sre_parse  # stdlib; used once per pattern at start-up
+
+    def longest(items: object) -> str:
+        best = cur = ""
+        for op, av in items:  # type: ignore[attr-defined]
+            if op is sre_parse.LITERAL:
+                cur += chr(av)
+            else:
+                best, cur = max(best, cur, key=len), ""
+        return max(best, cur, key=len).lower()
+
+    def branch_literals(av: object) -> tuple[str, ...]:
+        branches = [longest(b) for b in av[1]]  # type: ignore[index]
+        return tuple(branches) if all(branches) else ()
+
+    try:
+        parsed = sre_parse.parse(pattern)
+    except re.error:
+        return ()
+    whole = longest(parsed)
+    if whole:
+        return (whole,)
+    for op, av in parsed:  # a mandatory top-level group holding an alternation: one of its literals is required
+        if op is sre_parse.BRANCH:
+            return branch_literals(av)
+        if op is sre_parse.SUBPATTERN:
+            inner = list(av[3])
+            if len(inner) == 1 and inner[0][0] is sre_parse.BRANCH:
+                found = branch_literals(inner[0][1])
+                if found:
+                    return found
+    return ()
+    whole = longest(parsed)
+    if whole:
+        return (whole,)
+    items = list(parsed)
+    if len(items) == 1 and items[0][0] is sre_parse.BRANCH:
+        branches = [longest(b) for b in items[0][1][1]]
+        if all(branches):
+            return tuple(branches)
+    return ()
 
 
 class Classifier:
-    """Compiled matcher over one catalogue."""
+    """Compiled matcher over one catalogue.
+
+    Each pattern carries the literal text it requires; a text is searched only with the patterns whose literal it
+    contains (one lower-cased substring test each), in catalogue order, first match wins. Results for repeated texts
+    are memoised.
+    """
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
-        self._groups: dict[str, tuple[Entry, dict[str, str]]] = {}
-        parts: list[str] = []
-        for i, entry in enumerate(catalogue.entries):
-            for j, pattern in enumerate(entry.patterns):
-                gname = f"e{i}p{j}"
-                renames: dict[str, str] = {}
-
-                def _rename(m: re.Match[str], gname: str = gname, renames: dict[str, str] = renames) -> str:
-                    new = f"{gname}__{m.group(1)}"
-                    renames[new] = m.group(1)
-                    return f"(?P<{new}>"
-
-                body = _NAMED_GROUP.sub(_rename, pattern)
-                parts.append(f"(?P<{gname}>{body})")
-                self._groups[gname] = (entry, renames)
-        self._combined = re.compile("|".join(parts), re.IGNORECASE)
+        self._patterns: list[tuple[Entry, re.Pattern[str], tuple[str, ...]]] = [
+            (entry, compiled, required_literals(source))
+            for entry in catalogue.entries
+            for compiled, source in zip(entry.compiled, entry.patterns, strict=True)
+        ]
+        self._flags = {e.id: (e.auto_fixable, e.fixable) for e in catalogue.entries}
         self._cached = lru_cache(maxsize=8192)(self._classify_text_uncached)
 
     # ------------------------------------------------------------------ text
@@ -133,13 +179,27 @@ class Classifier:
             c = _replace(c, field=field)
         return c
 
+    def _match(self, norm: str) -> tuple[Entry, re.Match[str]] | None:
+        lowered = norm.lower()
+        for entry, pattern, literals in self._patterns:
+            if literals:
+                for lit in literals:
+                    if lit in lowered:
+                        break
+                else:
+                    continue
+            m = pattern.search(norm)
+            if m is not None:
+                return entry, m
+        return None
+
     def _classify_text_uncached(self, text: str) -> Classification:
         version = self.catalogue.version
         if not text or not text.strip():
             return Classification(None, "unknown", "empty", 0.0, text, catalogue_version=version)
         norm = normalize(text)
-        m = self._combined.search(norm)
-        if m is None:
+        hit = self._match(norm)
+        if hit is None:
             return Classification(
                 None,
                 "unknown",
@@ -148,19 +208,12 @@ class Classifier:
                 text,
                 title="Not in the catalogue",
                 normalized=norm,
-                params=extract_params(text),
+                params=extract_params(norm),
                 catalogue_version=version,
             )
-        gname = m.lastgroup or ""
-        # lastgroup is the outermost group that closed last; for our wrapping it is the e{i}p{j} group unless a
-        # renamed inner group closed at the very end, so resolve through the prefix.
-        gname = gname.split("__", 1)[0]
-        entry, renames = self._groups[gname]
-        params = extract_params(text)
-        for new, old in renames.items():
-            value = m.group(new)
-            if value:
-                params[old] = value
+        entry, m = hit
+        params = extract_params(norm)
+        params.update({k: v for k, v in m.groupdict().items() if v})
         if entry.generic:
             params["_generic"] = "1"
         return Classification(
@@ -171,11 +224,11 @@ class Classifier:
             text=text,
             title=entry.title,
             normalized=norm,
-            span=m.span(gname),
-            matched=m.group(gname),
+            span=m.span(),
+            matched=m.group(0),
             params=params,
-            auto_fixable=entry.auto_fixable,
-            fixable=entry.fixable,
+            auto_fixable=self._flags[entry.id][0],
+            fixable=self._flags[entry.id][1],
             transient=entry.transient,
             runbook=entry.runbook,
             catalogue_version=version,
