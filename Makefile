@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export MOTO_EC2_LOAD_DEFAULT_AMIS := false
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo test unit lint fmt typecheck bench clean node
+.PHONY: all venv demo test unit lint fmt typecheck bench clean node asset synth
 
 all: test
 
@@ -52,6 +52,13 @@ test: $(STAMP) node lint
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# Lambda code asset + dependency layer for the Lambda platform (needs PyPI), then a full synth with cdk-nag.
+asset: $(STAMP)
+	$(BIN)/python -m infra.asset
+
+synth: asset node
+	ESM_MEDIC_BUILD_DEPS=1 $(BIN)/python -m infra.app
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

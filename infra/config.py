@@ -1,0 +1,88 @@
+"""Per-function settings for the stack: every handler module in ``esm_medic/handlers`` must have an entry here
+(a test enforces it), so nothing is deployed without deciding its timeout and its permissions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    timeout_s: int = 60
+    memory_mb: int = 256
+    # permission groups, resolved by the stack: read (diagnosis reads), remediate (actions' declared permissions),
+    # esm-restart, state, audit, idempotency, events, sfn-start, sfn-token, sns, ssm, secrets-shape
+    grants: tuple[str, ...] = ()
+    url: bool = False  # a Lambda function URL (the approval page / Slack actions endpoint)
+    description: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    # workflow
+    "start": FunctionSpec(30, 256, ("sfn-start", "state"), description="EventBridge -> named, deduplicated execution"),
+    "classify": FunctionSpec(30, 256, ("state",), description="Classify the ESM status against the catalogue"),
+    "diagnose": FunctionSpec(120, 512, ("read", "secrets-shape"), description="Read-only diagnosis"),
+    "decide": FunctionSpec(30, 256, ("read", "state", "ssm"), description="Policy: mode, budget, kill switch"),
+    "remediate": FunctionSpec(
+        300,
+        512,
+        ("read", "remediate", "esm-restart", "state", "audit", "idempotency", "ssm"),
+        description="Apply a planned fix",
+    ),
+    "verify": FunctionSpec(120, 256, ("read", "esm-restart", "state", "audit"), description="Prove recovery"),
+    "rollback": FunctionSpec(300, 512, ("read", "remediate", "state", "audit"), description="Undo a fix"),
+    "record": FunctionSpec(30, 256, ("state", "audit"), description="Record the execution outcome"),
+    # people
+    "notify": FunctionSpec(30, 256, ("sns", "ssm", "state"), description="Notifications"),
+    "ticket": FunctionSpec(60, 256, ("sns", "ssm", "state", "audit", "idempotency"), description="Tickets"),
+    "approval_request": FunctionSpec(30, 256, ("sns", "ssm", "state", "audit"), description="Ask for approval"),
+    "approval_http": FunctionSpec(
+        10,
+        256,
+        ("sfn-token", "ssm", "state", "audit"),
+        url=True,
+        description="Approval page and Slack actions endpoint",
+    ),
+    # detection
+    "sweeper": FunctionSpec(900, 1024, ("read", "state", "events"), description="ESM status sweeper"),
+    "watch": FunctionSpec(60, 256, ("read", "state", "events"), description="Re-check an ESM until it settles"),
+    "cloudtrail_error": FunctionSpec(60, 256, ("read", "state", "events"), description="CloudTrail denials -> ESMs"),
+}
+
+#: Read-only actions the diagnosis and the sweeper use (Describe/Get/List/Simulate). Resource "*" is required for
+#: EC2 Describe* and the Lambda/Kafka list calls.
+READ_ACTIONS: tuple[str, ...] = (
+    "lambda:ListEventSourceMappings",
+    "lambda:GetEventSourceMapping",
+    "lambda:GetFunctionConfiguration",
+    "lambda:GetFunction",
+    "lambda:ListTags",
+    "kafka:DescribeCluster",
+    "kafka:DescribeClusterV2",
+    "kafka:GetBootstrapBrokers",
+    "kafka:ListScramSecrets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeNatGateways",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeNetworkInterfaces",
+    "iam:SimulatePrincipalPolicy",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "kms:DescribeKey",
+    "secretsmanager:DescribeSecret",
+    "route53:ListHostedZonesByVPC",
+    "sts:GetCallerIdentity",
+)
+
+ESM_RESTART_ACTIONS: tuple[str, ...] = ("lambda:UpdateEventSourceMapping", "lambda:GetEventSourceMapping")

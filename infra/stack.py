@@ -1,0 +1,352 @@
+"""The esm-medic stack: tables, one Lambda per handler from one asset, the remediation state machine (ASL read
+from ``statemachine/``), the EventBridge rules (patterns read from ``esm_medic/detect/patterns``), the sweeper
+schedule, the SNS topic and SSM settings.
+
+No custom resources (they break the moto CloudFormation deploy used by the local pipeline tests): log groups are
+explicit ``LogGroup`` resources, not ``log_retention=``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from esm_medic.tables import TABLES, TableSpec
+from infra.asset import BUILD, ROOT, build_code_asset, build_dependency_layer
+from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
+
+STATEMACHINE = ROOT / "statemachine" / "remediate.asl.json"
+PATTERNS = ROOT / "functions" / "esm_medic" / "detect" / "patterns"
+HANDLERS = ROOT / "functions" / "esm_medic" / "handlers"
+
+#: Tunables the ASL may reference as ${Name}; values can be overridden with CDK context (-c Name=value).
+TUNABLES: dict[str, str] = {
+    "VerifyWaitSeconds": "60",
+    "VerifyMaxAttempts": "10",
+    "VerifyBackoffRate": "1.5",
+    "ApprovalTimeoutSeconds": "86400",
+    "ApprovalHeartbeatSeconds": "3600",
+}
+
+#: EventBridge rule name -> (pattern file, target function, rule state)
+RULES: dict[str, tuple[str, str, str]] = {
+    "StatusError": ("esm-status-error.json", "start", "ENABLED"),
+    "ApiChange": ("esm-api-change.json", "watch", "ENABLED"),
+    "RoleAccessDenied": (
+        "esm-role-access-denied.json",
+        "cloudtrail_error",
+        "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
+    ),
+    "MetricAlarm": ("esm-metric-alarm.json", "watch", "ENABLED"),
+}
+
+
+def handler_modules() -> list[str]:
+    """Handler modules present in the package (the deployable functions)."""
+    return sorted(p.stem for p in HANDLERS.glob("*.py") if not p.stem.startswith("_"))
+
+
+def asl_placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text))
+
+
+def function_placeholder(handler: str) -> str:
+    return "".join(part.capitalize() for part in handler.split("_")) + "FunctionArn"
+
+
+def event_pattern(doc: dict[str, Any]) -> events.EventPattern:
+    """A pattern JSON file (EventBridge's own syntax) as the CDK type, key by key."""
+    keymap = {
+        "detail-type": "detail_type",
+        "source": "source",
+        "detail": "detail",
+        "account": "account",
+        "region": "region",
+        "resources": "resources",
+        "id": "id",
+        "time": "time",
+        "version": "version",
+    }
+    unknown = set(doc) - set(keymap)
+    if unknown:
+        raise ValueError(f"unsupported top-level pattern keys: {sorted(unknown)}")
+    return events.EventPattern(**{keymap[k]: v for k, v in doc.items()})
+
+
+class EsmMedicStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, install_deps: bool = False, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.functions: dict[str, lambda_.Function] = {}
+
+        # ---------------------------------------------------------------- settings and storage
+        key = kms.Key(self, "Key", enable_key_rotation=True, description="esm-medic topic and logs")
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                resources=["*"],
+            )
+        )
+        self.tables = {spec.key: self._table(spec) for spec in TABLES}
+        self.topic = sns.Topic(self, "Notifications", master_key=key, enforce_ssl=True)
+        self.kill_switch = ssm.StringParameter(
+            self,
+            "KillSwitch",
+            parameter_name="/esm-medic/kill-switch",
+            string_value="off",
+            description="Set to 'on' to stop every esm-medic change at once (notify/ticket only)",
+        )
+        self.default_mode = ssm.StringParameter(
+            self,
+            "DefaultMode",
+            parameter_name="/esm-medic/default-mode",
+            string_value=self.node.try_get_context("DefaultMode") or "approve",
+            description="Default mode for ESMs without an esm-medic:mode tag: off, notify, approve or auto",
+        )
+
+        # ---------------------------------------------------------------- code
+        asset_dir = build_code_asset(BUILD / "asset")
+        layer_dir = build_dependency_layer(BUILD / "layer", install_deps=install_deps)
+        self.code = lambda_.Code.from_asset(str(asset_dir))
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            code=lambda_.Code.from_asset(str(layer_dir)),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_14],
+            description="esm-medic runtime dependencies",
+        )
+        for name in handler_modules():
+            if name not in FUNCTIONS:
+                raise ValueError(f"handler {name!r} has no FunctionSpec in infra/config.py")
+            self.functions[name] = self._function(name, key)
+
+        # ---------------------------------------------------------------- state machine
+        self.state_machine = self._state_machine(key)
+        for name, fn in self.functions.items():
+            if "sfn-start" in FUNCTIONS[name].grants:
+                # only functions the state machine does not invoke may know its ARN (else: a dependency cycle)
+                fn.add_environment("ESM_MEDIC_STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
+                self.state_machine.grant_start_execution(fn)
+                self.state_machine.grant_read(fn)
+            if "sfn-token" in FUNCTIONS[name].grants:
+                self.state_machine.grant_task_response(fn)
+
+        # ---------------------------------------------------------------- detection
+        self.rules = self._rules()
+        sweep_minutes = int(self.node.try_get_context("SweepMinutes") or 1)
+        if "sweeper" in self.functions:
+            events.Rule(
+                self,
+                "SweepSchedule",
+                schedule=events.Schedule.rate(cdk.Duration.minutes(sweep_minutes)),
+                targets=[targets.LambdaFunction(self.functions["sweeper"], retry_attempts=0)],
+                description="esm-medic sweeper: ESM status transitions become 'ESM Status Change' events",
+            )
+
+        cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
+        for spec in TABLES:
+            cdk.CfnOutput(self, f"{spec.key.capitalize()}TableName", value=self.tables[spec.key].table_name)
+
+    # -------------------------------------------------------------------- builders
+    def _table(self, spec: TableSpec) -> ddb.Table:
+        table = ddb.Table(
+            self,
+            f"{spec.key.capitalize()}Table",
+            partition_key=ddb.Attribute(name=spec.pk, type=ddb.AttributeType.STRING),
+            sort_key=ddb.Attribute(name=spec.sk, type=ddb.AttributeType.STRING) if spec.sk else None,
+            billing_mode=ddb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=spec.ttl,
+            point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=cdk.RemovalPolicy.RETAIN if spec.key == "audit" else cdk.RemovalPolicy.DESTROY,
+        )
+        for index, attr in spec.gsis:
+            table.add_global_secondary_index(
+                index_name=index, partition_key=ddb.Attribute(name=attr, type=ddb.AttributeType.STRING)
+            )
+        return table
+
+    def _environment(self) -> dict[str, str]:
+        env = {spec.env: self.tables[spec.key].table_name for spec in TABLES}
+        env.update(
+            {
+                "POWERTOOLS_SERVICE_NAME": "esm-medic",
+                "POWERTOOLS_METRICS_NAMESPACE": "esm-medic",
+                "ESM_MEDIC_SNS_TOPIC_ARN": self.topic.topic_arn,
+                "ESM_MEDIC_KILL_SWITCH_PARAMETER": self.kill_switch.parameter_name,
+                "ESM_MEDIC_DEFAULT_MODE_PARAMETER": self.default_mode.parameter_name,
+                "ESM_MEDIC_EVENT_BUS": "default",
+            }
+        )
+        return env
+
+    def _function(self, name: str, key: kms.Key) -> lambda_.Function:
+        spec = FUNCTIONS[name]
+        ident = "".join(p.capitalize() for p in name.split("_"))
+        log_group = logs.LogGroup(
+            self,
+            f"{ident}Logs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=key,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            f"{ident}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"esm-medic {name}",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
+        )
+        fn = lambda_.Function(
+            self,
+            f"{ident}Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.X86_64,
+            handler=f"esm_medic.handlers.{name}.handler",
+            code=self.code,
+            layers=[self.layer],
+            timeout=cdk.Duration.seconds(spec.timeout_s),
+            memory_size=spec.memory_mb,
+            environment={**self._environment(), **spec.extra_env},
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=role,
+            description=spec.description or f"esm-medic {name}",
+        )
+        self._grant(name, fn, role)
+        if spec.url:
+            url = fn.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+            cdk.CfnOutput(self, f"{ident}Url", value=url.url)
+        return fn
+
+    def _grant(self, name: str, fn: lambda_.Function, role: iam.Role) -> None:
+        grants = FUNCTIONS[name].grants
+        if "read" in grants:
+            role.add_to_policy(iam.PolicyStatement(actions=list(READ_ACTIONS), resources=["*"]))
+        if "secrets-shape" in grants:
+            # The diagnosis checks a secret's shape (keys, PEM headers), never logging values. Scoped to MSK's
+            # AmazonMSK_ secrets by default; widen with -c SecretArnPattern=... for self-managed secrets.
+            pattern = self.node.try_get_context("SecretArnPattern") or (
+                f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:AmazonMSK_*"
+            )
+            role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[pattern]))
+        if "remediate" in grants:
+            role.add_to_policy(iam.PolicyStatement(actions=remediation_actions(), resources=["*"]))
+        if "esm-restart" in grants:
+            role.add_to_policy(iam.PolicyStatement(actions=list(ESM_RESTART_ACTIONS), resources=["*"]))
+        if "state" in grants:
+            self.tables["state"].grant_read_write_data(fn)
+        if "audit" in grants:
+            # append-only: put and read, never update or delete
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
+                    resources=[self.tables["audit"].table_arn, f"{self.tables['audit'].table_arn}/index/*"],
+                )
+            )
+        if "idempotency" in grants:
+            self.tables["idempotency"].grant_read_write_data(fn)
+        if "events" in grants:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["events:PutEvents"],
+                    resources=[f"arn:{self.partition}:events:{self.region}:{self.account}:event-bus/default"],
+                )
+            )
+        if "sns" in grants:
+            self.topic.grant_publish(fn)
+        if "ssm" in grants:
+            self.kill_switch.grant_read(fn)
+            self.default_mode.grant_read(fn)
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["ssm:GetParameter"],
+                    resources=[f"arn:{self.partition}:ssm:{self.region}:{self.account}:parameter/esm-medic/*"],
+                )
+            )
+
+    def _state_machine(self, key: kms.Key) -> sfn.StateMachine:
+        text = STATEMACHINE.read_text(encoding="utf-8")
+        json.loads(text)  # fail synth early on broken JSON
+        subs: dict[str, str] = {}
+        for name in sorted(asl_placeholders(text)):
+            if name in TUNABLES:
+                subs[name] = str(self.node.try_get_context(name) or TUNABLES[name])
+                continue
+            handler = next((h for h in self.functions if function_placeholder(h) == name), None)
+            if handler is None:
+                raise ValueError(f"ASL placeholder ${{{name}}} has no function or tunable in infra")
+            subs[name] = self.functions[handler].function_arn
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=key,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        machine = sfn.StateMachine(
+            self,
+            "Workflow",
+            definition_body=sfn.DefinitionBody.from_string(text),
+            definition_substitutions=subs,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            tracing_enabled=True,
+        )
+        for name, fn in self.functions.items():
+            if function_placeholder(name) in subs:
+                fn.grant_invoke(machine)
+        self.substitutions = subs
+        return machine
+
+    def _rules(self) -> dict[str, events.Rule]:
+        rules: dict[str, events.Rule] = {}
+        for rule_id, (filename, target, state) in RULES.items():
+            path = PATTERNS / filename
+            if not path.exists() or target not in self.functions:
+                continue
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            rule = events.Rule(
+                self,
+                f"{rule_id}Rule",
+                event_pattern=event_pattern(doc),
+                targets=[targets.LambdaFunction(self.functions[target], retry_attempts=4)],
+                description=f"esm-medic: {filename} -> {target}",
+            )
+            if state != "ENABLED":
+                cfn = rule.node.default_child
+                assert isinstance(cfn, events.CfnRule)
+                cfn.add_property_override("State", state)
+            rules[rule_id] = rule
+        return rules
+
+
+def remediation_actions() -> list[str]:
+    """The IAM actions the registered remediation actions declare (the single source for the remediate role)."""
+    from esm_medic.remediate.registry import all_permissions
+
+    return sorted(set(all_permissions()))
