@@ -48,7 +48,7 @@ def build_code_asset(out: Path | None = None) -> Path:
 
 
 def _requirements_hash() -> str:
-    return hashlib.sha256("\n".join(LAYER_REQUIREMENTS + (LAMBDA_PLATFORM, LAMBDA_PYTHON)).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join((*LAYER_REQUIREMENTS, LAMBDA_PLATFORM, LAMBDA_PYTHON)).encode()).hexdigest()[:16]
 
 
 def build_dependency_layer(out: Path | None = None, install_deps: bool = True) -> Path:

@@ -21,9 +21,10 @@ VETTED_WILDCARDS: tuple[tuple[str, str, str], ...] = (
     (
         "Resource",
         r"\*",
-        "Read-only diagnosis calls (EC2 Describe*, Lambda List/Get ESM, Kafka Describe*, IAM "
-        "Simulate/Get*), X-Ray, and the remediation actions, which act on whichever SG / VPC / execution role an incident "
-        "names and support no deploy-time scoping; each action validates its own parameters and never writes a CIDR rule.",
+        "Read-only diagnosis calls (EC2 Describe*, Lambda List/Get ESM, Kafka Describe*, IAM Simulate/Get*), "
+        "X-Ray, and the remediation actions, which act on whichever SG / VPC / execution role an incident names "
+        "and support no deploy-time scoping; each action validates its own parameters and never writes a CIDR "
+        "rule.",
     ),
     (
         "Resource",
