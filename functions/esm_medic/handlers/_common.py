@@ -1,0 +1,299 @@
+"""Shared Powertools setup of every esm-medic Lambda handler (workflow, notify / approval and detection handlers).
+
+A handler module is thin::
+
+    from esm_medic.handlers._common import lambda_entry, metrics
+
+    @lambda_entry("classify", schema="classify")
+    def handler(event, context):
+        ...call logic in the package, return a small JSON-able dict...
+
+:func:`lambda_entry` gives every handler the same behaviour:
+
+- Powertools ``Logger(service="esm-medic")`` with the Lambda context injected and the correlation id set to the
+  ESM uuid (``uuid`` at the top of the event, or ``input.uuid`` / ``state.uuid`` / ``detail.uuid``);
+- Powertools ``Metrics(namespace="esm-medic")`` flushed as EMF after each call;
+- input validation with a JSON Schema from ``esm_medic/schemas/<schema>.json`` (Powertools validation); a bad
+  event raises :class:`InvalidInput` (the state machine does not retry it);
+- errors mapped to the names the state machine retries: AWS throttling that outlived the adapter's own retries
+  becomes :class:`Throttled`, connection failures and 5xx become :class:`Transient`;
+- X-Ray tracing, created lazily (the xray SDK import costs ~250 ms): only when tracing is on, i.e. inside Lambda
+  with active tracing (``_X_AMZN_TRACE_ID`` set) and ``POWERTOOLS_TRACE_DISABLED`` not true.
+
+:func:`get_aws` returns one :class:`esm_medic.aws.Aws` per container (retry budget from
+``ESM_MEDIC_AWS_MAX_ATTEMPTS``, default 8). :func:`idempotent_call` runs a side effect at most once per key with
+Powertools idempotency on the IDEMPOTENCY table (``ESM_MEDIC_IDEMPOTENCY_TABLE``); the persistence layer is built
+on first use so import time stays small.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from esm_medic.aws import Aws
+
+SERVICE = "esm-medic"
+NAMESPACE = "esm-medic"
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+DEFAULT_IDEMPOTENCY_TTL = 24 * 3600
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+Handler = Callable[[Any, Any], Any]
+
+
+# ---------------------------------------------------------------------------------------------- errors
+class WorkflowError(Exception):
+    """Base of the errors handlers raise on purpose; the class name is the Step Functions error name."""
+
+
+class Throttled(WorkflowError):
+    """AWS kept throttling after the adapter's retries; the state machine retries with backoff."""
+
+
+class Transient(WorkflowError):
+    """A temporary failure (connection reset, 5xx, endpoint timeout); the state machine retries it."""
+
+
+class InvalidInput(WorkflowError):
+    """The event does not match the handler's input schema; never retried."""
+
+
+_TRANSIENT_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionError",
+        "ProxyConnectionError",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {"InternalError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout"}
+)
+
+
+def translate_error(exc: BaseException) -> BaseException:
+    """The exception to raise to Step Functions for ``exc``: Throttled / Transient, or ``exc`` itself."""
+    from esm_medic.aws import error_code, is_throttling
+
+    if isinstance(exc, WorkflowError):
+        return exc
+    if is_throttling(exc) or getattr(exc, "throttled", False):
+        return Throttled(f"{type(exc).__name__}: {exc}")
+    cause = exc.__cause__
+    if cause is not None and (is_throttling(cause) or getattr(cause, "throttled", False)):
+        return Throttled(f"{type(exc).__name__}: {exc}")
+    if type(exc).__name__ in _TRANSIENT_NAMES or error_code(exc) in _TRANSIENT_CODES:
+        return Transient(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+# ---------------------------------------------------------------------------------------------- adapter
+_AWS_LOCK = threading.Lock()
+_AWS: dict[tuple[str, int], Aws] = {}
+
+
+def get_aws() -> Aws:
+    """One adapter per container (per region / retry budget), reused across invocations."""
+    from esm_medic.aws import DEFAULT_MAX_ATTEMPTS, Aws
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    try:
+        attempts = int(os.environ.get("ESM_MEDIC_AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
+    except ValueError:
+        attempts = DEFAULT_MAX_ATTEMPTS
+    key = (region, max(1, attempts))
+    with _AWS_LOCK:
+        aws = _AWS.get(key)
+        if aws is None:
+            aws = _AWS[key] = Aws(region=region, max_attempts=key[1])
+        return aws
+
+
+def reset_aws() -> None:
+    """Forget cached adapters (tests that change the environment between sandboxes)."""
+    with _AWS_LOCK:
+        _AWS.clear()
+
+
+# ---------------------------------------------------------------------------------------------- validation
+@functools.lru_cache(maxsize=64)
+def load_schema(name: str) -> dict[str, Any]:
+    path = SCHEMA_DIR / f"{name}.json"
+    with path.open(encoding="utf-8") as fh:
+        schema: dict[str, Any] = json.load(fh)
+    return schema
+
+
+def validate_input(event: Any, schema_name: str) -> dict[str, Any]:
+    """Validate ``event`` with Powertools validation against ``schemas/<schema_name>.json``; InvalidInput if not."""
+    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
+    if not isinstance(event, dict):
+        raise InvalidInput(f"{schema_name}: the event must be a JSON object, got {type(event).__name__}")
+    try:
+        validate(event=event, schema=load_schema(schema_name))
+    except SchemaValidationError as exc:
+        raise InvalidInput(f"{schema_name}: invalid input: {exc}") from None
+    return event
+
+
+# ---------------------------------------------------------------------------------------------- tracing
+_TRACER: Any = None
+_TRACER_LOCK = threading.Lock()
+
+
+def tracing_enabled() -> bool:
+    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    return bool(os.environ.get("_X_AMZN_TRACE_ID")) and bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def get_tracer() -> Any:
+    """The Powertools Tracer, created on first use (None when tracing is off)."""
+    global _TRACER
+    if not tracing_enabled():
+        return None
+    with _TRACER_LOCK:
+        if _TRACER is None:
+            from aws_lambda_powertools import Tracer
+
+            _TRACER = Tracer(service=SERVICE)
+        return _TRACER
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def count(name: str, value: float = 1, **dimensions: str) -> None:
+    """Add one EMF count metric; ``dimensions`` (e.g. step="network") apply to this invocation's metrics."""
+    for dim, val in dimensions.items():
+        if val:
+            metrics.add_dimension(name=dim, value=str(val)[:250])
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def correlation_id(event: Any) -> str | None:
+    """The ESM uuid of a workflow / detection event, wherever it sits."""
+    if not isinstance(event, Mapping):
+        return None
+    for holder in (event, event.get("input"), event.get("state"), event.get("detail"), event.get("context")):
+        if isinstance(holder, Mapping):
+            value = holder.get("uuid")
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- entry
+def lambda_entry(name: str, *, schema: str | None = None) -> Callable[[Handler], Handler]:
+    """Wrap a handler with logging, metrics, validation, lazy tracing and error mapping (see module doc)."""
+
+    def deco(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        def run(event: Any, context: Any) -> Any:
+            logger.set_correlation_id(correlation_id(event))
+            logger.append_keys(handler=name)
+            started = time.perf_counter()
+            try:
+                if schema:
+                    validate_input(event, schema)
+                tracer = get_tracer()
+                if tracer is not None:
+
+                    def traced(ev: Any, ctx: Any) -> Any:
+                        tracer.put_annotation(key="uuid", value=correlation_id(ev) or "")
+                        return fn(ev, ctx)
+
+                    result = tracer.capture_lambda_handler(traced, capture_response=False)(event, context)
+                else:
+                    result = fn(event, context)
+            except Exception as exc:
+                mapped = translate_error(exc)
+                count("errors", 1, handler=name, error=type(mapped).__name__)
+                logger.exception("handler %s failed: %s", name, type(mapped).__name__)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+            if isinstance(result, dict) and "elapsed_ms" in result and result["elapsed_ms"] is None:
+                result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            return result
+
+        wrapped = logger.inject_lambda_context(log_event=False, clear_state=True)(run)
+        return metrics.log_metrics(wrapped)
+
+    return deco
+
+
+# ---------------------------------------------------------------------------------------------- idempotency
+_IDEM_LOCK = threading.Lock()
+_IDEM: dict[tuple[str, int, str, str], tuple[Callable[..., Any], Any]] = {}
+
+
+def idempotent_call(
+    name: str,
+    fn: Callable[[dict[str, Any]], dict[str, Any]],
+    request: dict[str, Any],
+    *,
+    key_jmespath: str,
+    context: Any = None,
+    ttl_seconds: int | None = None,
+) -> dict[str, Any]:
+    """Run ``fn(request)`` at most once per idempotency key (JMESPath ``key_jmespath`` over ``request``).
+
+    A repeated call with the same key returns the stored result without running ``fn`` (Powertools idempotency,
+    DynamoDB persistence on the IDEMPOTENCY table). A call that raised is not stored, so a retry runs again.
+    """
+    from esm_medic.tables import IDEMPOTENCY
+
+    ttl = ttl_seconds or int(os.environ.get("ESM_MEDIC_IDEMPOTENCY_TTL_SECONDS") or DEFAULT_IDEMPOTENCY_TTL)
+    table = IDEMPOTENCY.name
+    key = (name, id(fn), table, key_jmespath)
+    with _IDEM_LOCK:
+        cached = _IDEM.get(key)
+        if cached is None:
+            from aws_lambda_powertools.utilities.idempotency import (
+                DynamoDBPersistenceLayer,
+                IdempotencyConfig,
+                idempotent_function,
+            )
+
+            config = IdempotencyConfig(
+                event_key_jmespath=key_jmespath,
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=ttl,
+                use_local_cache=False,
+            )
+            store = DynamoDBPersistenceLayer(table_name=table)
+
+            def _run(*, request: dict[str, Any]) -> dict[str, Any]:
+                return fn(request)
+
+            _run.__qualname__ = f"{name}_once"
+            wrapped = idempotent_function(
+                data_keyword_argument="request", persistence_store=store, config=config, key_prefix=name
+            )(_run)
+            cached = _IDEM[key] = (wrapped, config)
+    wrapped, config = cached
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        config.register_lambda_context(context)
+    result: dict[str, Any] = wrapped(request=request)
+    return result
+
+
+def reset_idempotency() -> None:
+    """Forget the cached idempotent wrappers (tests that recreate tables)."""
+    with _IDEM_LOCK:
+        _IDEM.clear()
