@@ -46,6 +46,7 @@ class RootCause:
     fix_params: dict[str, Any] = field(default_factory=dict)
     confidence: float = 0.0
     evidence: list[str] = field(default_factory=list)  # names of the checks that support it
+    notes: list[str] = field(default_factory=list)  # step disagreements, latent problems, other failed checks
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,642 @@
+"""Everything one diagnosis derives about one ESM, computed lazily and once: its real network identity, the path
+its ENIs have to STS / Lambda / Secrets Manager, its secrets and keys, its role and what that role may do.
+
+Checks read these facts; the facts read AWS only through :class:`~esm_medic.diagnose.lookups.Lookups`, so a scan
+shares every lookup between ESMs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from esm_medic import iam_eval
+from esm_medic.catalogue import Entry, get_catalogue
+from esm_medic.classify import Classification
+from esm_medic.diagnose import netpath
+from esm_medic.diagnose.lookups import Fetched, Lookups
+from esm_medic.diagnose.permissions import (
+    Requirement,
+    arn_parts,
+    destination_service,
+    required_permissions,
+)
+from esm_medic.esm import (
+    MSK,
+    SASL_PLAIN,
+    SASL_SCRAM_256,
+    SASL_SCRAM_512,
+    EsmConfig,
+    auth_mode,
+    broker_ports,
+    msk_cluster_network,
+)
+from esm_medic.models import NetworkIdentity
+
+AWS_MANAGED_SECRET_KEY = "alias/aws/secretsmanager"
+_GONE_ENDPOINT_STATES = frozenset({"deleting", "deleted", "failed", "rejected", "expired"})
+
+
+# ---------------------------------------------------------------------------------------------- identity
+@dataclass
+class Identity:
+    """Where the ESM's ENIs live: MSK -> the cluster's client subnets and SGs; self-managed -> VPC_SUBNET /
+    VPC_SECURITY_GROUP; self-managed without them -> the internet (Lambda-managed networking)."""
+
+    source: str  # cluster | esm | internet
+    subnet_ids: list[str] = field(default_factory=list)
+    sg_ids: list[str] = field(default_factory=list)
+    subnets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sgs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing_subnets: list[str] = field(default_factory=list)
+    missing_sgs: list[str] = field(default_factory=list)
+    failures: list[Fetched[Any]] = field(default_factory=list)  # reads that failed (denied, throttled, ...)
+    vpc_ids: list[str] = field(default_factory=list)
+    mode: str = ""
+    ports: tuple[int, ...] = ()
+    provisioned: bool = False
+
+    @property
+    def in_vpc(self) -> bool:
+        return self.source in ("cluster", "esm")
+
+    @property
+    def vpc_id(self) -> str:
+        return self.vpc_ids[0] if self.vpc_ids else ""
+
+    @property
+    def subnet_cidrs(self) -> list[netpath.IPNetwork]:
+        return [n for n in (netpath.net(s.get("CidrBlock")) for s in self.subnets.values()) if n is not None]
+
+    def subnets_per_az(self) -> list[str]:
+        """One ENI subnet per availability zone (the first by id), for endpoint creation."""
+        by_az: dict[str, str] = {}
+        for sid in sorted(self.subnets):
+            az = str(self.subnets[sid].get("AvailabilityZone") or sid)
+            by_az.setdefault(az, sid)
+        return [by_az[az] for az in sorted(by_az)]
+
+    def to_model(self) -> NetworkIdentity:
+        return NetworkIdentity(
+            source=self.source,
+            vpc_id=self.vpc_id,
+            subnets=list(self.subnet_ids),
+            security_groups=list(self.sg_ids),
+            auth_mode=self.mode,
+            ports=list(self.ports),
+            provisioned=self.provisioned,
+        )
+
+
+# ---------------------------------------------------------------------------------------------- service path
+@dataclass
+class EndpointView:
+    endpoint_id: str
+    service: str
+    state: str
+    private_dns: bool
+    subnet_ids: list[str]
+    group_ids: list[str]
+    azs: list[str]
+    admits_443: bool
+    policy: Any = None
+
+
+@dataclass
+class SubnetPath:
+    subnet_id: str
+    az: str
+    route_target: str = ""  # 0.0.0.0/0 target: nat-…, igw-…, tgw-…, '' (none)
+    nat_ok: bool = False
+    nat_cause: str = "no-nat-or-endpoints"
+    nat_reason: str = ""
+    egress_443_to_nat: bool | None = None
+    nacl_443_reason: str = ""
+    endpoint_problems: dict[str, tuple[str, str]] = field(default_factory=dict)  # service -> (cause, reason)
+    path: str = "none"  # nat | endpoints | unverified | none
+    cause: str = ""  # root-cause hint when path is none
+    reason: str = ""
+
+
+@dataclass
+class ServicePath:
+    vpc_id: str
+    services: list[str]
+    subnets: dict[str, SubnetPath] = field(default_factory=dict)
+    endpoints: dict[str, list[EndpointView]] = field(default_factory=dict)  # service -> endpoints in the VPC
+    missing_services: list[str] = field(default_factory=list)
+    dns: dict[str, bool] = field(default_factory=dict)
+    failures: list[Fetched[Any]] = field(default_factory=list)
+
+    @property
+    def relies_on_endpoints(self) -> bool:
+        return any(not p.nat_ok for p in self.subnets.values())
+
+
+# ---------------------------------------------------------------------------------------------- secrets
+@dataclass
+class SecretInfo:
+    sac_type: str
+    uri: str  # as written in SourceAccessConfigurations
+    meta: Fetched[dict[str, Any]]
+    arn: str  # full ARN when DescribeSecret worked, else the URI
+    key_id: str  # KmsKeyId ('' = the AWS managed aws/secretsmanager key)
+    key: Fetched[dict[str, Any]] | None = None  # DescribeKey, for customer-managed keys
+
+    @property
+    def customer_key_arn(self) -> str:
+        if not self.key_id or self.key_id == AWS_MANAGED_SECRET_KEY:
+            return ""
+        if self.key is not None and self.key.ok and self.key.value:
+            if self.key.value.get("KeyManager") == "AWS":
+                return ""
+            return str(self.key.value.get("Arn") or self.key_id)
+        return self.key_id if self.key_id.startswith("arn:") else ""
+
+
+# ---------------------------------------------------------------------------------------------- permissions
+@dataclass
+class Verdict:
+    requirement: Requirement
+    decision: str  # iam_eval decision: allowed | explicitDeny | implicitDeny | undecided
+    detail: str = ""
+
+
+@dataclass
+class PermissionResult:
+    role_arn: str
+    source: str  # simulate | local | ""
+    verdicts: list[Verdict] = field(default_factory=list)
+    failure: Fetched[Any] | None = None  # neither the simulator nor the policies could be read
+    notes: list[str] = field(default_factory=list)
+
+    def missing(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.decision in (iam_eval.IMPLICIT_DENY, iam_eval.EXPLICIT_DENY)]
+
+    def undecided(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.decision == iam_eval.UNDECIDED]
+
+    def verdicts_for(self, action_prefix: str) -> list[Verdict]:
+        return [v for v in self.verdicts if v.requirement.action.startswith(action_prefix)]
+
+
+def role_name(role_arn: str) -> str:
+    return role_arn.rsplit("/", 1)[-1] if role_arn else ""
+
+
+def _simulation_decisions(results: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(action lower, resource) -> (decision, detail) from SimulatePrincipalPolicy EvaluationResults."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for r in results:
+        action = str(r.get("EvalActionName") or "").lower()
+        missing_ctx = list(r.get("MissingContextValues") or [])
+        org = r.get("OrganizationsDecisionDetail") or {}
+        boundary = r.get("PermissionsBoundaryDecisionDetail") or {}
+        detail = []
+        if org and org.get("AllowedByOrganizations") is False:
+            detail.append("denied by an SCP")
+        if boundary and boundary.get("AllowedByPermissionsBoundary") is False:
+            detail.append("not allowed by the permissions boundary")
+        specific = r.get("ResourceSpecificResults") or []
+        pairs = [
+            (
+                str(s.get("EvalResourceName") or "*"),
+                str(s.get("EvalResourceDecision") or ""),
+                s.get("MissingContextValues"),
+            )
+            for s in specific
+        ] or [(str(r.get("EvalResourceName") or "*"), str(r.get("EvalDecision") or ""), None)]
+        for resource, decision, rs_missing in pairs:
+            miss = list(rs_missing or []) or missing_ctx
+            d = decision
+            if miss and d != iam_eval.EXPLICIT_DENY:
+                d = iam_eval.UNDECIDED
+            text = "; ".join([*detail, f"needs context {miss}"] if miss else detail)
+            if d == iam_eval.EXPLICIT_DENY and org and org.get("AllowedByOrganizations") is False:
+                text = text or "denied by an SCP"
+            out[(action, resource)] = (d or iam_eval.IMPLICIT_DENY, text)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- context
+class Context:
+    """Lazily derived facts about one ESM for one diagnosis."""
+
+    def __init__(self, lookups: Lookups, esm: EsmConfig, classification: Classification) -> None:
+        self.lookups = lookups
+        self.esm = esm
+        self.classification = classification
+        self.entry: Entry | None = get_catalogue().get(classification.entry) if classification.entry else None
+        self.region = esm.region or lookups.aws.region
+        self.partition = arn_parts(esm.esm_arn or esm.function_arn or esm.cluster_arn)[0] or "aws"
+
+    # ------------------------------------------------------------------ cluster / identity
+    @cached_property
+    def cluster(self) -> Fetched[dict[str, Any]] | None:
+        if self.esm.source_kind != MSK or not self.esm.cluster_arn:
+            return None
+        return self.lookups.cluster(self.esm.cluster_arn)
+
+    @property
+    def cluster_info(self) -> dict[str, Any] | None:
+        c = self.cluster
+        return c.value if c is not None and c.ok else None
+
+    @cached_property
+    def identity(self) -> Identity:
+        esm = self.esm
+        cluster = self.cluster_info
+        failures: list[Fetched[Any]] = []
+        if esm.source_kind == MSK:
+            source = "cluster"
+            if cluster is not None:
+                subnet_ids, sg_ids = msk_cluster_network(cluster)
+            else:
+                subnet_ids, sg_ids = (), ()
+                if self.cluster is not None and not self.cluster.not_found:
+                    failures.append(self.cluster)
+        elif esm.vpc_subnets or esm.vpc_security_groups:
+            source, subnet_ids, sg_ids = "esm", esm.vpc_subnets, esm.vpc_security_groups
+        else:
+            source, subnet_ids, sg_ids = "internet", (), ()
+        mode = auth_mode(esm, cluster)
+        port_mode = SASL_SCRAM_512 if esm.source_kind == MSK and mode in (SASL_SCRAM_256, SASL_PLAIN) else mode
+        ident = Identity(
+            source=source,
+            subnet_ids=list(subnet_ids),
+            sg_ids=list(sg_ids),
+            mode=mode,
+            ports=broker_ports(esm, port_mode, cluster),
+            provisioned=esm.provisioned,
+            failures=failures,
+        )
+        if not ident.in_vpc:
+            return ident
+        for sid, f in self.lookups.subnets(subnet_ids).items():
+            if f.ok and f.value is not None:
+                ident.subnets[sid] = f.value
+                vpc = str(f.value.get("VpcId") or "")
+                if vpc and vpc not in ident.vpc_ids:
+                    ident.vpc_ids.append(vpc)
+            elif f.not_found:
+                ident.missing_subnets.append(sid)
+            else:
+                ident.failures.append(f)
+        for gid, f in self.lookups.security_groups(sg_ids).items():
+            if f.ok and f.value is not None:
+                ident.sgs[gid] = f.value
+            elif f.not_found:
+                ident.missing_sgs.append(gid)
+            else:
+                ident.failures.append(f)
+        return ident
+
+    # ------------------------------------------------------------------ service path
+    @cached_property
+    def service_path(self) -> ServicePath | None:
+        """The path from each ENI subnet to sts / lambda (/ secretsmanager); None when none is needed (provisioned
+        mode, or no VPC)."""
+        ident = self.identity
+        if not ident.in_vpc or ident.provisioned or not ident.vpc_id:
+            return None
+        vpc = ident.vpc_id
+        services = ["sts", "lambda"] + (["secretsmanager"] if self.esm.secrets else [])
+        sp = ServicePath(vpc, services)
+        rtbs = self.lookups.route_tables(vpc)
+        nats = self.lookups.nat_gateways(vpc)
+        vpces = self.lookups.vpc_endpoints(vpc)
+        nacls = self.lookups.network_acls(vpc)
+        dns = self.lookups.vpc_dns(vpc)
+        sp.failures = [f for f in (rtbs, nats, vpces, nacls, dns) if not f.ok]
+        sp.dns = dict(dns.value or {}) if dns.ok else {}
+        endpoints = self._endpoint_views(vpces.value or [], services)
+        sp.endpoints = endpoints
+        sp.missing_services = [s for s in services if not endpoints.get(s)]
+        for sid, subnet in ident.subnets.items():
+            sp.subnets[sid] = self._subnet_path(sid, subnet, sp, rtbs.value or [], nats.value or [], nacls.value or [])
+        return sp
+
+    def service_name(self, service: str) -> str:
+        return f"com.amazonaws.{self.region}.{service}"
+
+    def _endpoint_views(self, vpces: list[dict[str, Any]], services: list[str]) -> dict[str, list[EndpointView]]:
+        ident = self.identity
+        out: dict[str, list[EndpointView]] = {}
+        names = {self.service_name(s): s for s in services}
+        dest = destination_service(self.esm.on_failure_destination) if self.esm.on_failure_destination else ""
+        if dest in ("sqs", "sns", "s3"):
+            names.setdefault(self.service_name(dest), dest)
+        for ep in vpces:
+            svc = names.get(str(ep.get("ServiceName") or ""))
+            if svc is None:
+                continue
+            state = str(ep.get("State") or "available").lower()
+            if state in _GONE_ENDPOINT_STATES:
+                continue
+            etype = str(ep.get("VpcEndpointType") or "Interface")
+            group_ids = [str(g.get("GroupId")) for g in ep.get("Groups") or [] if g.get("GroupId")]
+            subnet_ids = [str(s) for s in ep.get("SubnetIds") or []]
+            ep_subnets = {k: f.value for k, f in self.lookups.subnets(subnet_ids).items() if f.ok and f.value}
+            azs = sorted({str(s.get("AvailabilityZone") or "") for s in ep_subnets.values()})
+            if etype == "Gateway":  # S3 / DynamoDB gateway endpoints: route-table based, no SG
+                admits = True
+            else:
+                ep_sgs = [f.value for f in self.lookups.security_groups(group_ids).values() if f.ok and f.value]
+                admits = (
+                    netpath.sg_rule_for(
+                        ep_sgs,
+                        egress=False,
+                        port=netpath.HTTPS,
+                        peer_groups=ident.sg_ids,
+                        peer_cidrs=ident.subnet_cidrs,
+                    )
+                    is not None
+                )
+            out.setdefault(svc, []).append(
+                EndpointView(
+                    endpoint_id=str(ep.get("VpcEndpointId") or "?"),
+                    service=svc,
+                    state=state,
+                    private_dns=bool(ep.get("PrivateDnsEnabled")) or etype == "Gateway",
+                    subnet_ids=subnet_ids,
+                    group_ids=group_ids,
+                    azs=azs,
+                    admits_443=admits,
+                    policy=ep.get("PolicyDocument"),
+                )
+            )
+        return out
+
+    def _subnet_path(
+        self,
+        sid: str,
+        subnet: Mapping[str, Any],
+        sp: ServicePath,
+        rtbs: list[dict[str, Any]],
+        nats: list[dict[str, Any]],
+        nacls: list[dict[str, Any]],
+    ) -> SubnetPath:
+        ident = self.identity
+        path = SubnetPath(sid, str(subnet.get("AvailabilityZone") or ""))
+        route = netpath.default_route(netpath.route_table_for(sid, rtbs))
+        target = netpath.route_target(route)
+        path.route_target = target
+        sgs = list(ident.sgs.values())
+        nacl = netpath.nacl_for(sid, nacls)
+        if target.startswith("nat-"):
+            nat = next((n for n in nats if n.get("NatGatewayId") == target), None)
+            nat_state = str((nat or {}).get("State") or "missing")
+            nat_rt = netpath.default_route(netpath.route_table_for(str((nat or {}).get("SubnetId") or ""), rtbs))
+            if nat is None or nat_state != "available":
+                path.nat_reason = f"the 0.0.0.0/0 route goes to {target}, which is {nat_state}"
+            elif str(nat.get("ConnectivityType") or "public") == "private":
+                path.nat_reason = f"{target} is a private NAT gateway (no internet)"
+            elif not netpath.route_target(nat_rt).startswith("igw-"):
+                path.nat_reason = f"{target} is not in a public subnet (its subnet has no 0.0.0.0/0 route to an IGW)"
+            else:
+                egress = netpath.sg_rule_for(sgs, egress=True, port=netpath.HTTPS, peer_cidrs=[netpath.PUBLIC_SERVICE])
+                path.egress_443_to_nat = egress is not None
+                path.nacl_443_reason = netpath.nacl_flow(
+                    nacl, sid, netpath.HTTPS, netpath.PUBLIC_SERVICE, initiator=True
+                )
+                if egress is None:
+                    path.nat_cause, path.nat_reason = "no-egress-443", "the ENI security groups allow no outbound 443"
+                elif path.nacl_443_reason:
+                    path.nat_cause, path.nat_reason = "nacl-blocks-443", path.nacl_443_reason
+                else:
+                    path.nat_ok, path.nat_cause, path.nat_reason = True, "", f"0.0.0.0/0 -> {target} (available)"
+        elif target.startswith("igw-"):
+            path.nat_reason = (
+                f"public subnet (0.0.0.0/0 -> {target}): an internet gateway is not enough, the ESM ENIs have no "
+                "public IP"
+            )
+        elif target:
+            path.nat_reason = f"0.0.0.0/0 -> {target}: a path esm-medic cannot follow (firewall, TGW, peering)"
+        else:
+            path.nat_reason = "no 0.0.0.0/0 route"
+        if path.nat_ok:
+            path.path = "nat"
+            return path
+        for svc in sp.services:
+            problem = self._endpoint_problem(sid, subnet, svc, sp, nacls)
+            if problem is not None:
+                path.endpoint_problems[svc] = problem
+        if not path.endpoint_problems:
+            path.path = "endpoints"
+            return path
+        if target and not target.startswith(("igw-", "nat-")):
+            path.path = "unverified"
+            path.reason = path.nat_reason
+            return path
+        path.path = "none"
+        services_without = [s for s, (c, _) in path.endpoint_problems.items() if c == "missing"]
+        if services_without:
+            path.cause = path.nat_cause  # no endpoint at all: the NAT side tells the story
+        else:
+            path.cause = next(iter(path.endpoint_problems.values()))[0]
+        details = "; ".join(f"{s}: {r}" for s, (_, r) in path.endpoint_problems.items())
+        path.reason = f"NAT path: {path.nat_reason}; endpoint path: {details}"
+        return path
+
+    def _endpoint_problem(
+        self, sid: str, subnet: Mapping[str, Any], svc: str, sp: ServicePath, nacls: list[dict[str, Any]]
+    ) -> tuple[str, str] | None:
+        """None when subnet ``sid`` reaches ``svc`` through an interface endpoint; else (cause, reason).
+        cause 'missing' means there is no endpoint for the service at all."""
+        candidates = sp.endpoints.get(svc) or []
+        if not candidates:
+            return "missing", f"no interface endpoint for {svc}"
+        ident = self.identity
+        az = str(subnet.get("AvailabilityZone") or "")
+        sub_net = netpath.net(subnet.get("CidrBlock"))
+        problems: list[tuple[str, str]] = []
+        for ep in candidates:
+            if ep.state != "available":
+                problems.append(("no-nat-or-endpoints", f"{ep.endpoint_id} is {ep.state}"))
+                continue
+            if not ep.private_dns:
+                problems.append(("endpoint-sg-blocks-443", f"{ep.endpoint_id} has private DNS off"))
+                continue
+            if sp.dns and not (sp.dns.get("enableDnsSupport") and sp.dns.get("enableDnsHostnames")):
+                problems.append(
+                    (
+                        "vpc-dns-disabled",
+                        f"VPC DNS is off ({_dns_text(sp.dns)}): the private DNS name of {ep.endpoint_id} does not "
+                        "resolve",
+                    )
+                )
+                continue
+            if az and ep.azs and az not in ep.azs:
+                problems.append(("endpoint-az", f"{ep.endpoint_id} has no subnet in {az}"))
+                continue
+            if not ep.admits_443:
+                problems.append(
+                    ("endpoint-sg-blocks-443", f"the SGs of {ep.endpoint_id} do not admit 443 from the ENIs")
+                )
+                continue
+            ep_subnets = {k: f.value for k, f in self.lookups.subnets(ep.subnet_ids).items() if f.ok and f.value}
+            ep_cidrs = [n for n in (netpath.net(s.get("CidrBlock")) for s in ep_subnets.values()) if n is not None]
+            if (
+                netpath.sg_rule_for(
+                    list(ident.sgs.values()),
+                    egress=True,
+                    port=netpath.HTTPS,
+                    peer_groups=ep.group_ids,
+                    peer_cidrs=ep_cidrs,
+                )
+                is None
+            ):
+                problems.append(("no-egress-443", f"the ENI SGs allow no outbound 443 to {ep.endpoint_id}"))
+                continue
+            reason = ""
+            if ep_cidrs:
+                reason = netpath.nacl_flow(
+                    netpath.nacl_for(sid, nacls), sid, netpath.HTTPS, ep_cidrs[0], initiator=True
+                )
+            if not reason and sub_net is not None:
+                for es in ep_subnets:
+                    reason = netpath.nacl_flow(netpath.nacl_for(es, nacls), es, netpath.HTTPS, sub_net, initiator=False)
+                    if reason:
+                        break
+            if reason:
+                problems.append(("nacl-blocks-443", reason))
+                continue
+            return None
+        order = ("vpc-dns-disabled", "endpoint-sg-blocks-443", "no-egress-443", "nacl-blocks-443")
+        problems.sort(key=lambda p: order.index(p[0]) if p[0] in order else len(order))
+        return problems[0][0], "; ".join(p[1] for p in problems)
+
+    # ------------------------------------------------------------------ function / role
+    @cached_property
+    def function(self) -> Fetched[dict[str, Any]]:
+        return self.lookups.function(self.esm.function_arn)
+
+    @property
+    def role_arn(self) -> str:
+        f = self.function
+        return str((f.value or {}).get("Role") or "") if f.ok else ""
+
+    # ------------------------------------------------------------------ secrets
+    @cached_property
+    def secrets(self) -> list[SecretInfo]:
+        out = []
+        for sac_type, uri in self.esm.secrets.items():
+            meta = self.lookups.secret_meta(uri)
+            arn = str((meta.value or {}).get("ARN") or uri) if meta.ok else uri
+            key_id = str((meta.value or {}).get("KmsKeyId") or "") if meta.ok else ""
+            info = SecretInfo(sac_type, uri, meta, arn, key_id)
+            if key_id and key_id != AWS_MANAGED_SECRET_KEY:
+                info.key = self.lookups.kms_key(key_id)
+            out.append(info)
+        return out
+
+    # ------------------------------------------------------------------ permissions
+    @cached_property
+    def requirements(self) -> list[Requirement]:
+        return required_permissions(
+            self.esm,
+            mode=self.identity.mode,
+            cluster=self.cluster_info,
+            in_vpc=self.identity.in_vpc,
+            secret_arns=[s.arn for s in self.secrets],
+            key_arns=[s.customer_key_arn for s in self.secrets if s.customer_key_arn],
+        )
+
+    @cached_property
+    def permissions(self) -> PermissionResult:
+        """What the execution role may do, for every requirement: SimulatePrincipalPolicy with the exact ARNs
+        (one request for the ``*`` actions, shared per role, and one for the scoped ones); the local evaluator
+        over the role's policies when the simulator is unsupported or denied."""
+        fn = self.function
+        if not fn.ok:
+            return PermissionResult("", "", failure=fn)
+        role_arn = self.role_arn
+        result = PermissionResult(role_arn, "simulate")
+        reqs = self.requirements
+        if not reqs:
+            return result
+        star = [r for r in reqs if not r.scoped]
+        scoped = [r for r in reqs if r.scoped]
+        decisions: dict[tuple[str, str], tuple[str, str]] = {}
+        sim_failure: Fetched[Any] | None = None
+        for group in (star, scoped):
+            if not group:
+                continue
+            actions = sorted({a for r in group for a in r.actions})
+            resources = sorted({r.resource for r in group})
+            sim = self.lookups.simulate(role_arn, actions, resources)
+            if not sim.ok:
+                sim_failure = sim
+                break
+            decisions.update(_simulation_decisions(sim.value or []))
+        if sim_failure is not None:
+            if sim_failure.not_found:  # the role itself is gone
+                result.source = ""
+                result.failure = sim_failure
+                return result
+            result.notes.append(f"iam:SimulatePrincipalPolicy unavailable ({sim_failure.describe()}); local evaluation")
+            local = self._local_decisions(role_arn, reqs)
+            if isinstance(local, Fetched):
+                result.source = ""
+                result.failure = sim_failure
+                result.notes.append(f"reading the role's policies failed too: {local.describe()}")
+                return result
+            decisions = local
+            result.source = "local"
+        for req in reqs:
+            best, detail = iam_eval.IMPLICIT_DENY, ""
+            for action in req.actions:
+                d, text = decisions.get((action.lower(), req.resource), (iam_eval.IMPLICIT_DENY, "not evaluated"))
+                if d == iam_eval.ALLOWED:
+                    best, detail = d, text
+                    break
+                if d == iam_eval.UNDECIDED or (d == iam_eval.EXPLICIT_DENY and best == iam_eval.IMPLICIT_DENY):
+                    best, detail = d, text
+            result.verdicts.append(Verdict(req, best, detail))
+        return result
+
+    def _local_decisions(
+        self, role_arn: str, reqs: list[Requirement]
+    ) -> dict[tuple[str, str], tuple[str, str]] | Fetched[Any]:
+        got = self.lookups.role_policies(role_name(role_arn))
+        if not got.ok or got.value is None:
+            return got
+        policies = []
+        for pid, ptype, doc in got.value.documents:
+            try:
+                policies.append(iam_eval.parse_policy(doc, pid, ptype))
+            except iam_eval.PolicyError:
+                continue
+        boundary = None
+        if got.value.boundary is not None:
+            try:
+                boundary = [iam_eval.parse_policy(got.value.boundary[1], got.value.boundary[0], "permissions-boundary")]
+            except iam_eval.PolicyError:
+                boundary = None
+        out: dict[tuple[str, str], tuple[str, str]] = {}
+        for req in reqs:
+            for action in req.actions:
+                d = iam_eval.evaluate(policies, action, req.resource, boundary=boundary)
+                text = d.reason + (f" (needs context {list(d.missing_context)})" if d.missing_context else "")
+                out[(action.lower(), req.resource)] = (d.decision, text)
+        return out
+
+
+def _dns_text(dns: Mapping[str, bool]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(dns.items()))
+
+
+__all__ = [
+    "AWS_MANAGED_SECRET_KEY",
+    "Context",
+    "EndpointView",
+    "Identity",
+    "PermissionResult",
+    "SecretInfo",
+    "ServicePath",
+    "SubnetPath",
+    "Verdict",
+    "role_name",
+]
