@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 SCENARIOS_MODULE = "esm_medic.sandbox.scenarios"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sandbox",
         help="a local fake AWS (moto + esm-medic's patches): serve, set ESM status, run scenarios",
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _register_scenario(cmds)
 
 
-def _register_scenario(cmds: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_scenario(cmds: argparse._SubParsersAction) -> None:
     import importlib
 
     try:
@@ -132,7 +133,7 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_status(result: dict, as_json: bool) -> None:  # type: ignore[type-arg]
+def _print_status(result: dict[str, Any], as_json: bool) -> None:
     from esm_medic.cli.common import print_json
 
     if as_json:

@@ -19,11 +19,12 @@ moto gaps and what we do:
        explicit override (set_esm_status)  >  status provider (set_status_provider)  >  moto's value
 
    The provider is called with a copy of the ESM item as moto renders it (after the Kafka defaults, before any
-   override; the same dict ``esm._esm_medic_raw_configuration()`` returns) and returns a dict with any of ``State``, ``StateTransitionReason``, ``LastProcessingResult`` (or
-   None). It must be quick and must not call the Lambda API back. While the user has the ESM disabled
-   (``Enabled=False``), a provider ``State`` of Enabled / Enabling / Creating is ignored, so the provider can
-   never undo a user's disable. Any user ``UpdateEventSourceMapping`` clears an explicit ``State`` override (the
-   other overridden fields stay), so ``Enabled=False`` always shows ``Disabled`` afterwards.
+   override; the same dict ``esm._esm_medic_raw_configuration()`` returns) and returns a dict with any of
+   ``State``, ``StateTransitionReason``, ``LastProcessingResult`` (or None). It must be quick and must not call
+   the Lambda API back; ``patches.find_esm(uuid).enabled`` is the user's Enabled flag. While the user has the
+   ESM disabled (``Enabled=False``), a provider ``State`` of Enabled / Enabling / Creating is ignored, so the
+   provider can never undo a user's disable. Any user ``UpdateEventSourceMapping`` clears an explicit
+   ``State`` override (the other overridden fields stay), so ``Enabled=False`` always shows ``Disabled``.
 3. ``ListEventSourceMappings`` ignores ``MaxItems`` / ``Marker``; we page like AWS (100 per page by default,
    ``MaxItems`` 1..10,000, ``NextMarker``). Its ``FunctionName`` filter compared the raw string given at create;
    we match by function name whether a name, a partial ARN or an ARN was used (and the qualifier when given).

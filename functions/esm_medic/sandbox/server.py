@@ -13,7 +13,7 @@ Other processes set ``AWS_ENDPOINT_URL=http://<host>:<port>`` (and any fake cred
 through the control route ``/moto-api/esm-medic/esm-status`` (see :mod:`.patch_control`), or
 ``esm-medic sandbox set-status``; :func:`set_status_remote` is the client side.
 
-``stop(server)`` shuts the server down and restores the variables ``serve`` changed.
+``stop(server)`` shuts the server down, restores the variables ``serve`` changed and resets moto's backends.
 """
 
 from __future__ import annotations
@@ -61,10 +61,18 @@ def serve(port: int = 0, host: str = "127.0.0.1", *, verbose: bool = False) -> t
     return server, actual_port
 
 
-def stop(server: Any) -> None:
-    """Stop a server from :func:`serve` and restore MOTO_PORT / AWS_ENDPOINT_URL."""
+def stop(server: Any, *, reset: bool = True) -> None:
+    """Stop a server from :func:`serve`, restore MOTO_PORT / AWS_ENDPOINT_URL and (``reset``) forget every moto
+    resource, ESM status override and the status provider, so the next ``serve`` starts empty."""
     try:
         server.stop()
+        if reset:
+            from moto.moto_api._internal.models import moto_api_backend
+
+            from esm_medic.sandbox import patches
+
+            moto_api_backend.reset()
+            patches.reset_status()
     finally:
         with _LOCK:
             saved = _SAVED.pop(id(server), {})
@@ -88,7 +96,7 @@ def _request(url: str, method: str, body: dict[str, Any] | None = None, timeout:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (a URL we were given)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return dict(json.loads(resp.read().decode() or "{}"))
     except urllib.error.HTTPError as exc:
         text = exc.read().decode(errors="replace")
