@@ -333,3 +333,62 @@ def test_cli_refuses_unknown_names_and_remote_endpoints(capsys: pytest.CaptureFi
     args = parser.parse_args(["healthy"])
     args.endpoint_url = ""
     assert scenarios.cli_run(args) == 2
+
+
+_SERVER = """
+import sys
+from esm_medic.sandbox import server, simulator
+srv, port = server.serve()
+simulator.install()
+print(port, flush=True)
+sys.stdin.read()
+server.stop(srv)
+"""
+
+
+@pytest.mark.slow
+def test_cli_builds_against_a_sandbox_server_in_another_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """The scenario's broker-side state (DNS in Route 53, SCRAM users in SSM) lives in the account, so a scenario
+    built from another process is judged correctly by the server's simulator."""
+    import argparse
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().strip())
+        endpoint = f"http://127.0.0.1:{port}"
+        parser = argparse.ArgumentParser()
+        scenarios.cli_register(parser)
+        rc = scenarios.cli_run(
+            parser.parse_args(["self-managed-missing-sg-rule", "--json", "--endpoint-url", endpoint])
+        )
+        assert rc == 0
+        out = json.loads(capsys.readouterr().out)
+        assert classify(out["status"]["LastProcessingResult"]).entry == "connection-broker-unreachable"
+        remote = Aws(region="us-east-1", endpoint_url=endpoint, max_attempts=2)
+        sg = out["security_group_ids"][0]
+        remote.call(
+            "ec2",
+            "authorize_security_group_ingress",
+            GroupId=sg,
+            IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 9096, "ToPort": 9096, "UserIdGroupPairs": [{"GroupId": sg}]}
+            ],
+        )
+        item = remote.call("lambda", "get_event_source_mapping", UUID=out["uuid"])
+        assert item["LastProcessingResult"] == "OK", item
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
