@@ -18,12 +18,17 @@ share the cluster / security-group / route work.
 
 Sandbox-only simplifications (all deliberate):
 
-- IAM answers come from ``iam:SimulatePrincipalPolicy`` (the sandbox's local evaluator): conditions, SCPs and
+- IAM decisions use the sandbox's own evaluator (:mod:`esm_medic.sandbox.iam_sim`, the engine behind its
+  ``SimulatePrincipalPolicy``) over the role's identity policies and permissions boundary: conditions, SCPs and
   resource policies are not modelled.
 - Kafka ACLs (SCRAM / mTLS authorization) have no AWS API and are assumed to allow the ESM.
-- DNS for self-managed brokers comes from :func:`dns_table`; MSK broker names always resolve.
-- SCRAM credentials known to the brokers come from :func:`scram_users` and, for MSK, from the secrets associated
-  with the cluster (``kafka:ListScramSecrets``, when the sandbox implements it).
+- Self-managed broker names resolve when they are IP literals, in :func:`dns_table`, or have an A / AAAA / CNAME
+  record in a Route 53 zone that answers in the ESM's VPC (private zones associated with it, public zones); MSK
+  broker names always resolve.
+- The brokers' SCRAM / SASL-PLAIN users are :func:`scram_users` plus SSM parameters under
+  :data:`SCRAM_SSM_PREFIX`; for MSK, a secret associated with the cluster (``kafka:ListScramSecrets``) also logs in.
+  Route 53 and SSM keep that state in the account, so scenarios built from another process (``sandbox serve``)
+  are judged the same way.
 - The status is a pure function of (ESM configuration, account state): once the account is repaired the ESM shows
   ``OK`` on the next read, even if a real ESM would wait for its next retry or a disable/enable.
 
