@@ -1,0 +1,401 @@
+"""Per-ESM status snapshots in the STATE table, written only on change, with optimistic concurrency.
+
+Records (all in :data:`esm_medic.tables.STATE`):
+
+- ``pk=ESM#<uuid>, sk=SNAPSHOT``: the last settled status of one ESM (State, StateTransitionReason,
+  LastProcessingResult), since when, its kind (error / ok), a pending status with the time it was first seen
+  (flap suppression), the open incident id (or the last closed one), an outbox holding the event detail that a
+  transition must deliver (written in the same conditional write as the transition, cleared once delivered), and a
+  ``version`` number. Every write is conditional on the version read (``attribute_not_exists`` for a new record),
+  so of two sweeps that saw the same transition exactly one writes it, and only the writer emits the event.
+- ``pk=SNAPINDEX, sk=<uuid>``: one small key-only item per known ESM. A Query on this one partition lists every
+  snapshot without a table Scan; the sweeper uses it to forget deleted ESMs.
+- ``pk=ESM#<uuid>, sk=SIGNAL#<key>``: short-lived de-duplication markers (TTL ``expires_at``) for signals that do
+  not come from the sweep (CloudTrail access denials), so a burst of identical denials starts one workflow.
+
+No classification here: this module stores and loads; the sweeper decides.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from esm_medic import tables
+
+if TYPE_CHECKING:  # pragma: no cover
+    from esm_medic.aws import Aws
+    from esm_medic.esm import EsmConfig
+
+SNAPSHOT_SK = "SNAPSHOT"
+INDEX_PK = "SNAPINDEX"
+SIGNAL_SK_PREFIX = "SIGNAL#"
+BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
+BATCH_WRITE_MAX = 25  # DynamoDB BatchWriteItem limit
+MAX_UNPROCESSED_ROUNDS = 6
+
+#: ESM states that are on their way somewhere: never reported as errors (the watch rule follows them)
+TRANSITIONAL_STATES = frozenset({"Creating", "Enabling", "Updating", "Disabling", "Deleting"})
+
+KIND_ERROR = "error"
+KIND_OK = "ok"
+KIND_UNKNOWN = "unknown"  # never seen settled (a first sighting that is still pending)
+
+
+def pk_for(uuid: str) -> str:
+    return f"ESM#{uuid}"
+
+
+def iso(ts: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and a ``Z``."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _norm(text: str | None) -> str:
+    return " ".join(str(text or "").split())
+
+
+@dataclass(frozen=True)
+class Status:
+    """The three status fields of an ESM, whitespace-normalised."""
+
+    state: str = ""
+    reason: str = ""
+    result: str = ""
+
+    @classmethod
+    def of(cls, state: Any = "", reason: Any = "", result: Any = "") -> Status:
+        return cls(_norm(state), _norm(reason), _norm(result))
+
+    @classmethod
+    def from_esm(cls, esm: EsmConfig) -> Status:
+        return cls.of(esm.state, esm.state_transition_reason, esm.last_processing_result)
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> Status:
+        return cls.of(item.get("State"), item.get("StateTransitionReason"), item.get("LastProcessingResult"))
+
+    @property
+    def transitional(self) -> bool:
+        return self.state in TRANSITIONAL_STATES
+
+    def to_api(self) -> dict[str, str]:
+        return {"State": self.state, "StateTransitionReason": self.reason, "LastProcessingResult": self.result}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One ESM's stored status. ``version == 0`` means "not stored yet"."""
+
+    uuid: str
+    version: int = 0
+    status: Status | None = None  # None: never settled (unknown)
+    kind: str = KIND_UNKNOWN
+    since: str = ""
+    pending: Status | None = None
+    pending_since: str = ""
+    incident_id: str = ""  # the open incident ("" when none)
+    last_incident_id: str = ""  # the last closed incident
+    entry: str | None = None
+    step: str = ""
+    function_arn: str = ""
+    event_source: str = ""
+    source_kind: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    outbox: str = ""  # JSON event detail still to deliver ("" when none)
+    outbox_at: str = ""
+
+    @property
+    def stored(self) -> bool:
+        return self.version > 0
+
+    def evolve(self, **changes: Any) -> Snapshot:
+        return replace(self, **changes)
+
+    def outbox_detail(self) -> dict[str, Any] | None:
+        if not self.outbox:
+            return None
+        try:
+            value = json.loads(self.outbox)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    # ------------------------------------------------------------------ DynamoDB (attribute-value) encoding
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "pk": {"S": pk_for(self.uuid)},
+            "sk": {"S": SNAPSHOT_SK},
+            "uuid": {"S": self.uuid},
+            "version": {"N": str(self.version)},
+            "kind": {"S": self.kind},
+        }
+        if self.status is not None:
+            item["status"] = _status_av(self.status)
+        if self.pending is not None:
+            item["pending"] = _status_av(self.pending)
+        for name in (
+            "since",
+            "pending_since",
+            "incident_id",
+            "last_incident_id",
+            "step",
+            "function_arn",
+            "event_source",
+            "source_kind",
+            "created_at",
+            "updated_at",
+            "outbox",
+            "outbox_at",
+        ):
+            value = getattr(self, name)
+            if value:
+                item[name] = {"S": str(value)}
+        if self.entry:
+            item["entry"] = {"S": self.entry}
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Snapshot:
+        def s(name: str) -> str:
+            av = item.get(name)
+            return str(av.get("S", "")) if isinstance(av, Mapping) else ""
+
+        version_av = item.get("version") or {}
+        try:
+            version = int(version_av.get("N", "0"))
+        except (TypeError, ValueError):
+            version = 0
+        uuid = s("uuid") or s("pk").removeprefix("ESM#")
+        return cls(
+            uuid=uuid,
+            version=version,
+            status=_status_from_av(item.get("status")),
+            kind=s("kind") or KIND_UNKNOWN,
+            since=s("since"),
+            pending=_status_from_av(item.get("pending")),
+            pending_since=s("pending_since"),
+            incident_id=s("incident_id"),
+            last_incident_id=s("last_incident_id"),
+            entry=s("entry") or None,
+            step=s("step"),
+            function_arn=s("function_arn"),
+            event_source=s("event_source"),
+            source_kind=s("source_kind"),
+            created_at=s("created_at"),
+            updated_at=s("updated_at"),
+            outbox=s("outbox"),
+            outbox_at=s("outbox_at"),
+        )
+
+
+def _status_av(status: Status) -> dict[str, Any]:
+    return {"M": {"State": {"S": status.state}, "Reason": {"S": status.reason}, "Result": {"S": status.result}}}
+
+
+def _status_from_av(av: Any) -> Status | None:
+    if not isinstance(av, Mapping) or not isinstance(av.get("M"), Mapping):
+        return None
+    m = av["M"]
+
+    def get(k: str) -> str:
+        v = m.get(k)
+        return str(v.get("S", "")) if isinstance(v, Mapping) else ""
+
+    return Status(get("State"), get("Reason"), get("Result"))
+
+
+class SnapshotStoreError(RuntimeError):
+    """DynamoDB kept returning some index writes as unprocessed after bounded retries."""
+
+
+class SnapshotStore:
+    """Reads and conditional writes of snapshot records through the adapter (thread-safe)."""
+
+    def __init__(self, aws: Aws, table: str | None = None, *, sleep: Any = time.sleep) -> None:
+        self.aws = aws
+        self.table = table or tables.STATE.name
+        self._sleep = sleep
+
+    # ------------------------------------------------------------------ reads
+    def batch_get(self, uuids: Iterable[str]) -> tuple[dict[str, Snapshot], set[str]]:
+        """Load the snapshots of ``uuids`` (BatchGetItem, 100 keys per call, eventually consistent).
+
+        Returns (found, unread): ``unread`` are keys DynamoDB still returned as unprocessed after bounded retries;
+        the caller must skip them (a missing answer is not a first sighting).
+        """
+        wanted = list(dict.fromkeys(uuids))
+        found: dict[str, Snapshot] = {}
+        unread: set[str] = set()
+        for i in range(0, len(wanted), BATCH_GET_MAX):
+            chunk = wanted[i : i + BATCH_GET_MAX]
+            keys = [{"pk": {"S": pk_for(u)}, "sk": {"S": SNAPSHOT_SK}} for u in chunk]
+            request: dict[str, Any] = {self.table: {"Keys": keys}}
+            for attempt in range(MAX_UNPROCESSED_ROUNDS):
+                resp = self.aws.call("dynamodb", "batch_get_item", RequestItems=request)
+                for item in (resp.get("Responses") or {}).get(self.table, []):
+                    snap = Snapshot.from_item(item)
+                    found[snap.uuid] = snap
+                request = resp.get("UnprocessedKeys") or {}
+                if not request.get(self.table, {}).get("Keys"):
+                    break
+                self._sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                for key in request.get(self.table, {}).get("Keys", []):
+                    unread.add(str(key["pk"]["S"]).removeprefix("ESM#"))
+        return found, unread
+
+    def get(self, uuid: str, *, consistent: bool = True) -> Snapshot | None:
+        resp = self.aws.call(
+            "dynamodb",
+            "get_item",
+            TableName=self.table,
+            Key={"pk": {"S": pk_for(uuid)}, "sk": {"S": SNAPSHOT_SK}},
+            ConsistentRead=consistent,
+        )
+        item = resp.get("Item")
+        return Snapshot.from_item(item) if item else None
+
+    # ------------------------------------------------------------------ writes
+    def put(self, snap: Snapshot, expected_version: int) -> bool:
+        """Write ``snap`` if the stored version is still ``expected_version`` (0: the record must not exist).
+
+        Returns False when another writer got there first (conditional check failed); True when written.
+        """
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": snap.to_item()}
+        if expected_version <= 0:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            kwargs["ConditionExpression"] = "#v = :v"
+            kwargs["ExpressionAttributeNames"] = {"#v": "version"}
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
+        try:
+            self.aws.call("dynamodb", "put_item", **kwargs)
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def delete(self, uuid: str, *, created_before: str | None = None) -> bool:
+        """Delete the snapshot of ``uuid``; with ``created_before``, only if it was created before that time
+        (so a sweep never forgets an ESM first seen by someone else while it was listing). True when deleted or
+        already gone."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": pk_for(uuid)}, "sk": {"S": SNAPSHOT_SK}},
+        }
+        if created_before:
+            kwargs["ConditionExpression"] = (
+                "attribute_not_exists(pk) OR attribute_not_exists(created_at) OR created_at < :t"
+            )
+            kwargs["ExpressionAttributeValues"] = {":t": {"S": created_before}}
+        try:
+            self.aws.call("dynamodb", "delete_item", **kwargs)
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------------ index of known ESMs
+    def index_add(self, uuids: Iterable[str]) -> None:
+        self._batch_write([{"PutRequest": {"Item": {"pk": {"S": INDEX_PK}, "sk": {"S": u}}}} for u in uuids])
+
+    def index_remove(self, uuids: Iterable[str]) -> None:
+        self._batch_write([{"DeleteRequest": {"Key": {"pk": {"S": INDEX_PK}, "sk": {"S": u}}}} for u in uuids])
+
+    def index_list(self) -> set[str]:
+        """Every uuid in the index (a Query on one partition, keys only: ~60 bytes per ESM)."""
+        items = self.aws.paginate(
+            "dynamodb",
+            "query",
+            "Items",
+            TableName=self.table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": INDEX_PK}},
+            ProjectionExpression="sk",
+        )
+        return {str(item["sk"]["S"]) for item in items}
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        for i in range(0, len(requests), BATCH_WRITE_MAX):
+            pending: dict[str, Any] = {self.table: requests[i : i + BATCH_WRITE_MAX]}
+            for attempt in range(MAX_UNPROCESSED_ROUNDS):
+                resp = self.aws.call("dynamodb", "batch_write_item", RequestItems=pending)
+                pending = resp.get("UnprocessedItems") or {}
+                if not pending.get(self.table):
+                    break
+                self._sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise SnapshotStoreError(f"{len(pending[self.table])} index writes stayed unprocessed")
+
+    # ------------------------------------------------------------------ de-duplication markers
+    def claim_signal(self, uuid: str, key: str, *, now: datetime, ttl_seconds: int, data: str = "") -> bool:
+        """Claim the marker ``SIGNAL#<key>`` of ``uuid`` for ``ttl_seconds``. True for the first claimer in the
+        window; False while an unexpired marker exists (DynamoDB's TTL deletion is lazy, so expiry is checked)."""
+        epoch = int(now.timestamp())
+        item = {
+            "pk": {"S": pk_for(uuid)},
+            "sk": {"S": f"{SIGNAL_SK_PREFIX}{key}"},
+            "claimed_at": {"S": iso(now)},
+            "expires_at": {"N": str(epoch + max(1, ttl_seconds))},
+        }
+        if data:
+            item["data"] = {"S": data}
+        try:
+            self.aws.call(
+                "dynamodb",
+                "put_item",
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ExpressionAttributeValues={":now": {"N": str(epoch)}},
+            )
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_signal(self, uuid: str, key: str) -> None:
+        """Drop a marker claimed by :meth:`claim_signal` (its signal could not be delivered: let the next one try)."""
+        self.aws.call(
+            "dynamodb",
+            "delete_item",
+            TableName=self.table,
+            Key={"pk": {"S": pk_for(uuid)}, "sk": {"S": f"{SIGNAL_SK_PREFIX}{key}"}},
+        )
+
+
+def _conditional_failed(exc: BaseException) -> bool:
+    from esm_medic.aws import error_code
+
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+__all__ = [
+    "INDEX_PK",
+    "KIND_ERROR",
+    "KIND_OK",
+    "KIND_UNKNOWN",
+    "SNAPSHOT_SK",
+    "TRANSITIONAL_STATES",
+    "Snapshot",
+    "SnapshotStore",
+    "SnapshotStoreError",
+    "Status",
+    "iso",
+    "parse_iso",
+    "pk_for",
+]

@@ -1,0 +1,670 @@
+"""The sweeper: find ESM status transitions that AWS never announces, and announce each exactly once.
+
+One sweep:
+
+1. lists every ESM of the region with ListEventSourceMappings (100 per page, lazily, page by page) and keeps the
+   Kafka ones (``EsmConfig.from_api(item).is_kafka``);
+2. per page, reads the snapshots of those ESMs (one BatchGetItem of <= 100 keys) and decides, per ESM, with
+   :func:`decide` (pure): unchanged (no write), first sighting, a quiet change, a new pending status, a flap that
+   went away, or a transition to emit;
+3. writes only what changed, each write conditional on the snapshot version it read; a transition is written
+   together with its event detail (the snapshot "outbox"), so the sweep that wins the write is the only one that
+   emits, and an event whose PutEvents failed (or whose sweep died) is re-sent by a later sweep;
+4. puts the events (10 per PutEvents call), then clears the delivered outboxes;
+5. when the whole listing completed and a garbage collection is due, forgets ESMs that are no longer listed.
+
+Status comparison: (State, StateTransitionReason, LastProcessingResult) after whitespace normalisation, with the
+healthy texts of one field folded together ("OK" and "No records processed" are the same healthy status, so an ESM
+whose traffic comes and goes costs no writes). An *error status*: the classifier says error/unknown for either text,
+or State is Disabled with a reason that is not a user action. Transitional states (Creating, Enabling, Updating,
+Disabling, Deleting) are neither errors nor recoveries: the snapshot is left as it is and the watch follows them.
+
+Events are emitted for: a non-error status becoming an error (an ESM first seen broken counts, from "unknown"),
+an error becoming a different error (another catalogue entry or another error text), and an error becoming healthy
+(``recovered: true``, which closes the incident). Changes between non-error statuses (a user disabling a healthy
+ESM) update the snapshot quietly. A status must hold for ``hold_seconds`` (observed at two sweeps at least that far
+apart) before it is emitted; a pending status that goes away first is dropped and counted as a suppressed flap.
+
+Confirmation: before emitting, one GetEventSourceMapping re-reads the ESM (``confirm_with_get``) so a stale list
+item never opens an incident; no other per-ESM call is made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from esm_medic.detect.events import EventPublisher, MalformedEvent, build_status_change
+from esm_medic.detect.snapshot import (
+    KIND_ERROR,
+    KIND_OK,
+    KIND_UNKNOWN,
+    Snapshot,
+    SnapshotStore,
+    Status,
+    iso,
+    parse_iso,
+)
+from esm_medic.esm import EsmConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from esm_medic.aws import Aws
+    from esm_medic.classify import Classification
+
+T = TypeVar("T")
+
+TRANSITIONAL = "transitional"
+_HEALTHY_TOKEN = "~healthy"
+
+
+# ================================================================================== settings
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {raw!r}")
+    return value
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Knobs of the sweep; :meth:`from_env` reads them from the Lambda environment."""
+
+    hold_seconds: int = 120  # ESM_MEDIC_SWEEP_HOLD_SECONDS: a new status must hold this long before it is emitted
+    interval_seconds: int = 60  # ESM_MEDIC_SWEEP_INTERVAL_SECONDS: the schedule (used to pace the GC)
+    gc_every_seconds: int = 600  # ESM_MEDIC_SWEEP_GC_SECONDS: forget deleted ESMs this often (0: every sweep)
+    event_bus: str = "default"  # ESM_MEDIC_EVENT_BUS
+    confirm_with_get: bool = True  # ESM_MEDIC_SWEEP_CONFIRM: one Get before emitting a transition
+    workers: int = 8  # ESM_MEDIC_SWEEP_WORKERS: threads for the conditional writes and confirming Gets
+    page_size: int = 100  # ListEventSourceMappings MaxItems (AWS returns at most 100 per page anyway)
+    put_attempts: int = 3  # PutEvents attempts for entries that come back failed
+    outbox_grace_seconds: int = 300  # an undelivered outbox older than this is re-sent by a later sweep
+    deadline_margin_seconds: float = 10.0  # stop this long before the Lambda timeout
+    table: str = ""  # STATE table name ("" = tables.STATE.name)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> SweepSettings:
+        e = os.environ if env is None else env
+        values: dict[str, Any] = {
+            "hold_seconds": env_int(e, "ESM_MEDIC_SWEEP_HOLD_SECONDS", cls.hold_seconds),
+            "interval_seconds": env_int(e, "ESM_MEDIC_SWEEP_INTERVAL_SECONDS", cls.interval_seconds, 1),
+            "gc_every_seconds": env_int(e, "ESM_MEDIC_SWEEP_GC_SECONDS", cls.gc_every_seconds),
+            "event_bus": (e.get("ESM_MEDIC_EVENT_BUS") or "").strip() or cls.event_bus,
+            "confirm_with_get": env_bool(e, "ESM_MEDIC_SWEEP_CONFIRM", cls.confirm_with_get),
+            "workers": env_int(e, "ESM_MEDIC_SWEEP_WORKERS", cls.workers, 1),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+# ================================================================================== assessment
+@dataclass(frozen=True)
+class Assessment:
+    """What a status means: kind (error / ok / transitional), its classification, and its comparison keys."""
+
+    kind: str
+    entry: str | None
+    step: str
+    ckind: str  # the classifier's kind of the deciding text: error | healthy | unknown | empty
+    title: str
+    key: tuple[str, str, str]  # (State, reason, result) with healthy texts folded
+    signature: tuple[str, str]  # (reason, result) folded: what distinguishes one error from another
+
+    def classification(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"entry": self.entry, "step": self.step, "kind": self.ckind}
+        if self.title:
+            out["title"] = self.title
+        return out
+
+
+def _fold(c: Classification) -> str:
+    if c.kind == "healthy":
+        return _HEALTHY_TOKEN
+    if c.kind == "empty":
+        return ""
+    return c.normalized or " ".join(c.text.split())
+
+
+def assess(status: Status) -> Assessment:
+    """Classify a status (cached per text by the classifier, so 10,000 similar ESMs cost little)."""
+    from esm_medic.classify import default_classifier
+
+    clf = default_classifier()
+    c_res = clf.classify_text(status.result, "LastProcessingResult")
+    c_rea = clf.classify_text(status.reason, "StateTransitionReason")
+    key = (status.state, _fold(c_rea), _fold(c_res))
+    signature = (key[1], key[2])
+    if status.transitional:
+        return Assessment(TRANSITIONAL, None, "none", "healthy", "", key, signature)
+    disabled_by_system = status.state == "Disabled" and not c_rea.healthy
+    error = c_res.is_error or c_rea.is_error or disabled_by_system
+    best = max((c_res, c_rea), key=lambda c: c.rank)  # max keeps LastProcessingResult on a tie
+    if error:
+        if best.is_error:
+            return Assessment(KIND_ERROR, best.entry, best.step, best.kind, best.title, key, signature)
+        return Assessment(KIND_ERROR, None, "unknown", "unknown", "Disabled without a user reason", key, signature)
+    healthy = c_res if c_res.healthy else c_rea
+    return Assessment(KIND_OK, healthy.entry, "none", "healthy", healthy.title, key, signature)
+
+
+# ================================================================================== decisions
+UNCHANGED = "unchanged"
+FIRST_SEEN = "first_seen"
+QUIET = "quiet"
+PENDING = "pending"
+HOLD = "hold"
+DROP_PENDING = "drop_pending"
+PROMOTE = "promote"
+RESEND = "resend"
+OUTBOX_BUSY = "outbox_busy"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    snapshot: Snapshot | None = None  # the record to write (None: write nothing)
+    expected_version: int = 0
+    detail: Mapping[str, Any] | None = None  # the event to emit once the write succeeded
+    suppressed: int = 0  # flaps suppressed by this decision
+    first_sighting: bool = False
+    assessment: Assessment | None = None
+
+
+def _event_source(esm: EsmConfig) -> str:
+    return esm.cluster_arn or ",".join(esm.bootstrap_servers)
+
+
+def incident_id_for(uuid: str, now: datetime) -> str:
+    return f"inc-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid[:8]}"
+
+
+def _key_of(snap_status: Status | None) -> tuple[str, str, str] | None:
+    return assess(snap_status).key if snap_status is not None else None
+
+
+def decide(
+    snap: Snapshot | None,
+    esm: EsmConfig,
+    *,
+    now: datetime,
+    settings: SweepSettings,
+    status: Status | None = None,
+    trigger: str = "sweep",
+) -> Decision:
+    """Pure: what to do for one ESM given its stored snapshot (None: never seen) and its listed status."""
+    status = status or Status.from_esm(esm)
+    a = assess(status)
+    nowi = iso(now)
+    if snap is not None and snap.outbox:
+        detail = snap.outbox_detail()
+        age = (now - parse_iso(snap.outbox_at)).total_seconds() if snap.outbox_at else float("inf")
+        if detail is None:  # unreadable outbox: drop it rather than block the ESM forever
+            return Decision(QUIET, snap.evolve(version=snap.version + 1, outbox="", outbox_at=""), snap.version)
+        if age < settings.outbox_grace_seconds:
+            return Decision(OUTBOX_BUSY, assessment=a)
+        claimed = snap.evolve(version=snap.version + 1, outbox_at=nowi, updated_at=nowi)
+        return Decision(RESEND, claimed, snap.version, detail=detail, assessment=a)
+    if a.kind == TRANSITIONAL:
+        return Decision(TRANSITIONAL, assessment=a)
+    meta: dict[str, Any] = {
+        "function_arn": esm.function_arn,
+        "event_source": _event_source(esm),
+        "source_kind": esm.source_kind,
+    }
+    if snap is None:
+        base = Snapshot(uuid=esm.uuid, created_at=nowi, **meta)
+        if a.kind == KIND_OK:
+            new = base.evolve(
+                version=1, status=status, kind=KIND_OK, since=nowi, entry=a.entry, step=a.step, updated_at=nowi
+            )
+            return Decision(FIRST_SEEN, new, 0, first_sighting=True, assessment=a)
+        if settings.hold_seconds <= 0:
+            return _promote(base, esm, status, a, since=nowi, now=now, trigger=trigger, first=True)
+        new = base.evolve(version=1, pending=status, pending_since=nowi, updated_at=nowi)
+        return Decision(PENDING, new, 0, first_sighting=True, assessment=a)
+
+    cur_key = _key_of(snap.status)
+    if cur_key == a.key:
+        if snap.pending is not None:
+            new = snap.evolve(version=snap.version + 1, pending=None, pending_since="", updated_at=nowi)
+            return Decision(DROP_PENDING, new, snap.version, suppressed=1, assessment=a)
+        return Decision(UNCHANGED, assessment=a)
+
+    cur_kind = snap.kind if snap.status is not None else KIND_UNKNOWN
+    was_error = cur_kind == KIND_ERROR
+    is_error = a.kind == KIND_ERROR
+    worthy = was_error != is_error or (
+        was_error and is_error and snap.status is not None and assess(snap.status).signature != a.signature
+    )
+    if not worthy:
+        new = snap.evolve(
+            version=snap.version + 1,
+            status=status,
+            kind=a.kind,
+            since=nowi,
+            pending=None,
+            pending_since="",
+            entry=a.entry,
+            step=a.step,
+            updated_at=nowi,
+            **meta,
+        )
+        return Decision(QUIET, new, snap.version, suppressed=1 if snap.pending is not None else 0, assessment=a)
+
+    pending_key = _key_of(snap.pending)
+    if settings.hold_seconds <= 0:
+        since = snap.pending_since if pending_key == a.key and snap.pending_since else nowi
+        return _promote(snap, esm, status, a, since=since, now=now, trigger=trigger)
+    if pending_key == a.key and snap.pending_since:
+        held = (now - parse_iso(snap.pending_since)).total_seconds()
+        if held >= settings.hold_seconds:
+            return _promote(snap, esm, status, a, since=snap.pending_since, now=now, trigger=trigger)
+        return Decision(HOLD, assessment=a)
+    new = snap.evolve(version=snap.version + 1, pending=status, pending_since=nowi, updated_at=nowi)
+    return Decision(PENDING, new, snap.version, suppressed=1 if snap.pending is not None else 0, assessment=a)
+
+
+def _promote(
+    snap: Snapshot,
+    esm: EsmConfig,
+    status: Status,
+    a: Assessment,
+    *,
+    since: str,
+    now: datetime,
+    trigger: str,
+    first: bool = False,
+) -> Decision:
+    nowi = iso(now)
+    version = snap.version + 1
+    recovered = snap.kind == KIND_ERROR and a.kind == KIND_OK
+    if a.kind == KIND_ERROR:
+        incident = snap.incident_id or incident_id_for(esm.uuid, now)
+        open_incident, last_incident = incident, snap.last_incident_id
+    else:
+        incident = snap.incident_id or snap.last_incident_id or incident_id_for(esm.uuid, now)
+        open_incident, last_incident = "", incident
+    detail = build_status_change(
+        event_id=f"{esm.uuid}:v{version}",
+        uuid=esm.uuid,
+        incident_id=incident,
+        function_arn=esm.function_arn,
+        event_source=_event_source(esm),
+        source_kind=esm.source_kind,
+        old=snap.status.to_api() if snap.status is not None else None,
+        new=status.to_api(),
+        classification=a.classification(),
+        recovered=recovered,
+        observed_at=nowi,
+        since=since,
+        trigger=trigger,
+    )
+    new = snap.evolve(
+        version=version,
+        status=status,
+        kind=a.kind,
+        since=since,
+        pending=None,
+        pending_since="",
+        incident_id=open_incident,
+        last_incident_id=last_incident,
+        entry=a.entry,
+        step=a.step,
+        function_arn=esm.function_arn,
+        event_source=_event_source(esm),
+        source_kind=esm.source_kind,
+        updated_at=nowi,
+        outbox=json.dumps(detail, separators=(",", ":"), sort_keys=True),
+        outbox_at=nowi,
+    )
+    return Decision(PROMOTE, new, snap.version, detail=detail, first_sighting=first, assessment=a)
+
+
+# ================================================================================== result
+@dataclass
+class SweepResult:
+    started_at: str = ""
+    complete: bool = True  # the whole listing was processed
+    stopped_reason: str = ""  # why not complete (deadline, ...)
+    listed: int = 0  # ESMs listed (all kinds)
+    kafka: int = 0  # Kafka ESMs among them
+    unread: int = 0  # Kafka ESMs skipped because their snapshot could not be read
+    first_seen: int = 0  # new snapshots
+    unchanged: int = 0
+    transitional: int = 0
+    quiet: int = 0  # non-event changes written (e.g. a healthy ESM disabled by its user)
+    pending: int = 0  # new pending statuses written
+    held: int = 0  # pending statuses still inside the hold time (no write)
+    suppressed_flaps: int = 0
+    emitted: int = 0  # ESM Status Change events delivered
+    recovered: int = 0  # of which recoveries
+    resent: int = 0  # outbox events re-sent from an earlier sweep
+    outbox_busy: int = 0
+    conflicts: int = 0  # conditional writes lost to a concurrent writer (that writer emits)
+    confirm_gets: int = 0
+    confirm_changed: int = 0  # the Get showed another status than the list
+    failed_events: int = 0  # events not delivered after bounded retries (kept in the outbox)
+    writes: int = 0  # snapshot writes that succeeded (conditional puts)
+    gc_ran: bool = False
+    deleted: list[str] = field(default_factory=list)  # ESMs forgotten
+    transitions: list[dict[str, Any]] = field(default_factory=list)  # delivered event details
+    errors: list[str] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)  # AWS API calls made by this sweep
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the transition details (for logs and the handler's return value)."""
+        d = self.to_dict()
+        d["transitions"] = len(self.transitions)
+        d["deleted"] = len(self.deleted)
+        return d
+
+
+# ================================================================================== the sweep
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def gc_due(now: datetime, settings: SweepSettings) -> bool:
+    """True for the first sweep of each ``gc_every_seconds`` window (every sweep when it is 0)."""
+    every = settings.gc_every_seconds
+    if every <= 0:
+        return True
+    t = int(now.timestamp())
+    return t // every != (t - settings.interval_seconds) // every
+
+
+class _Processor:
+    """Applies decisions for batches of ESMs: reads, confirming Gets, conditional writes, events."""
+
+    def __init__(
+        self,
+        aws: Aws,
+        settings: SweepSettings,
+        now: datetime,
+        result: SweepResult,
+        *,
+        trigger: str = "sweep",
+        store: SnapshotStore | None = None,
+        publisher: EventPublisher | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.aws = aws
+        self.settings = settings
+        self.now = now
+        self.result = result
+        self.trigger = trigger
+        self.store = store or SnapshotStore(aws, settings.table or None)
+        self.publisher = publisher or EventPublisher(aws, settings.event_bus, max_attempts=settings.put_attempts)
+        self.executor = executor
+        self.outgoing: list[tuple[dict[str, Any], Snapshot]] = []
+        self.with_snapshot: set[str] = set()  # listed ESMs that have a snapshot record now
+
+    def _map(self, fn: Any, items: list[Any]) -> list[Any]:
+        if self.executor is None or len(items) <= 1:
+            return [fn(i) for i in items]
+        return list(self.executor.map(fn, items))
+
+    def process(self, esms: list[EsmConfig], *, confirm: bool | None = None) -> None:
+        r = self.result
+        if not esms:
+            return
+        found, unread = self.store.batch_get(e.uuid for e in esms)
+        r.unread += len(unread)
+        self.with_snapshot.update(found)
+        decisions: list[tuple[EsmConfig, Decision, Snapshot | None]] = []
+        for esm in esms:
+            if esm.uuid in unread:
+                continue
+            snap = found.get(esm.uuid)
+            decisions.append((esm, decide(snap, esm, now=self.now, settings=self.settings, trigger=self.trigger), snap))
+        do_confirm = self.settings.confirm_with_get if confirm is None else confirm
+        if do_confirm:
+            decisions = self._confirm(decisions)
+        new_ids = [d.snapshot.uuid for _e, d, _s in decisions if d.first_sighting and d.snapshot is not None]
+        if new_ids:
+            self.store.index_add(new_ids)  # index first: a crash leaves an index entry, never an unindexed record
+        to_write = [(e, d) for e, d, _s in decisions if d.snapshot is not None]
+        outcomes = self._map(lambda ed: self.store.put(ed[1].snapshot, ed[1].expected_version), to_write)
+        written = {e.uuid: ok for (e, _d), ok in zip(to_write, outcomes, strict=True)}
+        for esm, d, _snap in decisions:
+            self._count(esm, d, written.get(esm.uuid))
+        if len(self.outgoing) >= 10:
+            self.flush()
+
+    def _confirm(
+        self, decisions: list[tuple[EsmConfig, Decision, Snapshot | None]]
+    ) -> list[tuple[EsmConfig, Decision, Snapshot | None]]:
+        idx = [i for i, (_e, d, _s) in enumerate(decisions) if d.action == PROMOTE]
+        if not idx:
+            return decisions
+
+        def get(i: int) -> dict[str, Any] | None:
+            try:
+                return self.aws.call("lambda", "get_event_source_mapping", UUID=decisions[i][0].uuid)
+            except Exception as exc:
+                from esm_medic.aws import is_not_found
+
+                if is_not_found(exc):
+                    return None
+                raise
+
+        fresh = self._map(get, idx)
+        out = list(decisions)
+        for i, item in zip(idx, fresh, strict=True):
+            esm, d, snap = decisions[i]
+            self.result.confirm_gets += 1
+            if item is None:  # deleted between the list and the Get: nothing to emit; GC forgets it
+                out[i] = (esm, Decision(UNCHANGED, assessment=d.assessment), snap)
+                continue
+            cfg = EsmConfig.from_api(item)
+            if d.assessment is not None and assess(Status.from_esm(cfg)).key == d.assessment.key:
+                out[i] = (cfg, d, snap)
+                continue
+            self.result.confirm_changed += 1
+            # the fresh status decides (when it is itself a transition, no second Get)
+            out[i] = (cfg, decide(snap, cfg, now=self.now, settings=self.settings, trigger=self.trigger), snap)
+        return out
+
+    def _count(self, esm: EsmConfig, d: Decision, ok: bool | None) -> None:
+        r = self.result
+        if d.snapshot is not None and not ok:
+            r.conflicts += 1  # another sweep wrote first: it owns this change and its event
+            return
+        if d.snapshot is not None:
+            r.writes += 1
+            self.with_snapshot.add(esm.uuid)
+        r.suppressed_flaps += d.suppressed
+        if d.first_sighting:
+            r.first_seen += 1
+        action = d.action
+        if action == UNCHANGED:
+            r.unchanged += 1
+        elif action == TRANSITIONAL:
+            r.transitional += 1
+        elif action == QUIET:
+            r.quiet += 1
+        elif action == PENDING:
+            r.pending += 1
+        elif action == HOLD:
+            r.held += 1
+        elif action == OUTBOX_BUSY:
+            r.outbox_busy += 1
+        elif action in (PROMOTE, RESEND) and d.detail is not None and d.snapshot is not None:
+            self.outgoing.append((dict(d.detail), d.snapshot))
+            if action == RESEND:
+                r.resent += 1
+
+    def flush(self) -> None:
+        """Put the queued events; clear the delivered outboxes; make failed ones due for a re-send."""
+        if not self.outgoing:
+            return
+        batch, self.outgoing = self.outgoing, []
+        put = self.publisher.put([detail for detail, _snap in batch])
+        r = self.result
+        for i in put.sent:
+            detail = batch[i][0]
+            r.emitted += 1
+            r.recovered += 1 if detail.get("recovered") else 0
+            r.transitions.append(detail)
+        for i, reason in put.failed:
+            r.failed_events += 1
+            r.errors.append(f"event {batch[i][0].get('event_id')} not delivered: {reason}")
+        nowi = iso(self.now)
+        due = iso(datetime.fromtimestamp(self.now.timestamp() - self.settings.outbox_grace_seconds - 1, UTC))
+
+        def settle(args: tuple[int, bool]) -> bool:
+            i, delivered = args
+            snap = batch[i][1]
+            if delivered:
+                new = snap.evolve(version=snap.version + 1, outbox="", outbox_at="", updated_at=nowi)
+            else:  # back-date the outbox so the next sweep re-sends it
+                new = snap.evolve(version=snap.version + 1, outbox_at=due, updated_at=nowi)
+            return self.store.put(new, snap.version)
+
+        jobs = [(i, True) for i in put.sent] + [(i, False) for i, _ in put.failed]
+        for ok in self._map(settle, jobs):
+            if ok:
+                r.writes += 1
+
+
+def _list_pages(aws: Aws, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    items = aws.paginate(
+        "lambda", "list_event_source_mappings", "EventSourceMappings", PaginationConfig={"PageSize": page_size}
+    )
+    return _chunks(items, page_size)
+
+
+def sweep(
+    aws: Aws,
+    *,
+    now: datetime | None = None,
+    settings: SweepSettings | None = None,
+    deadline: float | None = None,
+    force_gc: bool = False,
+) -> SweepResult:
+    """Run one sweep (see the module docstring). ``deadline`` is a ``time.monotonic()`` value: no new page is
+    started after it (the events already decided are still delivered), and no GC runs on a partial listing; the next
+    sweep starts from the beginning and the snapshot makes sure nothing is emitted twice."""
+    settings = settings or SweepSettings.from_env()
+    now = now or datetime.now(UTC)
+    started = time.monotonic()
+    calls_before = Counter(aws.calls)
+    result = SweepResult(started_at=iso(now))
+    listed_kafka: set[str] = set()
+    with ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="sweep") as pool:
+        proc = _Processor(aws, settings, now, result, executor=pool)
+        try:
+            for page in _list_pages(aws, settings.page_size):
+                result.listed += len(page)
+                esms = [c for c in (EsmConfig.from_api(i) for i in page) if c.is_kafka and c.uuid]
+                result.kafka += len(esms)
+                listed_kafka.update(e.uuid for e in esms)
+                proc.process(esms)
+                if deadline is not None and time.monotonic() >= deadline:
+                    result.complete = False
+                    result.stopped_reason = "deadline: stopped before the Lambda timeout; the next sweep resumes"
+                    break
+        except MalformedEvent as exc:  # a detail failed its own schema: a bug, but never a crash of the sweep
+            result.complete = False
+            result.stopped_reason = f"internal: {exc.reason}"
+            result.errors.append(exc.reason)
+        finally:
+            proc.flush()
+        if result.complete and (force_gc or gc_due(now, settings)):
+            _collect_garbage(proc, listed_kafka, result)
+    result.calls = dict(Counter(aws.calls) - calls_before)
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+def _collect_garbage(proc: _Processor, listed: set[str], result: SweepResult) -> None:
+    """Forget the snapshots of ESMs that are no longer listed, and re-index listed ones missing from the index."""
+    result.gc_ran = True
+    known = proc.store.index_list()
+    gone = sorted(known - listed)
+    cutoff = result.started_at
+    forgotten = [
+        u
+        for u, ok in zip(gone, proc._map(lambda u: proc.store.delete(u, created_before=cutoff), gone), strict=True)
+        if ok
+    ]
+    if forgotten:
+        proc.store.index_remove(forgotten)
+    result.deleted.extend(forgotten)
+    missing = sorted((proc.with_snapshot & listed) - known)
+    if missing:
+        proc.store.index_add(missing)
+
+
+def observe(
+    aws: Aws,
+    esms: list[EsmConfig],
+    *,
+    now: datetime | None = None,
+    settings: SweepSettings | None = None,
+    trigger: str = "watch",
+) -> SweepResult:
+    """Apply the sweep's snapshot logic to a few ESMs just read (the watch uses it after a Get): same conditional
+    writes, same hold time, same exactly-once events, no listing and no GC."""
+    settings = settings or SweepSettings.from_env()
+    now = now or datetime.now(UTC)
+    calls_before = Counter(aws.calls)
+    result = SweepResult(started_at=iso(now))
+    kafka = [e for e in esms if e.is_kafka and e.uuid]
+    result.listed, result.kafka = len(esms), len(kafka)
+    proc = _Processor(aws, settings, now, result, trigger=trigger)
+    try:
+        proc.process(kafka, confirm=False)
+    finally:
+        proc.flush()
+    result.calls = dict(Counter(aws.calls) - calls_before)
+    return result
+
+
+__all__ = [
+    "Assessment",
+    "Decision",
+    "SweepResult",
+    "SweepSettings",
+    "assess",
+    "decide",
+    "gc_due",
+    "incident_id_for",
+    "observe",
+    "sweep",
+]

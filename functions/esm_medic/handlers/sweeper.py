@@ -1,0 +1,84 @@
+"""Lambda handler of the scheduled sweep (EventBridge schedule, every minute by default).
+
+Input: the scheduled event (anything else is accepted too; only ``{"force_gc": true}`` changes behaviour).
+Output: the sweep summary (counts, API calls, duration) with ``ok: true``, or ``ok: false`` and ``error`` when the
+configuration is invalid or AWS refused the listing (the ``SweepFailed`` metric is then 1, for an alarm).
+The sweep stops ``ESM_MEDIC_SWEEP_DEADLINE_MARGIN`` (10 s) before the Lambda timeout and resumes on the next run.
+Heavy modules (boto3, the classifier) are imported on the first invocation, not at init.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from esm_medic.handlers._common import count, get_aws, lambda_entry, logger, metrics
+
+
+def _remaining_seconds(context: Any) -> float | None:
+    fn = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(fn):
+        return None
+    try:
+        return float(fn()) / 1000.0
+    except (TypeError, ValueError):
+        return None
+
+
+@lambda_entry("sweeper")
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    event_id = event.get("id") if isinstance(event, dict) else None
+    logger.set_correlation_id(str(event_id or getattr(context, "aws_request_id", "") or "sweep"))
+    if event is not None and not isinstance(event, dict):
+        reason = f"sweeper input must be an object (a scheduled event), got {type(event).__name__}"
+        logger.error("rejected input", extra={"reason": reason})
+        count("MalformedInput")
+        return {"ok": False, "error": reason}
+    event = event or {}
+
+    from esm_medic.aws import error_code
+    from esm_medic.detect.sweeper import SweepSettings, sweep
+
+    try:
+        settings = SweepSettings.from_env()
+    except ValueError as exc:
+        logger.error("invalid configuration", extra={"reason": str(exc)})
+        count("SweepFailed")
+        return {"ok": False, "error": f"invalid configuration: {exc}"}
+    remaining = _remaining_seconds(context)
+    deadline = None if remaining is None else time.monotonic() + remaining - settings.deadline_margin_seconds
+    try:
+        result = sweep(get_aws(), settings=settings, deadline=deadline, force_gc=bool(event.get("force_gc")))
+    except Exception as exc:  # AWS refused or failed past retries: a clear error and a metric, not a crash
+        code = error_code(exc) or type(exc).__name__
+        logger.exception("sweep failed", extra={"error_code": code})
+        count("SweepFailed")
+        return {"ok": False, "error": f"{code}: {exc}"[:1000]}
+    for detail in result.transitions:
+        logger.info(
+            "ESM status change",
+            extra={
+                "uuid": detail["uuid"],
+                "incident_id": detail["incident_id"],
+                "step": detail["classification"]["step"],
+                "entry": detail["classification"].get("entry"),
+                "recovered": detail["recovered"],
+            },
+        )
+    for text in result.errors:
+        logger.warning("sweep problem", extra={"reason": text})
+    summary = result.summary()
+    count("EsmsSwept", result.kafka)
+    count("TransitionsEmitted", result.emitted)
+    count("Recoveries", result.recovered)
+    count("FlapsSuppressed", result.suppressed_flaps)
+    count("SweepConflicts", result.conflicts)
+    count("EventsFailed", result.failed_events)
+    count("EsmsForgotten", len(result.deleted))
+    count("SweepIncomplete", 0 if result.complete else 1)
+    count("SweepFailed", 0)
+    metrics.add_metric(name="SweepDuration", unit=MetricUnit.Milliseconds, value=result.duration_s * 1000)
+    logger.info("sweep done", extra={k: v for k, v in summary.items() if k not in ("errors",)})
+    return {"ok": True, **summary}
