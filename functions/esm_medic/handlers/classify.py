@@ -1,0 +1,21 @@
+"""Classify task: validate / normalise the execution input and classify the ESM status text (catalogue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esm_medic.handlers._common import InvalidInput, count, lambda_entry, logger
+
+
+@lambda_entry("classify", schema="classify")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from esm_medic.workflow import InputRejected, classify_step
+
+    try:
+        result = classify_step(event)
+    except InputRejected as exc:
+        raise InvalidInput(f"classify: {exc.reason}") from None
+    logger.set_correlation_id(result["uuid"])
+    c = result["classification"]
+    count("classified", step=str(c.get("step")), entry=str(c.get("entry") or "unknown"))
+    return result

@@ -1,0 +1,16 @@
+"""Diagnose task: read-only diagnosis of the ESM's real network / auth path, made small for the state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esm_medic.handlers._common import count, get_aws, lambda_entry
+
+
+@lambda_entry("diagnose", schema="diagnose")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from esm_medic.workflow import diagnose_step
+
+    result = diagnose_step(get_aws(), event["uuid"])
+    count("diagnosed", step=str(result.get("step")))
+    return result

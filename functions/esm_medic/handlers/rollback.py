@@ -1,0 +1,24 @@
+"""Rollback task: undo the change when verification gave up and the ESM is no better than before, or after a
+remediation error. Idempotent (Powertools on the IDEMPOTENCY table; the engine's rollback is idempotent too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esm_medic.handlers._common import count, get_aws, idempotent_call, lambda_entry
+
+IDEMPOTENCY_KEY = "[uuid, incident_id, mode, action_record.action_id]"
+
+
+def _rollback(request: dict[str, Any]) -> dict[str, Any]:
+    from esm_medic.workflow import rollback_step
+
+    return rollback_step(get_aws(), request)
+
+
+@lambda_entry("rollback", schema="rollback")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = idempotent_call("rollback", _rollback, event, key_jmespath=IDEMPOTENCY_KEY, context=context)
+    step = str((event.get("diagnosis") or {}).get("step") or "unknown")
+    count("rolled_back" if result.get("rolled_back") else "rollback_kept", step=step)
+    return result

@@ -1,0 +1,42 @@
+"""EventBridge target: start one remediation execution per (incident, ESM, status).
+
+The rule ``esm-status-error`` (pattern ``detect/patterns/esm-status-error.json``) delivers the whole ``ESM Status
+Change`` event here. The execution name is derived from the ESM uuid and a fingerprint of the incident and the
+status, so a duplicate of the same event meets ``ExecutionAlreadyExists`` and is reported as a duplicate. A
+malformed event returns ``{"started": false, "rejected": true, ...}`` (EventBridge would retry an exception
+forever); throttling raises, so the asynchronous invoke is retried.
+
+Environment: ``ESM_MEDIC_STATE_MACHINE_ARN`` (required).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from esm_medic.handlers._common import count, get_aws, lambda_entry, logger
+
+
+@lambda_entry("start", schema="start")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from esm_medic.workflow import InputRejected, start_workflow
+
+    arn = os.environ.get("ESM_MEDIC_STATE_MACHINE_ARN", "")
+    if not arn:
+        raise RuntimeError("ESM_MEDIC_STATE_MACHINE_ARN is not set")
+    try:
+        result = start_workflow(get_aws(), arn, event)
+    except InputRejected as exc:
+        logger.warning("event rejected: %s", exc.reason)
+        count("rejected")
+        return {"started": False, "duplicate": False, "ignored": False, "rejected": True, "reason": exc.reason}
+    if result.get("started"):
+        count("started")
+        logger.info("started %s", result.get("execution_name"))
+    elif result.get("duplicate"):
+        count("duplicates")
+        logger.info("duplicate event: %s already exists", result.get("execution_name"))
+    else:
+        count("ignored")
+        logger.info("ignored: %s", result.get("reason"))
+    return result

@@ -1,0 +1,22 @@
+"""Verify task: one look at the ESM (restart polling if needed); recovered / keep polling / exhausted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esm_medic.handlers._common import count, get_aws, lambda_entry
+
+
+@lambda_entry("verify", schema="verify")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from esm_medic.workflow import verify_step
+
+    result = verify_step(get_aws(), event)
+    step = str((event.get("diagnosis") or {}).get("step") or "unknown")
+    if result["recovered"]:
+        count("verified", step=step)
+    elif result["exhausted"]:
+        count("verify_failed", step=step)
+    else:
+        count("verify_pending", step=step)
+    return result
