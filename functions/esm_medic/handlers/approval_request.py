@@ -1,0 +1,69 @@
+"""Lambda handler ``esm_medic.handlers.approval_request.handler``: the workflow's ``waitForTaskToken`` task.
+
+Input (ASL ``Parameters``: ``"task_token.$": "$$.Task.Token"``)::
+
+    {"task_token": "...", "uuid": "...", "incident_id": "...", "plan": {...}, "diagnosis": {...},
+     "timeout_seconds": 3600}
+
+Stores the pending approval under an opaque id, notifies the approvers and returns at once with
+``{"approval_id", "approve_url", "reject_url", "expires_at", "required_approvals", "notification", "warnings"}``
+(Step Functions ignores it: the task resumes when a person decides). The token is never logged or returned.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "required": ["task_token", "uuid"],
+    "properties": {
+        "task_token": {"type": "string", "minLength": 1},
+        "uuid": {"type": "string", "minLength": 1},
+        "incident_id": {"type": ["string", "null"]},
+        "plan": {"type": ["object", "null"]},
+        "diagnosis": {"type": ["object", "null"]},
+        "classification": {"type": ["object", "null"]},
+        "timeout_seconds": {"type": ["integer", "number", "string", "null"], "exclusiveMinimum": 0},
+    },
+}
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import fastjsonschema
+
+    return fastjsonschema.compile(SCHEMA)
+
+
+def parse(event: Any) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise InvalidInput(f"approval_request: the event must be a JSON object, got {type(event).__name__}")
+    try:
+        _validator()(event)
+    except Exception as exc:  # fastjsonschema.JsonSchemaException: its message names the field, not the value
+        raise InvalidInput(f"approval_request: invalid input: {getattr(exc, 'message', 'schema error')}") from None
+    diagnosis = dict(event.get("diagnosis") or {})
+    if isinstance(event.get("classification"), dict) and not diagnosis.get("classification"):
+        diagnosis["classification"] = event["classification"]  # the message names the catalogue entry
+    return {
+        "task_token": event["task_token"],
+        "uuid": event["uuid"],
+        "incident_id": event.get("incident_id") or "",
+        "plan": event.get("plan") or {},
+        "diagnosis": diagnosis,
+        "timeout_seconds": event.get("timeout_seconds"),
+    }
+
+
+@lambda_entry("approval_request")
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    from esm_medic.approval import request_approval
+
+    result = request_approval(get_aws(), **parse(event))
+    count("ApprovalsRequested", 1)
+    return result

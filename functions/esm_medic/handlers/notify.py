@@ -1,0 +1,56 @@
+"""Lambda handler ``esm_medic.handlers.notify.handler``: send one notification from the workflow.
+
+Input: ``{"kind": "recovered"|"pending-approval"|"ticketed"|"failed"|"notify"|"shadow", "context": {...}}``; when
+``context`` is absent, the rest of the event (the workflow state) is the context. Output: the result of
+:func:`esm_medic.notify.notify` (``{"kind", "title", "sent", "errors"}``). Sink failures never fail the task.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
+from esm_medic.notify.message import KINDS
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "required": ["kind"],
+    "properties": {
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "context": {"type": "object"},
+    },
+}
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import fastjsonschema
+
+    return fastjsonschema.compile(SCHEMA)
+
+
+def parse(event: Any) -> tuple[str, dict[str, Any]]:
+    if not isinstance(event, dict):
+        raise InvalidInput(f"notify: the event must be a JSON object, got {type(event).__name__}")
+    try:
+        _validator()(event)
+    except Exception as exc:  # fastjsonschema.JsonSchemaException
+        raise InvalidInput(f"notify: invalid input: {exc}") from None
+    context = event.get("context")
+    if not isinstance(context, dict):
+        context = {k: v for k, v in event.items() if k != "kind"}
+    return str(event["kind"]), context
+
+
+@lambda_entry("notify")
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    from esm_medic.notify import notify
+
+    kind, ctx = parse(event)
+    result = notify(get_aws(), kind, ctx)
+    count("NotificationsSent", len(result["sent"]), kind=kind)
+    if result["errors"]:
+        count("NotificationErrors", len(result["errors"]))
+    return result

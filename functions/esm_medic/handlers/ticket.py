@@ -1,0 +1,80 @@
+"""Lambda handler ``esm_medic.handlers.ticket.handler``: open (or find) the ticket for an ESM incident.
+
+Input (the workflow state; extra keys are ignored)::
+
+    {"uuid": "...", "incident_id": "...", "reason": "...", "outcome": "...",
+     "classification": {...}, "diagnosis": {...} | null, "plan": {...} | null,
+     "decision": {"outcome"|"action": "...", "reason": "..."}}   # used when reason / outcome are absent
+
+Output: :func:`esm_medic.notify.open_ticket`'s result (``ticket_id``, ``location``, ``title``, ``body`` (cut at
+50 000 characters to keep the state small), ``duplicate``, ``sent``, ``errors``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
+
+BODY_MAX = 50_000
+
+_OBJ_OR_NULL = {"type": ["object", "null"]}
+_STR_OR_NULL = {"type": ["string", "null"]}
+SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "required": ["uuid"],
+    "properties": {
+        "uuid": {"type": "string", "minLength": 1},
+        "incident_id": _STR_OR_NULL,
+        "reason": _STR_OR_NULL,
+        "outcome": _STR_OR_NULL,
+        "classification": _OBJ_OR_NULL,
+        "diagnosis": _OBJ_OR_NULL,
+        "plan": _OBJ_OR_NULL,
+        "decision": _OBJ_OR_NULL,
+    },
+}
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import fastjsonschema
+
+    return fastjsonschema.compile(SCHEMA)
+
+
+def parse(event: Any) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise InvalidInput(f"ticket: the event must be a JSON object, got {type(event).__name__}")
+    try:
+        _validator()(event)
+    except Exception as exc:  # fastjsonschema.JsonSchemaException
+        raise InvalidInput(f"ticket: invalid input: {exc}") from None
+    decision = event.get("decision") or {}
+    reason = event.get("reason") or decision.get("reason") or "esm-medic will not change this ESM by itself"
+    outcome = event.get("outcome") or decision.get("outcome") or decision.get("action") or "ticketed"
+    diagnosis = event.get("diagnosis") or None
+    classification = event.get("classification") or (diagnosis or {}).get("classification") or {}
+    return {
+        "uuid": event["uuid"],
+        "incident_id": event.get("incident_id"),
+        "reason": str(reason),
+        "outcome": str(outcome),
+        "classification": classification,
+        "diagnosis": diagnosis,
+        "plan": event.get("plan") or None,
+    }
+
+
+@lambda_entry("ticket")
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    from esm_medic.notify import open_ticket
+
+    args = parse(event)
+    result = open_ticket(get_aws(), **args)
+    count("TicketsDuplicate" if result["duplicate"] else "TicketsOpened", 1)
+    if len(result["body"]) > BODY_MAX:
+        result["body"] = result["body"][:BODY_MAX] + "\n… (truncated; the full ticket is at the location)\n"
+    return result

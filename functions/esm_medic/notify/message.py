@@ -1,0 +1,622 @@
+"""The notification model and its renderers (plain text / Markdown, Slack Block Kit, SNS subject).
+
+A :class:`Message` is built once from the workflow context (:func:`build_message`) and rendered per sink. No AWS
+and no network here. Everything shown passes through :func:`redact_text` / :func:`redact` first: status texts and
+ESM configs never leak secret values (passwords, PEM keys, tokens) into Slack, SNS, tickets or logs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Notification kinds (the workflow names them).
+KINDS: tuple[str, ...] = ("recovered", "pending-approval", "ticketed", "failed", "notify", "shadow")
+
+_KIND_LABEL = {
+    "recovered": "Recovered",
+    "pending-approval": "Approval needed",
+    "ticketed": "Ticket opened",
+    "failed": "Remediation failed",
+    "notify": "Problem detected",
+    "shadow": "Shadow plan (no change made)",
+}
+_KIND_EMOJI = {
+    "recovered": ":white_check_mark:",
+    "pending-approval": ":raised_hand:",
+    "ticketed": ":ticket:",
+    "failed": ":x:",
+    "notify": ":warning:",
+    "shadow": ":crystal_ball:",
+}
+_KIND_SEVERITY = {
+    "recovered": "info",
+    "pending-approval": "warning",
+    "ticketed": "warning",
+    "failed": "error",
+    "notify": "warning",
+    "shadow": "info",
+}
+
+REDACTED = "***redacted***"
+
+# Slack Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
+SLACK_HEADER_MAX = 150
+SLACK_SECTION_MAX = 3000
+SLACK_FALLBACK_MAX = 3000
+SLACK_MAX_BLOCKS = 50
+SNS_SUBJECT_MAX = 99
+
+# ------------------------------------------------------------------------------------------------ redaction
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd|phrase)?|secret_?string|secretstring|secret_?value|private_?key|privatekey|"
+    r"client_?secret|signing_?(secret|key)|api_?key|access_?key|session_?token|task_?token|auth(orization)?_?token|"
+    r"^token$|^secret$|credential|certificate_?key|keystore)",
+    re.IGNORECASE,
+)
+# keys that name a secret without holding its value (ARNs, names, ids) stay visible
+_SECRET_KEY_OK = re.compile(r"(arn|name|id|uri|type|count|present|exists|format|length|keys)$", re.IGNORECASE)
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|\Z)", re.DOTALL)
+_KV_SECRET = re.compile(
+    r"""(?P<k>(?<![:/\w-])[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|access[_-]?key)[\w-]*"""
+    r"""["']?\s*[:=]\s*)(?P<q>["']?)(?!arn:)(?P<v>[^\s"',;}&]+)(?P=q)""",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+_AKID = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
+
+
+def redact_text(text: str) -> str:
+    """Mask secret-looking values inside free text (PEM blocks, ``password=...``, bearer tokens, AWS keys)."""
+    if not text:
+        return text
+    out = _PEM.sub("[PEM block redacted]", text)
+    out = _KV_SECRET.sub(lambda m: f"{m.group('k')}{m.group('q')}{REDACTED}{m.group('q')}", out)
+    out = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
+    return _AKID.sub(REDACTED, out)
+
+
+def is_secret_key(key: str) -> bool:
+    k = str(key)
+    return bool(_SECRET_KEY.search(k)) and not _SECRET_KEY_OK.search(k)
+
+
+def _redact_item(key: str, value: Any, depth: int) -> Any:
+    if is_secret_key(key) and value not in (None, ""):
+        if isinstance(value, str) and value.startswith("arn:"):
+            return value  # the ARN names the secret; it is not the secret
+        return REDACTED
+    return redact(value, depth + 1)
+
+
+def redact(obj: Any, _depth: int = 0) -> Any:
+    """A deep copy of ``obj`` with values under secret-named keys replaced and free text masked."""
+    if _depth > 20:
+        return "…"
+    if isinstance(obj, Mapping):
+        return {str(k): _redact_item(str(k), v, _depth) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [redact(v, _depth + 1) for v in obj]
+    if isinstance(obj, str):
+        return redact_text(obj)
+    if isinstance(obj, (int, float, bool)) or obj is None:
+        return obj
+    return redact_text(str(obj))
+
+
+# ------------------------------------------------------------------------------------------------ model
+@dataclass
+class ApprovalInfo:
+    approval_id: str
+    approve_url: str = ""
+    reject_url: str = ""
+    expires_at: str = ""
+    required_approvals: int = 1
+
+
+@dataclass
+class Message:
+    """One notification, independent of where it goes."""
+
+    kind: str
+    title: str
+    summary: str
+    uuid: str = ""
+    function: str = ""
+    step: str = ""
+    entry: str = ""
+    root_cause: str = ""
+    fix: str = ""
+    incident_id: str = ""
+    facts: list[tuple[str, str]] = field(default_factory=list)  # extra (label, value) lines: region, mode, ...
+    before: dict[str, Any] | None = None  # evidence before the fix (recovered)
+    after: dict[str, Any] | None = None  # evidence after the fix (recovered)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (label, url)
+    approval: ApprovalInfo | None = None
+    details: str = ""  # extra Markdown (plan, error text, ticket summary)
+
+    @property
+    def severity(self) -> str:
+        return _KIND_SEVERITY.get(self.kind, "info")
+
+    @property
+    def label(self) -> str:
+        return _KIND_LABEL.get(self.kind, self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["severity"] = self.severity
+        return d
+
+
+# ------------------------------------------------------------------------------------------------ context access
+def _get(obj: Any, *path: str) -> Any:
+    cur = obj
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def _m(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _first(*values: Any) -> str:
+    for v in values:
+        if v not in (None, "", [], {}):
+            return str(v)
+    return ""
+
+
+def function_name_of(context: Mapping[str, Any]) -> str:
+    """The function name from whatever the context carries (name, ARN, ESM item, diagnosis)."""
+    raw = _first(
+        context.get("function"),
+        context.get("function_name"),
+        context.get("FunctionName"),
+        _get(context, "esm", "FunctionArn"),
+        _get(context, "esm", "function_arn"),
+        _get(context, "esm", "function"),
+        _get(context, "diagnosis", "esm", "FunctionArn"),
+        _get(context, "diagnosis", "esm", "function_arn"),
+        _get(context, "diagnosis", "esm", "function"),
+        _get(context, "diagnosis", "function_arn"),
+        context.get("function_arn"),
+        context.get("FunctionArn"),
+    )
+    if raw.startswith("arn:"):
+        parts = raw.split(":")
+        return parts[6] if len(parts) > 6 else raw
+    return raw
+
+
+def _evidence(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, Mapping) and value:
+        keep = {k: v for k, v in value.items() if v not in (None, "")}
+        return redact(keep) if keep else None
+    if isinstance(value, str) and value:
+        return {"status": redact_text(value)}
+    return None
+
+
+def _links(context: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    raw = context.get("links")
+    if isinstance(raw, Mapping):
+        out += [(str(k), str(v)) for k, v in raw.items() if isinstance(v, str) and v.startswith(("http", "file"))]
+    elif isinstance(raw, Sequence) and not isinstance(raw, str):
+        for item in raw:
+            if isinstance(item, Mapping) and item.get("url"):
+                out.append((str(item.get("label") or item["url"]), str(item["url"])))
+            elif isinstance(item, str):
+                out.append((item, item))
+    ticket = context.get("ticket")
+    if isinstance(ticket, Mapping) and ticket.get("location"):
+        out.append((f"Ticket {ticket.get('ticket_id', '')}".strip(), str(ticket["location"])))
+    return out
+
+
+def build_message(kind: str, context: Mapping[str, Any]) -> Message:
+    """Build the message for ``kind`` from a workflow context. Lenient: every key is optional.
+
+    Keys read: uuid, incident_id, function / function_name / esm.FunctionArn, classification {entry, title, step,
+    text}, diagnosis {root_cause {id, summary, fix}, step}, plan {fix/action, summary, params}, verify / evidence
+    {before, after}, approval {approval_id, approve_url, reject_url, expires_at}, ticket {ticket_id, location},
+    error / reason, mode, region, account, links, title, summary.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}; expected one of {', '.join(KINDS)}")
+    ctx: Mapping[str, Any] = context if isinstance(context, Mapping) else {}
+    cls = _m(ctx.get("classification"))
+    diag = _m(ctx.get("diagnosis"))
+    plan = _m(ctx.get("plan"))
+    rc = _m(diag.get("root_cause"))
+    uuid = _first(ctx.get("uuid"), ctx.get("UUID"), diag.get("uuid"), cls.get("uuid"))
+    function = function_name_of(ctx)
+    entry = _first(cls.get("entry"), ctx.get("entry"))
+    entry_title = _first(cls.get("title"), ctx.get("entry_title"))
+    step = _first(diag.get("step"), cls.get("step"), ctx.get("step"))
+    root_cause = _first(
+        f"{rc.get('id')}: {rc.get('summary')}" if rc.get("id") and rc.get("summary") else None,
+        rc.get("id"),
+        ctx.get("root_cause") if isinstance(ctx.get("root_cause"), str) else None,
+    )
+    fix = _first(plan.get("fix"), plan.get("action"), rc.get("fix"), ctx.get("fix"))
+    fix_summary = _first(plan.get("summary"), plan.get("description"))
+    if fix and fix_summary:
+        fix = f"{fix}: {fix_summary}"
+    who = f"{function or 'unknown function'} ESM {uuid or '?'}"
+    what = entry_title or entry or (step and f"step {step}") or "unrecognised problem"
+    title = _first(ctx.get("title"), f"[esm-medic] {_KIND_LABEL[kind]}: {who} — {what}")
+    summary = _first(ctx.get("summary"), _default_summary(kind, ctx, what))
+    facts: list[tuple[str, str]] = []
+    for label, key in (("Mode", "mode"), ("Region", "region"), ("Account", "account"), ("Reason", "reason")):
+        val = ctx.get(key)
+        if isinstance(val, (str, int)) and str(val):
+            facts.append((label, redact_text(str(val))))
+    if cls.get("confidence") is not None:
+        facts.append(("Confidence", f"{float(cls['confidence']):.2f}"))
+    text = cls.get("text")
+    if isinstance(text, str) and text:
+        facts.append(("Status text", redact_text(text[:500])))
+    verify = _m(ctx.get("verify"))
+    evidence = _m(ctx.get("evidence"))
+    before = _evidence(_first_obj(evidence.get("before"), verify.get("before"), ctx.get("before")))
+    after = _evidence(_first_obj(evidence.get("after"), verify.get("after"), ctx.get("after")))
+    approval = None
+    appr = ctx.get("approval")
+    if isinstance(appr, Mapping) and appr.get("approval_id"):
+        approval = ApprovalInfo(
+            approval_id=str(appr["approval_id"]),
+            approve_url=str(appr.get("approve_url") or ""),
+            reject_url=str(appr.get("reject_url") or ""),
+            expires_at=str(appr.get("expires_at") or ""),
+            required_approvals=int(appr.get("required_approvals") or 1),
+        )
+    details = _details(kind, ctx, plan)
+    return Message(
+        kind=kind,
+        title=redact_text(title),
+        summary=redact_text(summary),
+        uuid=uuid,
+        function=function,
+        step=step,
+        entry=entry,
+        root_cause=redact_text(root_cause),
+        fix=redact_text(fix),
+        incident_id=_first(ctx.get("incident_id"), plan.get("incident_id")),
+        facts=facts,
+        before=before if kind == "recovered" or before else None,
+        after=after,
+        links=_links(ctx),
+        approval=approval,
+        details=details,
+    )
+
+
+def _first_obj(*values: Any) -> Any:
+    for v in values:
+        if v not in (None, "", {}, []):
+            return v
+    return None
+
+
+def _default_summary(kind: str, ctx: Mapping[str, Any], what: str) -> str:
+    error = _first(ctx.get("error"), _get(ctx, "error", "Cause"), ctx.get("cause"))
+    if isinstance(ctx.get("error"), Mapping):
+        error = _first(_get(ctx, "error", "Cause"), _get(ctx, "error", "Error"), _get(ctx, "error", "message"))
+    if kind == "recovered":
+        return f"The ESM is healthy again after the fix ({what})."
+    if kind == "pending-approval":
+        return f"A fix for '{what}' is ready and waits for a human decision."
+    if kind == "ticketed":
+        return f"'{what}' needs a human: a ticket with the runbook was opened."
+    if kind == "failed":
+        return f"Remediation failed: {error}" if error else "Remediation failed; see the details."
+    if kind == "shadow":
+        return f"Shadow mode: this is what esm-medic would do for '{what}'. Nothing was changed."
+    return f"esm-medic found '{what}' (notify mode: no change made)."
+
+
+def _details(kind: str, ctx: Mapping[str, Any], plan: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    if plan and kind in ("pending-approval", "shadow", "notify", "failed"):
+        params = plan.get("params") or plan.get("fix_params")
+        if isinstance(params, Mapping) and params:
+            parts.append("Plan parameters:\n```\n" + json.dumps(redact(params), indent=1, sort_keys=True) + "\n```")
+        calls = plan.get("calls") or plan.get("steps")
+        if isinstance(calls, Sequence) and not isinstance(calls, str) and calls:
+            lines = [f"- {redact_text(_call_line(c))}" for c in list(calls)[:20]]
+            parts.append("Planned calls:\n" + "\n".join(lines))
+        cost = plan.get("cost") or plan.get("monthly_cost")
+        if cost:
+            parts.append(f"Estimated cost: {redact_text(str(cost))}")
+    error = ctx.get("error")
+    if kind == "failed" and isinstance(error, Mapping):
+        parts.append("Error:\n```\n" + redact_text(json.dumps(error, indent=1, default=str))[:1500] + "\n```")
+    extra = ctx.get("details")
+    if isinstance(extra, str) and extra:
+        parts.append(redact_text(extra))
+    return "\n\n".join(parts)
+
+
+def _call_line(call: Any) -> str:
+    if isinstance(call, Mapping):
+        op = _first(call.get("operation"), call.get("op"), call.get("action"), call.get("name"))
+        svc = _first(call.get("service"))
+        return f"{svc + ':' if svc else ''}{op}" + (f" — {call['summary']}" if call.get("summary") else "")
+    return str(call)
+
+
+# ------------------------------------------------------------------------------------------------ renderers
+def _evidence_line(ev: Mapping[str, Any] | None) -> str:
+    if not ev:
+        return "—"
+    return ", ".join(f"{k}={v}" for k, v in ev.items())
+
+
+def render_text(msg: Message) -> str:
+    """Plain text that also reads as Markdown (SNS e-mail, stdout, files)."""
+    lines = [f"# {msg.title}", "", msg.summary, ""]
+    rows = [
+        ("Kind", msg.label),
+        ("ESM", msg.uuid),
+        ("Function", msg.function),
+        ("Incident", msg.incident_id),
+        ("Catalogue entry", msg.entry),
+        ("Failed step", msg.step),
+        ("Root cause", msg.root_cause),
+        ("Fix", msg.fix),
+        *msg.facts,
+    ]
+    lines += [f"- **{k}:** {v}" for k, v in rows if v]
+    if msg.kind == "recovered" or msg.before or msg.after:
+        lines += ["", "## Evidence", f"- Before: {_evidence_line(msg.before)}", f"- After: {_evidence_line(msg.after)}"]
+    if msg.approval:
+        a = msg.approval
+        lines += ["", "## Decision", f"Approval id: {a.approval_id}"]
+        if a.expires_at:
+            lines.append(f"Expires: {a.expires_at}")
+        if a.required_approvals > 1:
+            lines.append(f"Approvals required: {a.required_approvals} different people")
+        if a.approve_url:
+            lines.append(f"Approve (opens a confirmation page): {a.approve_url}")
+        if a.reject_url:
+            lines.append(f"Reject (opens a confirmation page): {a.reject_url}")
+        lines.append("Opening a link changes nothing: only the confirmation button on that page decides.")
+    if msg.details:
+        lines += ["", msg.details]
+    if msg.links:
+        lines += ["", "## Links", *(f"- {label}: {url}" for label, url in msg.links)]
+    return "\n".join(lines).strip() + "\n"
+
+
+render_markdown = render_text
+
+
+def slack_escape(text: str) -> str:
+    """Escape the three characters Slack mrkdwn treats specially."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _md_to_mrkdwn(text: str) -> str:
+    """Minimal Markdown -> Slack mrkdwn: escape, ``**b**`` -> ``*b*``, headings -> bold lines."""
+    out = []
+    for line in slack_escape(text).splitlines():
+        if line.startswith("#"):
+            line = "*" + line.lstrip("#").strip() + "*"
+        out.append(re.sub(r"\*\*(.+?)\*\*", r"*\1*", line))
+    return "\n".join(out)
+
+
+APPROVE_ACTION_ID = "esm_medic_approve"
+REJECT_ACTION_ID = "esm_medic_reject"
+
+
+def render_slack(msg: Message) -> dict[str, Any]:
+    """A Slack message payload (``text`` fallback + Block Kit ``blocks``) for an incoming webhook.
+
+    Approval requests carry Approve / Reject buttons whose ``value`` is the opaque approval id (never the task
+    token); the Slack app's interactivity URL must point at the approval_http handler's ``/slack/actions``.
+    """
+    esc = slack_escape
+    header = _cut(f"{msg.label}: {msg.function or 'ESM'} {msg.uuid[:8]}".strip(), SLACK_HEADER_MAX)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": _cut(f"{_KIND_EMOJI.get(msg.kind, '')} *{esc(msg.title)}*\n{esc(msg.summary)}", 3000),
+            },
+        },
+    ]
+    fields = [
+        (k, v)
+        for k, v in (
+            ("ESM", msg.uuid),
+            ("Function", msg.function),
+            ("Entry", msg.entry),
+            ("Step", msg.step),
+            ("Incident", msg.incident_id),
+        )
+        if v
+    ]
+    if fields:
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [{"type": "mrkdwn", "text": _cut(f"*{k}*\n`{esc(v)}`", 2000)} for k, v in fields[:10]],
+            }
+        )
+    cause_lines = [f"*Root cause:* {esc(msg.root_cause)}" if msg.root_cause else "", f"*Fix:* {esc(msg.fix)}"]
+    cause_lines = [c for c in cause_lines if c and not c.endswith("* ")]
+    if msg.root_cause or msg.fix:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(cause_lines), 3000)}})
+    if msg.facts:
+        text = "\n".join(f"*{esc(k)}:* {esc(v)}" for k, v in msg.facts)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SLACK_SECTION_MAX)}})
+    if msg.kind == "recovered" or msg.before or msg.after:
+        text = f"*Before:* {esc(_evidence_line(msg.before))}\n*After:* {esc(_evidence_line(msg.after))}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SLACK_SECTION_MAX)}})
+    if msg.details:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(_md_to_mrkdwn(msg.details), 3000)}})
+    if msg.approval:
+        a = msg.approval
+        ctx_parts = [f"Approval `{esc(a.approval_id)}`"]
+        if a.expires_at:
+            ctx_parts.append(f"expires {esc(a.expires_at)}")
+        if a.required_approvals > 1:
+            ctx_parts.append(f"needs {a.required_approvals} different approvers")
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(ctx_parts)}]})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"esm_medic_approval_{a.approval_id}"[:255],
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE_ACTION_ID,
+                        "text": {"type": "plain_text", "text": "Approve"},
+                        "style": "primary",
+                        "value": a.approval_id,
+                        "confirm": {
+                            "title": {"type": "plain_text", "text": "Apply this fix?"},
+                            "text": {"type": "mrkdwn", "text": _cut(esc(msg.fix or msg.title), 300)},
+                            "confirm": {"type": "plain_text", "text": "Approve"},
+                            "deny": {"type": "plain_text", "text": "Cancel"},
+                        },
+                    },
+                    {
+                        "type": "button",
+                        "action_id": REJECT_ACTION_ID,
+                        "text": {"type": "plain_text", "text": "Reject"},
+                        "style": "danger",
+                        "value": a.approval_id,
+                    },
+                ],
+            }
+        )
+    if msg.links:
+        text = " · ".join(f"<{url}|{esc(label)}>" for label, url in msg.links[:10] if url.startswith("http"))
+        if text:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, 3000)}]})
+    fallback = _cut(f"{msg.title}: {msg.summary}", SLACK_FALLBACK_MAX)
+    return {"text": esc(fallback), "blocks": blocks[:SLACK_MAX_BLOCKS]}
+
+
+_ASCII_SUBST = {
+    "\u2014": "-",
+    "\u2013": "-",
+    "\u2026": "...",
+    "\u2019": "'",
+    "\u2018": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+}
+
+
+def render_subject(msg: Message) -> str:
+    """An SNS subject: ASCII, one line, under 100 characters, starting with a letter, digit or punctuation."""
+    text = msg.title
+    for k, v in _ASCII_SUBST.items():
+        text = text.replace(k, v)
+    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in " ".join(text.split()))
+    text = text.strip() or "esm-medic notification"
+    return text if len(text) <= SNS_SUBJECT_MAX else text[: SNS_SUBJECT_MAX - 3] + "..."
+
+
+# ------------------------------------------------------------------------------------------------ approval pages
+_PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}"
+    "table{border-collapse:collapse}td{padding:.25rem .75rem .25rem 0;vertical-align:top}"
+    "code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.5rem;overflow:auto}"
+    "button{font-size:1rem;padding:.5rem 1.25rem;margin-right:.75rem}"
+    ".approve{background:#1a7f37;color:#fff}.reject{background:#cf222e;color:#fff}"
+)
+
+
+def _page(title: str, body_html: str) -> str:
+    from html import escape
+
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        '<meta name=robots content="noindex,nofollow">'
+        f"<title>{escape(title)}</title><style>{_PAGE_STYLE}</style></head><body>"
+        f"<h1>{escape(title)}</h1>{body_html}</body></html>"
+    )
+
+
+def render_approval_page(
+    view: Mapping[str, Any], *, action: str, decision: str = "", sig: str = "", identity: str = ""
+) -> str:
+    """The confirmation page a GET shows: what will change, and a form whose POST (only) decides.
+
+    ``action`` is the form's target path; ``identity`` is the approver the channel authenticated ("" -> the
+    page asks for a name).
+    """
+    from html import escape
+
+    rows = [
+        ("ESM", view.get("uuid")),
+        ("Function", view.get("function")),
+        ("Incident", view.get("incident_id")),
+        ("Fix", view.get("fix")),
+        ("Plan", view.get("plan_summary")),
+        ("Requested", view.get("created_at")),
+        ("Expires", view.get("expires_at")),
+    ]
+    required = int(view.get("required_approvals") or 1)
+    if required > 1:
+        have = ", ".join(view.get("approvers") or []) or "none yet"
+        rows.append(("Approvals", f"{required} different people needed (so far: {have})"))
+    table = "".join(
+        f"<tr><td><b>{escape(k)}</b></td><td>{escape(str(v))}</td></tr>" for k, v in rows if v not in (None, "", "-")
+    )
+    plan = view.get("plan")
+    plan_html = ""
+    if isinstance(plan, Mapping) and plan:
+        plan_html = (
+            "<details><summary>Full plan</summary><pre>"
+            + escape(json.dumps(redact(plan), indent=2, sort_keys=True, default=str)[:20000])
+            + "</pre></details>"
+        )
+    who = (
+        f"<p>Deciding as <b>{escape(identity)}</b>.</p>"
+        if identity
+        else "<p><label>Your name or e-mail: <input name=approver required maxlength=200 autocomplete=email>"
+        "</label></p>"
+    )
+    pre = {"approve": "Approve", "reject": "Reject"}.get(decision, "")
+    hint = f"<p>You followed the <b>{pre}</b> link. Nothing has happened yet.</p>" if pre else ""
+    form = (
+        f'<form method=post action="{escape(action)}">'
+        f'<input type=hidden name=sig value="{escape(sig)}">'
+        f"{who}"
+        "<p><label>Reason (optional):<br><textarea name=reason rows=3 cols=60 maxlength=2000></textarea></label></p>"
+        "<button class=approve type=submit name=decision value=approve>Approve the fix</button>"
+        "<button class=reject type=submit name=decision value=reject>Reject</button>"
+        "</form>"
+    )
+    body = (
+        f"{hint}<p>esm-medic asks for approval to change an AWS resource. Opening this page changed nothing; "
+        "only one of the buttons below decides.</p>"
+        f"<table>{table}</table>{plan_html}{form}"
+    )
+    return _page("esm-medic: approve a fix?", body)
+
+
+def render_result_page(title: str, message: str) -> str:
+    from html import escape
+
+    return _page(title, f"<p>{escape(message)}</p>")
