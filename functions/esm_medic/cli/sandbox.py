@@ -1,7 +1,7 @@
 """``esm-medic sandbox``: a local fake AWS (moto + esm-medic's patches) for demos, tests and other tools.
 
-- ``sandbox serve [--port P] [--host H]``: start the patched moto server, print ``AWS_ENDPOINT_URL=...`` and block
-  until Ctrl-C / SIGTERM;
+- ``sandbox serve [--port P] [--host H] [--no-simulator]``: start the patched moto server (with the ESM simulator
+  as status provider when available), print ``AWS_ENDPOINT_URL=...`` and block until Ctrl-C / SIGTERM;
 - ``sandbox set-status UUID [--state S] [--reason R] [--last-processing-result TEXT] [--clear]``: set an ESM's
   status fields in a running server (``--endpoint-url``, default ``$AWS_ENDPOINT_URL``);
 - ``sandbox get-status UUID``: show an ESM's explicit overrides and how the API renders it;
@@ -20,6 +20,7 @@ from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 SCENARIOS_MODULE = "esm_medic.sandbox.scenarios"
+SIMULATOR_MODULE = "esm_medic.sandbox.simulator"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     s.add_argument("--region", default="us-east-1", help="default region for clients in this process")
+    s.add_argument("--verbose", action="store_true", help="log every request to standard error")
+    s.add_argument(
+        "--no-simulator",
+        dest="simulator",
+        action="store_false",
+        help="do not install the ESM simulator as the status provider (ESMs then always look healthy)",
+    )
     s.set_defaults(func=run)
 
     for name, helptext in (
@@ -109,11 +117,18 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"esm-medic: invalid port {args.port}", file=sys.stderr)
         return EXIT_USAGE
     apply_sandbox_env(args.region)
+    if not args.verbose:
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
     try:
         srv, port = server.serve(port=args.port, host=args.host)
     except OSError as exc:
         print(f"esm-medic: cannot start the sandbox on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    simulator = "off"
+    if args.simulator:
+        simulator = _install_simulator()
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:
@@ -121,7 +136,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"AWS_ENDPOINT_URL={os.environ['AWS_ENDPOINT_URL']}", flush=True)
-    print(f"esm-medic sandbox: listening on {args.host}:{port}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    print(
+        f"esm-medic sandbox: listening on {args.host}:{port} (ESM simulator: {simulator}); Ctrl-C to stop",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
             pass
@@ -131,6 +150,20 @@ def _serve(args: argparse.Namespace) -> int:
         server.stop(srv)
     print("esm-medic sandbox: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _install_simulator() -> str:
+    """Plug the ESM simulator in as the status provider when this build has it: 'on' or 'not available'."""
+    import importlib
+
+    try:
+        simulator = importlib.import_module(SIMULATOR_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != SIMULATOR_MODULE:
+            raise
+        return "not available"
+    simulator.install()
+    return "on"
 
 
 def _print_status(result: dict[str, Any], as_json: bool) -> None:

@@ -165,7 +165,8 @@ def sandbox(
     with sandbox_env(region):
         _reset_recorders()
         try:
-            with mock_aws(config=sandbox_config(config)):  # type: ignore[arg-type]
+            moto_config: Any = sandbox_config(config)
+            with mock_aws(config=moto_config):
                 yield Aws(region=region, max_attempts=max_attempts, session=_shared_session(region))
         finally:
             _reset_recorders()

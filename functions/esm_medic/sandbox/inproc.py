@@ -120,7 +120,7 @@ def import_handler(spec: str) -> Handler:
             raise HandlerNotFound(f"module {module_name!r} has no attribute {attr!r}")
     if not callable(target):
         raise HandlerNotFound(f"handler {spec!r} is not callable")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def resolve_handler(function_name: str, configured_handler: str | None = None) -> Handler:

@@ -24,6 +24,10 @@ moto gaps and what we do:
 2. Rules in state ``DISABLED`` still delivered events; they no longer do.
 3. ``TestEventPattern`` answered an empty body; it now answers ``{"Result": true|false}`` using moto's own
    matcher (the same one ``PutEvents`` uses).
+4. A pattern on a field inside an *array of objects* (``{"items": {"groupId": ["sg-1"]}}`` against
+   ``"items": [{"groupId": "sg-2"}, {"groupId": "sg-1"}]``) never matched; AWS flattens such arrays (the field
+   matches if any element's value matches). We replace moto's event flattening with one that does the same,
+   for PutEvents and TestEventPattern alike (CloudTrail events carry such arrays, e.g. ``ipPermissions.items``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,34 @@ DELIVERIES: deque[dict[str, Any]] = deque(maxlen=100)
 _APPLIED = False
 _LOCK = threading.Lock()
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
+
+
+# ---------------------------------------------------------------------------------------------- matching
+def flatten_event(node: Any, prefix: str = "", result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{"a": {"b": 1}, "l": [{"c": 1}, {"c": 2}]}`` -> ``{"a.b": 1, "l.c": [1, 2]}`` (AWS's flattening)."""
+    if result is None:
+        result = {}
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _flatten_value(v, f"{prefix}.{k}" if prefix else str(k), result)
+    return result
+
+
+def _flatten_value(value: Any, key: str, result: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _flatten_value(v, f"{key}.{k}", result)
+    elif isinstance(value, list) and any(isinstance(x, (dict, list)) for x in value):
+        for element in value:
+            sub: dict[str, Any] = {}
+            _flatten_value(element, key, sub)
+            for sub_key, sub_value in sub.items():
+                merged = result.get(sub_key, [])
+                merged = merged if isinstance(merged, list) else [merged]
+                merged.extend(sub_value if isinstance(sub_value, list) else [sub_value])
+                result[sub_key] = merged
+    else:
+        result[key] = value
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -213,6 +245,7 @@ def apply() -> None:
             pattern = EventPattern.load(self._get_param("EventPattern"))
             return json.dumps({"Result": bool(pattern.matches_event(event))})
 
+        EventPattern._flatten_dict = staticmethod(flatten_event)  # type: ignore[method-assign]
         Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
         EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign,assignment]
         _APPLIED = True

@@ -9,7 +9,8 @@ moto gaps and what we do:
    ``enhancedMonitoring``, ``openMonitoring`` and ``loggingInfo``; we keep them so ``DescribeClusterV2`` returns
    them (esm-medic derives the auth mode and broker ports from them).
 3. ``DescribeCluster`` / ``DescribeClusterV2`` / ``DeleteCluster`` of an unknown ARN crashed with a KeyError
-   (HTTP 500); they now raise ``NotFoundException``.
+   (HTTP 500); they now raise ``NotFoundException``. ``CreateClusterV2`` with neither ``provisioned`` nor
+   ``serverless`` crashed too; it now raises ``BadRequestException``.
 4. ``GetBootstrapBrokers`` is not implemented. We answer from the cluster's configuration with broker host names
    shaped like AWS's (``b-1.<cluster-name>.<id>.c2.kafka.<region>.amazonaws.com``, one broker per client subnet):
 
@@ -305,6 +306,10 @@ def apply() -> None:
             return result
 
         def create_cluster_v2(self: Any, cluster_name: str, tags: Any, provisioned: Any, serverless: Any) -> Any:
+            if not provisioned and not serverless:
+                from moto.kafka.exceptions import BadRequestException
+
+                raise BadRequestException("Either provisioned or serverless must be specified.")
             result = orig_create_v2(self, cluster_name, tags, provisioned, serverless)
             cluster = self.clusters[result[0]]
             if provisioned:

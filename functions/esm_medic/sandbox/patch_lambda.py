@@ -299,7 +299,7 @@ def _create_kafka_esm(backend: Any, spec: dict[str, Any]) -> Any:
     spec.setdefault("EventSourceArn", None)
     spec.update({"RegionName": backend.region_name, "AccountId": backend.account_id})
     spec["FunctionArn"] = func.function_arn
-    esm = EventSourceMapping(spec)
+    esm: Any = EventSourceMapping(spec)  # type: ignore[abstract]
     esm._esm_medic_extra = {k: spec[k] for k in _EXTRA_FIELDS if spec.get(k) is not None}
     key = _source_key(esm)
     with _LOCK:
@@ -322,8 +322,8 @@ def _patch_model() -> None:
     from moto.awslambda.models import EventSourceMapping
 
     orig_service = EventSourceMapping._get_service_source_from_arn
-    orig_arn_prop = EventSourceMapping.event_source_arn
-    orig_batch_prop = EventSourceMapping.batch_size
+    orig_arn_prop: Any = EventSourceMapping.__dict__["event_source_arn"]  # the property objects themselves
+    orig_batch_prop: Any = EventSourceMapping.__dict__["batch_size"]
     orig_get_configuration = EventSourceMapping.get_configuration
 
     def _get_service_source_from_arn(self: Any, event_source_arn: str | None = None) -> str:
@@ -336,14 +336,14 @@ def _patch_model() -> None:
         if arn is None or is_kafka_arn(arn):
             self._event_source_arn = arn
             return
-        orig_arn_prop.fset(self, arn)  # type: ignore[misc]
+        orig_arn_prop.fset(self, arn)
 
     def _set_batch(self: Any, value: int | None) -> None:
         if self._get_service_source_from_arn() == "kafka":
             _validate_batch_size(value)
             self._batch_size = 100 if value is None else int(value)
             return
-        orig_batch_prop.fset(self, value)  # type: ignore[misc]
+        orig_batch_prop.fset(self, value)
 
     def raw_configuration(self: Any) -> dict[str, Any]:
         """moto's item plus the Kafka defaults / extra fields, before the provider and the overrides."""
@@ -430,7 +430,7 @@ def _patch_backend() -> None:
     LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign]
     LambdaBackend.update_event_source_mapping = update_event_source_mapping  # type: ignore[method-assign]
     LambdaBackend.delete_event_source_mapping = delete_event_source_mapping  # type: ignore[method-assign]
-    LambdaBackend.list_event_source_mappings = list_event_source_mappings  # type: ignore[method-assign,assignment]
+    LambdaBackend.list_event_source_mappings = list_event_source_mappings  # type: ignore[method-assign]
 
 
 def _encode_marker(offset: int) -> str:

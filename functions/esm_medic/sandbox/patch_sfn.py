@@ -152,7 +152,8 @@ def apply() -> None:
             execution_input: str | None = None,
             trace_header: str | None = None,
         ) -> Any:
-            return orig_start(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+            start: Any = orig_start
+            return start(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
 
         StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
         _plug_jsonata()

@@ -232,3 +232,52 @@ def test_test_event_pattern_answers(sandbox_aws) -> None:
 )
 def test_render_template(template: str, values: dict, expected: str) -> None:
     assert patch_events.render_template(template, values) == expected
+
+
+def test_patterns_match_fields_inside_arrays_of_objects(sandbox_aws, received) -> None:
+    pattern = {
+        "source": ["aws.ec2"],
+        "detail": {"requestParameters": {"ipPermissions": {"items": {"groups": {"items": {"groupId": ["sg-1"]}}}}}},
+    }
+    sandbox_aws.call("events", "put_rule", Name="sg-change", EventPattern=json.dumps(pattern))
+    arn = sandbox_aws.call("lambda", "get_function", FunctionName="sink")["Configuration"]["FunctionArn"]
+    sandbox_aws.call("events", "put_targets", Rule="sg-change", Targets=[{"Id": "1", "Arn": arn}])
+
+    def perms(*group_ids: str) -> dict:
+        return {
+            "requestParameters": {
+                "ipPermissions": {
+                    "items": [{"ipProtocol": "tcp", "groups": {"items": [{"groupId": g}]}} for g in group_ids]
+                }
+            }
+        }
+
+    _put(sandbox_aws, perms("sg-2", "sg-1"), source="aws.ec2")
+    _put(sandbox_aws, perms("sg-2", "sg-3"), source="aws.ec2")
+    assert len(received) == 1
+    event = {"source": "aws.ec2", "detail": perms("sg-9", "sg-1")}
+    events = sandbox_aws.client("events")
+    assert (
+        events.test_event_pattern(
+            EventPattern=json.dumps(pattern),
+            Event=json.dumps(
+                {
+                    "id": "1",
+                    "detail-type": "x",
+                    "account": "123456789012",
+                    "time": "2026-01-01T00:00:00Z",
+                    "region": "us-east-1",
+                    "resources": [],
+                    **event,
+                }
+            ),
+        )["Result"]
+        is True
+    )
+
+
+def test_flatten_event() -> None:
+    flat = patch_events.flatten_event(
+        {"a": {"b": 1}, "l": [{"c": 1}, {"c": 2, "d": {"e": "x"}}], "s": [1, 2], "empty": {}, "n": None}
+    )
+    assert flat == {"a.b": 1, "l.c": [1, 2], "l.d.e": ["x"], "s": [1, 2], "empty": {}, "n": None}

@@ -184,3 +184,9 @@ def test_scram_association_needs_scram_enabled(sandbox_aws, msk_stack) -> None:
     with pytest.raises(ClientError) as err:
         sandbox_aws.call("kafka", "batch_associate_scram_secret", ClusterArn=stack.cluster_arn, SecretArnList=[secret])
     assert err.value.response["Error"]["Code"] == "BadRequestException"
+
+
+def test_create_cluster_v2_needs_a_type(sandbox_aws) -> None:
+    with pytest.raises(ClientError) as err:
+        sandbox_aws.call("kafka", "create_cluster_v2", ClusterName="neither")
+    assert err.value.response["Error"]["Code"] == "BadRequestException"
