@@ -35,11 +35,11 @@ HANDLERS = ROOT / "functions" / "esm_medic" / "handlers"
 
 #: Tunables the ASL may reference as ${Name}; values can be overridden with CDK context (-c Name=value).
 TUNABLES: dict[str, str] = {
-    "VerifyWaitSeconds": "60",
-    "VerifyMaxAttempts": "10",
-    "VerifyBackoffRate": "1.5",
-    "ApprovalTimeoutSeconds": "86400",
-    "ApprovalHeartbeatSeconds": "3600",
+    "VerifyWaitSeconds": "30",  # first wait after a fix before reading the ESM again
+    "VerifyMaxWaitSeconds": "300",  # cap of the backoff between verification reads
+    "VerifyMaxAttempts": "12",
+    "ApprovalTimeoutSeconds": "86400",  # a day to answer, then a ticket
+    "ApprovalHeartbeatSeconds": "86340",  # must be below the timeout; nothing heartbeats an open approval
 }
 
 #: EventBridge rule name -> (pattern file, target function, rule state)
@@ -349,4 +349,5 @@ def remediation_actions() -> list[str]:
     """The IAM actions the registered remediation actions declare (the single source for the remediate role)."""
     from esm_medic.remediate.registry import all_permissions
 
-    return sorted(set(all_permissions()))
+    # the engine's own needs (tables, ESM restart, kill switch) come from the state/audit/esm-restart/ssm grants
+    return sorted(set(all_permissions(include_engine=False)))
