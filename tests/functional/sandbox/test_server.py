@@ -119,20 +119,30 @@ def _cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess
     )
 
 
+def _main(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in this process: (exit code, stdout, stderr)."""
+    from esm_medic.cli.main import main
+
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
 @pytest.mark.slow
-def test_cli_serve_and_set_status_in_subprocesses() -> None:
+def test_cli_serve_and_set_status_in_subprocesses(capsys, monkeypatch, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    errors = (tmp_path / "serve.err").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "esm_medic.cli.main", "sandbox", "serve", "--port", "0"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         env=env,
         cwd=ROOT,
     )
     try:
         line = proc.stdout.readline().strip()  # blocks until the server is up
-        assert line.startswith("AWS_ENDPOINT_URL=http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() else "")
+        assert line.startswith("AWS_ENDPOINT_URL=http://127.0.0.1:"), (line, (tmp_path / "serve.err").read_text())
         url = line.split("=", 1)[1]
         aws = _aws(url)
         stack = create_msk_stack(aws)
@@ -144,15 +154,17 @@ def test_cli_serve_and_set_status_in_subprocesses() -> None:
         assert "(override)" in done.stdout and "PROBLEM: Connection error" in done.stdout
         got = aws.call("lambda", "get_event_source_mapping", UUID=uuid)
         assert (got["State"], got["LastProcessingResult"]) == ("Enabled", text)
-        shown = _cli("sandbox", "get-status", uuid, "--json", "--endpoint-url", url, env=env)
-        assert shown.returncode == 0, shown.stderr
-        assert json.loads(shown.stdout)["item"]["LastProcessingResult"] == text
+        # the rest in this process (same HTTP path, no interpreter start-up per call)
+        rc, out, _ = _main(capsys, "sandbox", "get-status", uuid, "--json", "--endpoint-url", url)
+        assert rc == 0
+        assert json.loads(out)["item"]["LastProcessingResult"] == text
         # bad usage and failures have distinct exit codes
-        assert _cli("sandbox", "set-status", uuid, env=cli_env).returncode == 2  # nothing to set
-        assert _cli("sandbox", "set-status", uuid, "--state", "Sideways", env=cli_env).returncode == 2
-        missing = _cli("sandbox", "set-status", "nope", "--state", "Enabled", env=cli_env)
-        assert missing.returncode == 1 and "no event source mapping" in missing.stderr
-        assert _cli("sandbox", "set-status", uuid, "--clear", env=env).returncode == 2  # no endpoint at all
+        assert _main(capsys, "sandbox", "set-status", uuid, "--endpoint-url", url)[0] == 2  # nothing to set
+        assert _main(capsys, "sandbox", "set-status", uuid, "--state", "Sideways", "--endpoint-url", url)[0] == 2
+        rc, _, err = _main(capsys, "sandbox", "set-status", "nope", "--state", "Enabled", "--endpoint-url", url)
+        assert rc == 1 and "no event source mapping" in err
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        assert _main(capsys, "sandbox", "set-status", uuid, "--clear")[0] == 2  # no endpoint at all
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -160,4 +172,5 @@ def test_cli_serve_and_set_status_in_subprocesses() -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+            errors.close()
     assert rc == 0
