@@ -30,6 +30,8 @@ moto gaps and what we do:
    we match by function name whether a name, a partial ARN or an ARN was used (and the qualifier when given).
 4. ``UpdateEventSourceMapping`` / ``DeleteEventSourceMapping`` of an unknown UUID answered a bare 404 with no
    error code; they now raise ``ResourceNotFoundException`` like AWS.
+5. CloudFormation ``AWS::Lambda::EventSourceMapping`` (Kafka ones included, through 1.) could not be deleted
+   without an ``EventSourceArn`` (KeyError for self-managed Kafka); deletion now goes by the physical id (UUID).
 """
 
 from __future__ import annotations
@@ -359,6 +361,16 @@ def _patch_model() -> None:
     def get_configuration(self: Any) -> dict[str, Any]:
         return _apply_status(self, raw_configuration(self))
 
+    def delete_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        from moto.awslambda.utils import get_backend
+
+        backend = get_backend(account_id, region_name)
+        if backend.get_event_source_mapping(resource_name) is not None:  # the physical id is the UUID
+            backend.delete_event_source_mapping(resource_name)
+
+    EventSourceMapping.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)  # type: ignore[method-assign,assignment]
     EventSourceMapping._get_service_source_from_arn = _get_service_source_from_arn  # type: ignore[method-assign]
     EventSourceMapping.event_source_arn = property(orig_arn_prop.fget, _set_arn)  # type: ignore[method-assign,assignment]
     EventSourceMapping.batch_size = property(orig_batch_prop.fget, _set_batch)  # type: ignore[method-assign,assignment]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -351,3 +352,35 @@ def test_sqs_mappings_still_work(sandbox_aws, stack) -> None:
     )
     assert esm["BatchSize"] == 10
     assert esm["StateTransitionReason"] == "User initiated"  # moto's own value for non-Kafka sources
+
+
+def test_cloudformation_kafka_mappings_create_and_delete(sandbox_aws, stack) -> None:
+    template = {
+        "Resources": {
+            "Msk": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": stack.cluster_arn,
+                    "FunctionName": stack.function_name,
+                    "Topics": ["orders"],
+                    "StartingPosition": "LATEST",
+                },
+            },
+            "SelfManaged": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["k1.example.com:9092"]}},
+                    "FunctionName": stack.function_name,
+                    "Topics": ["payments"],
+                    "StartingPosition": "TRIM_HORIZON",
+                },
+            },
+        }
+    }
+    cfn = sandbox_aws.client("cloudformation")
+    cfn.create_stack(StackName="esms", TemplateBody=json.dumps(template))
+    assert cfn.describe_stacks(StackName="esms")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    listed = sandbox_aws.call("lambda", "list_event_source_mappings")["EventSourceMappings"]
+    assert sorted(e["Topics"][0] for e in listed) == ["orders", "payments"]
+    cfn.delete_stack(StackName="esms")
+    assert sandbox_aws.call("lambda", "list_event_source_mappings")["EventSourceMappings"] == []
