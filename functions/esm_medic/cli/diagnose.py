@@ -65,6 +65,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
     from esm_medic.diagnose import DiagnoseError, EsmNotFound, diagnose
 
     uuid = str(args.uuid).strip()
+    if uuid.startswith("arn:") and ":event-source-mapping:" in uuid:
+        uuid = uuid.rsplit(":", 1)[-1]  # an ESM ARN names its UUID last
     if not uuid:
         return fail("diagnose needs an ESM UUID", EXIT_USAGE)
     try:

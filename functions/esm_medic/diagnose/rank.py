@@ -4,8 +4,8 @@ Rules, in order:
 
 1. A healthy classification -> root cause ``healthy`` with fix ``""`` (nothing to fix). Failed checks on a
    healthy ESM are latent problems: named in the notes, never acted on.
-2. A catalogue entry -> among its ``root_causes``, the ones *supported* by a failed check (the check is in the
-   root cause's ``checks`` and, when the check names causes in ``evidence["causes"]``, it names this one).
+2. A catalogue entry -> among its ``root_causes``, the ones *supported* by a failed check (the check names the
+   root cause in ``evidence["causes"]``, or it is one of the root cause's ``checks`` and names no cause).
    Preference: a check names it as its first cause > a check names it at all > all its checks failed >
    catalogue order. The fix is ``entry.fix_for(root_cause)`` with the parameters the supporting findings built for
    that fix; ``ticket`` when the catalogue lists none for it, or when no finding could build valid parameters.
@@ -15,8 +15,10 @@ Rules, in order:
 4. No supported root cause but failed checks -> the first failed check in set-up order, with the catalogue root
    cause it names (searched in the classified entry, then entries of the same step, then all) and that root
    cause's catalogue fix when the finding built it; else ``ticket``.
-5. Nothing failed: a known entry gets its most plausible unconfirmed root cause (one whose check could not decide,
-   else one no AWS API can check, else the first) with ``ticket``; an unknown text gets ``unknown`` + ``ticket``.
+5. Nothing failed: a known entry gets its most plausible unconfirmed root cause with ``ticket``: among the root
+   causes that fit the auth mode, one whose check could not decide (unknown / warn), else one no check rules out
+   (no AWS API can see it, or part of it, like SCPs or IAM propagation), else the first. An unknown text gets
+   ``unknown`` + ``ticket``. Without evidence nothing is ever fixed automatically.
 """
 
 from __future__ import annotations
@@ -68,10 +70,14 @@ def causes(f: Finding) -> list[str]:
 
 
 def supports(f: Finding, rc: RootCauseInfo) -> bool:
-    if f.status != CheckStatus.FAIL or f.check not in rc.checks:
+    """A failed check supports a root cause when it names it, or when it is one of the root cause's checks and
+    names no cause of its own."""
+    if f.status != CheckStatus.FAIL:
         return False
     named = causes(f)
-    return not named or rc.id in named
+    if rc.id in named:
+        return True
+    return f.check in rc.checks and not named
 
 
 def _order_key(f: Finding) -> tuple[int, int]:
