@@ -301,8 +301,22 @@ class Context:
         ident = self.identity
         if not ident.in_vpc or ident.provisioned or not ident.vpc_id:
             return None
-        vpc = ident.vpc_id
         services = ["sts", "lambda"] + (["secretsmanager"] if self.esm.secrets else [])
+        dest = destination_service(self.esm.on_failure_destination) if self.esm.on_failure_destination else ""
+        key = (
+            "service-path",
+            self.region,
+            ident.vpc_id,
+            tuple(sorted(ident.subnets)),
+            tuple(ident.sg_ids),
+            tuple(services),
+            dest,
+        )
+        return self.lookups.derived(key, lambda: self._compute_service_path(services))
+
+    def _compute_service_path(self, services: list[str]) -> ServicePath:
+        ident = self.identity
+        vpc = ident.vpc_id
         sp = ServicePath(vpc, services)
         rtbs = self.lookups.route_tables(vpc)
         nats = self.lookups.nat_gateways(vpc)

@@ -207,6 +207,7 @@ class Lookups:
         self._lock = threading.RLock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._stats = _Stats()
+        self._derived: dict[tuple[Any, ...], Any] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
@@ -278,6 +279,16 @@ class Lookups:
     def _batch_lock(self, kind: str) -> threading.Lock:
         with self._lock:
             return self._key_locks.setdefault(("batch", kind), threading.Lock())
+
+    def derived(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """Memoise a pure computation over already-fetched data (no API call) for the life of this Lookups:
+        ESMs that share a network identity share its evaluation."""
+        with self._lock:
+            if key in self._derived:
+                return self._derived[key]
+        value = compute()
+        with self._lock:
+            return self._derived.setdefault(key, value)
 
     # ------------------------------------------------------------------ stats
     @property

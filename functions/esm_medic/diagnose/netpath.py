@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -20,7 +21,10 @@ PUBLIC_SERVICE = ipaddress.ip_network("52.94.0.10/32")
 MSK_BROKER_PORTS = (9092, 9094, 9096, 9098, 9194, 9196, 9198)
 
 
+@lru_cache(maxsize=4096)
 def net(cidr: str | None) -> IPNetwork | None:
+    """A CIDR string as a network (None when empty or invalid). Memoised: a scan compares the same few CIDRs
+    thousands of times."""
     if not cidr:
         return None
     try:
@@ -29,11 +33,19 @@ def net(cidr: str | None) -> IPNetwork | None:
         return None
 
 
+@lru_cache(maxsize=16384)
 def covers(rule_cidr: str | None, peer: IPNetwork) -> bool:
     n = net(rule_cidr)
     if n is None or n.version != peer.version:
         return False
     return peer.subnet_of(n)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=4096)
+def _representative(peer: IPNetwork) -> IPNetwork:
+    """One address of ``peer`` (its first host) as a /32 (/128) network."""
+    addr: Any = peer.network_address if peer.num_addresses == 1 else next(iter(peer.hosts()), peer.network_address)
+    return ipaddress.ip_network(f"{addr}/{addr.max_prefixlen}")
 
 
 def perm_covers_port(perm: Mapping[str, Any], port: int) -> bool:
@@ -157,12 +169,7 @@ def nacl_decision(
     first match by rule number wins, the implicit last rule denies. No NACL known -> allowed."""
     if nacl is None:
         return True, None
-    addr: Any
-    if peer.num_addresses == 1:
-        addr = peer.network_address
-    else:
-        addr = next(iter(peer.hosts()), peer.network_address)
-    point = ipaddress.ip_network(f"{addr}/{addr.max_prefixlen}")
+    point = _representative(peer)
     entries = sorted(
         (e for e in nacl.get("Entries") or [] if bool(e.get("Egress")) == egress),
         key=lambda e: int(e.get("RuleNumber", 32767)),

@@ -180,3 +180,17 @@ def test_cli_unreachable_endpoint_fails_cleanly():
     done = _cli("scan", "--endpoint-url", "http://127.0.0.1:9", timeout=120)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "esm-medic:" in done.stderr
+
+
+def test_progress_bar_renders_on_a_stream():
+    import io
+
+    from esm_medic.cli.diagnose import _ProgressBar
+
+    out = io.StringIO()
+    bar = _ProgressBar(out)
+    for done in range(201):
+        bar(done, 200)
+    text = out.getvalue()
+    assert text.count("\r") == 101  # one redraw per percent, not per ESM
+    assert text.endswith("200/200 ESMs\n")

@@ -97,6 +97,28 @@ def sg_self_outbound(ctx: Context) -> Finding:
     return _self_rule(ctx, "sg-self-outbound", egress=True)
 
 
+def _broker_flows(
+    subnets: dict[str, dict[str, Any]], ports: tuple[int, ...], acls: list[dict[str, Any]]
+) -> list[tuple[str, str, str]]:
+    """NACL problems for TCP ``ports`` between every pair of ENI / broker subnets (both directions' rules)."""
+    problems: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for a, sub_a in subnets.items():
+        for b, sub_b in subnets.items():
+            net_a, net_b = netpath.net(sub_a.get("CidrBlock")), netpath.net(sub_b.get("CidrBlock"))
+            if net_a is None or net_b is None:
+                continue
+            for port in ports:
+                for reason in (
+                    netpath.nacl_flow(netpath.nacl_for(a, acls), a, port, net_b, initiator=True),
+                    netpath.nacl_flow(netpath.nacl_for(b, acls), b, port, net_a, initiator=False),
+                ):
+                    if reason and reason not in seen:
+                        seen.add(reason)
+                        problems.append(("nacl-blocks-brokers", str(Step.NETWORK), reason))
+    return problems
+
+
 @check("nacl", Step.NETWORK, "Network ACLs pass broker and HTTPS traffic")
 def nacl(ctx: Context) -> Finding:
     gate = network_gate(ctx, "nacl")
@@ -107,21 +129,11 @@ def nacl(ctx: Context) -> Finding:
     if not nacls.ok:
         return unknown("nacl", nacls, f"the network ACLs of {ident.vpc_id}")
     acls = nacls.value or []
-    problems: list[tuple[str, str, str]] = []  # (cause, step, reason)
-    seen: set[str] = set()
-    for a, sub_a in ident.subnets.items():
-        for b, sub_b in ident.subnets.items():
-            net_a, net_b = netpath.net(sub_a.get("CidrBlock")), netpath.net(sub_b.get("CidrBlock"))
-            if net_a is None or net_b is None:
-                continue
-            for port in ident.ports:
-                for reason in (
-                    netpath.nacl_flow(netpath.nacl_for(a, acls), a, port, net_b, initiator=True),
-                    netpath.nacl_flow(netpath.nacl_for(b, acls), b, port, net_a, initiator=False),
-                ):
-                    if reason and reason not in seen:
-                        seen.add(reason)
-                        problems.append(("nacl-blocks-brokers", Step.NETWORK, reason))
+    key = ("nacl-brokers", ident.vpc_id, tuple(sorted(ident.subnets)), tuple(ident.ports))
+    problems: list[tuple[str, str, str]] = list(
+        ctx.lookups.derived(key, lambda: _broker_flows(ident.subnets, ident.ports, acls))
+    )  # (cause, step, reason)
+    seen: set[str] = {r for _, _, r in problems}
     sp = ctx.service_path
     if sp is not None:
         for path in sp.subnets.values():
