@@ -131,3 +131,22 @@ def test_deleted_cluster(fresh_aws):
     assert state.status == "fail" and "does not exist" in state.summary
     assert _finding(d, "sg-self-inbound").status == "unknown"
     assert d.root_cause.fix == "ticket"
+
+
+def test_self_managed_without_vpc_uses_the_internet_path(fresh_aws):
+    r = scenarios.build(fresh_aws, "healthy", prefix="inet-")
+    uuid = fresh_aws.call(
+        "lambda",
+        "create_event_source_mapping",
+        FunctionName=r.function_name,
+        Topics=["t"],
+        StartingPosition="LATEST",
+        SelfManagedEventSource={"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["203.0.113.7:9092", "nx.invalid:9092"]}},
+    )["UUID"]
+    d = diagnose(fresh_aws, uuid, resolver=sandbox_resolver)
+    assert d.network is not None and d.network.source == "internet"
+    assert d.network.ports == [9092]
+    for check in ("sg-self-inbound", "service-path", "nacl", "vpc-dns"):
+        assert _finding(d, check).status == "skip"
+    dns = _finding(d, "broker-dns")
+    assert dns.status == "fail" and "nx.invalid" in dns.summary
