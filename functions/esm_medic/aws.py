@@ -3,7 +3,8 @@
 - one boto3 Session per ``Aws`` (profile / region resolution as the AWS CLI does it),
 - an optional endpoint override (``endpoint_url=`` or the standard ``AWS_ENDPOINT_URL`` variable, which
   botocore honours by itself), used for the local sandbox,
-- retries with backoff in botocore's ``standard`` mode (throttling and transient errors),
+- retries with backoff in botocore's ``standard`` mode (throttling and transient errors); ``max_attempts`` counts
+  retries, so a request is tried at most ``1 + max_attempts`` times,
 - per-operation call counting, so scans and benchmarks can report API calls,
 - helpers that name error classes (access denied, throttled, not found, unsupported) without string
   matching scattered through the code.

@@ -31,6 +31,9 @@ MSK_PORTS: dict[str, tuple[int, int | None]] = {
     TLS: (9094, 9194),
     MTLS: (9094, 9194),
     SASL_SCRAM_512: (9096, 9196),
+    # MSK only offers SCRAM-SHA-512; an ESM configured with SCRAM-256 or PLAIN still talks to the SASL listener
+    SASL_SCRAM_256: (9096, 9196),
+    SASL_PLAIN: (9096, 9196),
     IAM: (9098, 9198),
 }
 
