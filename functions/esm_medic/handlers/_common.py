@@ -204,6 +204,7 @@ def lambda_entry(name: str, *, schema: str | None = None) -> Callable[[Handler],
     def deco(fn: Handler) -> Handler:
         @functools.wraps(fn)
         def run(event: Any, context: Any) -> Any:
+            metrics.clear_metrics()  # no dimension left over from an earlier invocation (e.g. metrics disabled)
             logger.set_correlation_id(correlation_id(event))
             logger.append_keys(handler=name)
             started = time.perf_counter()

@@ -381,7 +381,7 @@ class Workflow:
         arn: str,
         *,
         timeout: float = 90.0,
-        poll: float = 0.05,
+        poll: float = 0.1,
         on_poll: Callable[[Workflow, str], None] | None = None,
     ) -> Run:
         """Wait until the execution ends (or ``timeout``); ``on_poll(workflow, arn)`` runs on every poll."""
@@ -438,7 +438,12 @@ class Workflow:
         """An ``on_poll`` callback that approves every pending approval (the demo's visible auto-approver)."""
         from esm_medic.approval import decide_approval, pending_approvals
 
+        last = [0.0]
+
         def approve(workflow: Workflow, arn: str) -> None:
+            if time.monotonic() - last[0] < 0.2:  # a scan of the STATE table: not on every poll
+                return
+            last[0] = time.monotonic()
             for pending in pending_approvals(workflow.aws):
                 approval_id = str(pending.get("approval_id") or "")
                 if not approval_id:
@@ -480,17 +485,22 @@ def deploy(
     handlers: Mapping[str, Handler | str] | None = None,
     retry_cap_seconds: int | None = 1,
     definition_text: str | None = None,
+    simulate: bool = True,
 ) -> Workflow:
     """Deploy the workflow into the active sandbox (see module docstring); returns a :class:`Workflow`.
 
     ``handlers`` replaces handler modules by name (tests register a failing one); ``env`` adds / overrides
     function environment variables (e.g. ``ESM_MEDIC_DEFAULT_MODE``); ``tunables`` overrides
-    :data:`LOCAL_TUNABLES`.
+    :data:`LOCAL_TUNABLES`. ``simulate`` installs the ESM status simulator (the ESM's status follows the account).
     """
     from esm_medic.detect.events import load_pattern
     from esm_medic.sandbox import inproc
     from esm_medic.tables import create_tables
 
+    if simulate:
+        from esm_medic.sandbox import simulator
+
+        simulator.install()
     create_tables(aws)
     account = aws.account_id()
     role_arn = _role(aws, f"{prefix}-role")
