@@ -5,6 +5,9 @@ moto gap and what we do:
 1. ``ModifyVpcEndpoint(PrivateDnsEnabled=...)`` is silently ignored (the endpoint keeps its old value), so a
    remediation that switches private DNS on or off could not be verified. We apply the flag to the endpoint after
    moto's own modification (only when the parameter is present in the request).
+2. ``CreateVpcEndpoint``, ``ModifyVpcEndpoint`` and ``DeleteVpcEndpoints`` ignore ``DryRun=True`` and make the
+   change (a remediation plan's dry-run probe created real endpoints). They now answer ``DryRunOperation`` without
+   changing anything, as AWS does (moto's own ``error_on_dryrun``, the check its other EC2 calls make).
 """
 
 from __future__ import annotations
@@ -35,4 +38,14 @@ def apply() -> None:
             return result
 
         VPCs.modify_vpc_endpoint = modify_vpc_endpoint  # type: ignore[method-assign]
+
+        def honour_dry_run(original: Any) -> Any:
+            def call(self: Any) -> Any:
+                self.error_on_dryrun()
+                return original(self)
+
+            return call
+
+        for name in ("create_vpc_endpoint", "modify_vpc_endpoint", "delete_vpc_endpoints"):
+            setattr(VPCs, name, honour_dry_run(getattr(VPCs, name)))
         _APPLIED = True
