@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import DIAGNOSIS, PLAN, Workflow
+from notify_support import DIAGNOSIS, PLAN, Workflow
 
 from esm_medic import approval
 from esm_medic.approval import (

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode, urlparse
 
 import pytest
-from conftest import DIAGNOSIS, PLAN, Workflow
+from notify_support import DIAGNOSIS, PLAN, Workflow
 
 from esm_medic.approval import get_approval, link_signature, request_approval
 from esm_medic.handlers import approval_http

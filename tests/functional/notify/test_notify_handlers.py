@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DIAGNOSIS, PLAN
+from notify_support import DIAGNOSIS, PLAN
 
 from esm_medic.approval import decide_approval, pending_approvals
 from esm_medic.classify import classify
