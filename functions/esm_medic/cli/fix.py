@@ -181,6 +181,7 @@ def run_fix(args: argparse.Namespace) -> int:
             approver=_actor(),
             mode_override=args.mode,
             restart=not args.no_restart,
+            approved_plan=plan.get("plan"),
         )
     except Exception as exc:
         return fail(aws_error_message(exc))
@@ -196,6 +197,8 @@ def _apply_blocker(plan: dict[str, Any]) -> tuple[int, str] | None:
     decision = plan.get("decision") or {}
     if status == "noop":
         return EXIT_OK, "Nothing to apply: the account already has what this fix would add."
+    if status == "healthy":
+        return EXIT_OK, "Nothing to apply: the ESM is healthy."
     if status == "failed":
         return EXIT_FAILURE, f"Cannot apply: {plan.get('error')}"
     if status == "refused":
@@ -215,6 +218,8 @@ def render_plan(res: dict[str, Any]) -> str:
     if plan:
         head += f"  (safety {plan.get('safety')}, incident {res.get('incident_id')})"
     lines.append(head)
+    if res.get("status") == "healthy":
+        return f"ESM {res.get('uuid')} is healthy: nothing to fix.\n"
     if res.get("status") == "ticket":
         lines.append(f"No automatic fix: a ticket with the runbook ({res.get('reason', '')}).")
     if plan.get("summary"):

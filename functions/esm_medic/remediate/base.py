@@ -75,12 +75,6 @@ class UnknownAction(RemediationError):
     code = "unknown-action"
 
 
-class PlanRefused(RemediationError):
-    """The action will not run in this state (conflict, missing prerequisite); the message says why."""
-
-    code = "refused"
-
-
 class ActionFailed(RemediationError):
     """A call failed while applying / verifying / rolling back. ``missing_permission`` names the IAM action
     when AWS said access denied; ``throttled`` is set when retries were exhausted on throttling."""

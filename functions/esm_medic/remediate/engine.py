@@ -258,8 +258,13 @@ def plan_fix(
     mode_override: str | None = None,
     esm: Mapping[str, Any] | None = None,
     sightings_count: int | None = None,
+    record: bool = False,
+    actor: str | None = None,
 ) -> dict[str, Any]:
-    """Plan a fix without changing anything.
+    """Plan a fix without changing anything in the account.
+
+    With ``record=True`` (approval workflows) a ``planned`` audit row is written and its ``action_id`` returned;
+    pass it to :func:`apply_fix` as ``planned_action_id`` so that the apply is bound to exactly this plan.
 
     Returns ``{"status": "planned" | "noop" | "refused" | "ticket" | "off" | "healthy" | "invalid" | "failed", "uuid",
     "action", "params", "incident_id", "fingerprint", "plan": Plan.to_dict(), "decision": Decision.to_dict(),
@@ -302,6 +307,29 @@ def plan_fix(
     status = "refused" if plan.refused else ("noop" if plan.noop and inflight is None else "planned")
     if decision.outcome == "off":
         status = "off"
+    action_id = None
+    if record and status == "planned" and req.uuid:
+        action_id = new_action_id()
+        try:
+            AuditLog(aws, settings.audit_table).append(
+                ActionRecord(
+                    action_id=action_id,
+                    uuid=req.uuid,
+                    incident_id=req.incident_id,
+                    actor=actor or settings.actor or DEFAULT_ACTOR,
+                    action=req.action,
+                    status="planned",
+                    params=req.params,
+                    fingerprint=fp,
+                    decision=decision.to_dict(),
+                    before=plan.before,
+                    plan=plan.to_dict(),
+                    reason=req.reason or plan.summary,
+                    details={"step": req.step},
+                )
+            )
+        except AuditError as exc:
+            return _base_result(req, "failed", error=f"cannot record the plan: {exc}", fingerprint=fp)
     return _base_result(
         req,
         status,
@@ -310,6 +338,7 @@ def plan_fix(
         decision=decision.to_dict(),
         in_flight=inflight.action_id if inflight else None,
         notes=prep.notes,
+        action_id=action_id,
     )
 
 
@@ -344,8 +373,15 @@ def apply_fix(
     esm: Mapping[str, Any] | None = None,
     sightings_count: int | None = None,
     sleep: Callable[[float], None] | None = None,
+    planned_action_id: str | None = None,
+    approved_plan: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply a fix under the lock, the policy and the budget.
+
+    The apply always re-plans from the live state. ``approved_plan`` (a ``plan`` dict from :func:`plan_fix`) or
+    ``planned_action_id`` (a ``planned`` row written by ``plan_fix(record=True)``, whose plan and incident id are
+    used) binds an approval to that plan: when the live plan would make a call the approved one did not, the
+    answer is ``needs-approval`` (reason ``plan-changed``) and nothing changes.
 
     ``status`` is one of:
 
@@ -378,6 +414,20 @@ def apply_fix(
     if isinstance(prep, dict):
         return prep
     audit = AuditLog(aws, settings.audit_table)
+    if planned_action_id:
+        try:
+            rows = audit.by_action(planned_action_id)
+        except AuditError as exc:
+            return _base_result(req, "failed", error=str(exc))
+        planned = next((r for r in rows if r.status == "planned"), None)
+        if planned is None or planned.uuid != req.uuid or planned.action != req.action:
+            return _base_result(
+                req, "invalid", error=f"{planned_action_id} is not a planned {req.action} of {req.uuid}"
+            )
+        if len(rows) > 1:
+            return _base_result(req, "invalid", error=f"{planned_action_id} was already used ({rows[-1].status})")
+        approved_plan = approved_plan or planned.plan
+        req.incident_id = req.incident_id or planned.incident_id
     lock = EsmLock(
         aws, req.uuid, table=settings.state_table, ttl_seconds=settings.lock_ttl_seconds, purpose=f"apply {req.action}"
     )
@@ -390,7 +440,19 @@ def apply_fix(
     except Exception as exc:
         return _base_result(req, "failed", error=f"cannot take the ESM lock: {exc}")
     try:
-        return _apply_locked(aws, prep, audit, actor, approved, mode_override, restart, sightings_count, sleep)
+        return _apply_locked(
+            aws,
+            prep,
+            audit,
+            actor,
+            approved,
+            mode_override,
+            restart,
+            sightings_count,
+            sleep,
+            planned_action_id,
+            approved_plan,
+        )
     finally:
         lock.release()
 
@@ -405,6 +467,8 @@ def _apply_locked(
     restart: bool,
     sightings_count: int | None,
     sleep: Callable[[float], None] | None,
+    planned_action_id: str | None = None,
+    approved_plan: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     req, settings = prep.req, prep.settings
     fp = fingerprint(req.action, req.params)
@@ -413,7 +477,7 @@ def _apply_locked(
     except AuditError as exc:
         return _base_result(req, "failed", error=f"no change without the audit log: {exc}")
     resumed = found[0] if found else None
-    action_id = resumed.action_id if resumed else new_action_id()
+    action_id = resumed.action_id if resumed else (planned_action_id or new_action_id())
     if resumed is not None:
         req.incident_id = resumed.incident_id
     req.incident_id = req.incident_id or default_incident_id(req.uuid)
@@ -474,7 +538,19 @@ def _apply_locked(
                 return _base_result(req, "failed", error=str(exc), **base)
             return _base_result(req, "shadow", **base)
         if decision.outcome == "approve" and not approved:
-            return _base_result(req, "needs-approval", **{**base, "action_id": None})
+            return _base_result(req, "needs-approval", **{**base, "action_id": planned_action_id})
+        if approved_plan is not None:
+            extra = _unapproved_calls(plan, approved_plan)
+            if extra:
+                ddict.update(outcome="approve", may_change=True)
+                ddict["codes"] = [*ddict["codes"], "plan-changed"]
+                ddict["reasons"] = [*ddict["reasons"], "the plan changed since it was approved: " + "; ".join(extra)]
+                return _base_result(
+                    req,
+                    "needs-approval",
+                    error="the live plan makes calls the approved plan did not",
+                    **{**base, "action_id": planned_action_id},
+                )
         if not decision.allows(approved):
             return _base_result(req, decision.outcome, **{**base, "action_id": None})
         try:
@@ -527,6 +603,20 @@ def _apply_locked(
         notes=result.notes,
         **base,
     )
+
+
+def _call_signature(call: Mapping[str, Any]) -> str:
+    import json
+
+    params = {k: v for k, v in (call.get("params") or {}).items() if k not in ("ClientToken", "DryRun")}
+    return f"{call.get('api')}({json.dumps(params, sort_keys=True, default=str)})"
+
+
+def _unapproved_calls(plan: Plan, approved: Mapping[str, Any]) -> list[str]:
+    """Mutating calls of the live plan that the approved plan did not contain (a subset is fine: something was
+    already done in between)."""
+    ok = {_call_signature(c) for c in approved.get("calls") or [] if c.get("mutating")}
+    return [_call_signature(c.to_dict())[:200] for c in plan.mutating_calls if _call_signature(c.to_dict()) not in ok]
 
 
 def _fail(

@@ -312,3 +312,20 @@ def test_msk_ports_must_be_broker_ports(env: Any, port: int) -> None:
         assert res["status"] == "planned"
     else:
         assert res["status"] == "refused" and "not MSK broker ports" in res["plan"]["refused"]
+
+
+def test_endpoint_plan_warns_about_other_workloads_in_the_vpc(env: Any) -> None:
+    r = env.build("no-nat-no-endpoints")
+    params = full_params(r, "create-vpc-endpoints")
+    plan = _plan(env, r, "create-vpc-endpoints", params)
+    assert not plan["plan"]["warnings"]
+    other_sg = env.world.call(
+        "ec2", "create_security_group", GroupName=f"batch-{env.n}", Description="another workload", VpcId=r.vpc_id
+    )["GroupId"]
+    eni = env.world.call("ec2", "create_network_interface", SubnetId=r.subnet_ids[0], Groups=[other_sg])[
+        "NetworkInterface"
+    ]["NetworkInterfaceId"]
+    plan = _plan(env, r, "create-vpc-endpoints", params)
+    (warning,) = plan["plan"]["warnings"]
+    assert eni in warning and other_sg in warning and "whole VPC" in warning
+    assert plan["plan"]["requires_approval"] is True

@@ -362,3 +362,40 @@ def _not_dry(request: Any) -> bool:
     from remediate_helpers import is_dry_run
 
     return not is_dry_run(request)
+
+
+# ---------------------------------------------------------------------------------------------- approval binding
+def test_apply_is_bound_to_the_recorded_plan(env: Any) -> None:
+    r, params = _sg_case(env)
+    env.with_settings(default_mode="approve")
+    planned = engine.plan_fix(
+        env.aws, action="add-sg-self-rule", params=params, uuid=r.uuid, settings=env.settings, record=True
+    )
+    assert planned["status"] == "planned" and planned["action_id"]
+    waiting = _apply(env, r, params, planned_action_id=planned["action_id"])
+    assert waiting["status"] == "needs-approval" and waiting["action_id"] == planned["action_id"]
+    res = _apply(env, r, params, approved=True, approver="bob", planned_action_id=planned["action_id"])
+    assert res["status"] == "applied" and res["action_id"] == planned["action_id"]
+    assert res["incident_id"] == planned["incident_id"]
+    rows = engine.history(env.aws, r.uuid, settings=env.settings)
+    assert [x["status"] for x in rows] == ["restarted", "applied", "started", "planned"]
+    again = _apply(env, r, params, approved=True, planned_action_id=planned["action_id"])
+    assert again["status"] == "invalid" and "already used" in again["error"]
+
+
+def test_a_plan_that_grew_after_approval_is_not_applied(env: Any) -> None:
+    r, params = _sg_case(env)
+    planned = engine.plan_fix(env.aws, action="add-sg-self-rule", params=params, uuid=r.uuid, settings=env.settings)
+    assert len([c for c in planned["plan"]["calls"] if c["mutating"]]) == 1  # ingress only: egress is open
+    _restrict_egress(env, params["group_id"])  # meanwhile, someone closes egress: the live plan now adds egress too
+    before = env.snapshot(r)
+    res = _apply(
+        env,
+        r,
+        params,
+        approved=True,
+        incident_id=planned["incident_id"],
+        approved_plan=planned["plan"],
+    )
+    assert res["status"] == "needs-approval" and "plan-changed" in res["decision"]["codes"]
+    assert env.snapshot(r) == before

@@ -14,6 +14,10 @@ Refuses, with the reason in the plan, when:
 
 A Route 53 read that is denied does not refuse: the plan warns and requires approval.
 
+Blast radius: private DNS makes ``<svc>.<region>.amazonaws.com`` resolve to the endpoint for the *whole VPC*, and
+the endpoint only admits the ESM's groups (never a CIDR). The plan lists the other network interfaces of the VPC
+that would then be refused on 443 (their groups can be added as sources by a human) and requires approval.
+
 Idempotency: an endpoint esm-medic manages with private DNS on already serves the service (no-op); resources
 tagged with this incident (an earlier, interrupted attempt) are adopted, not re-created; ``ClientToken`` is derived
 from (incident, action id, service) so a retried create returns the same endpoint (the action id makes a re-apply
@@ -117,6 +121,7 @@ class CreateVpcEndpoints(Action):
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeSecurityGroupRules",
         "ec2:DescribeVpcEndpoints",
+        "ec2:DescribeNetworkInterfaces",
         "route53:ListHostedZonesByVPC",
         "ec2:CreateSecurityGroup",
         "ec2:CreateTags",
@@ -311,6 +316,8 @@ class CreateVpcEndpoints(Action):
             return self.finish_plan(plan)
 
         sources = list(self.params["source_group_ids"])
+        if to_create:
+            self._blast_radius(plan, to_create, sources)
         our_groups = self._our_groups()
         sg_id = str(our_groups[0]["GroupId"]) if our_groups else ""
         if sg_id:
@@ -408,6 +415,40 @@ class CreateVpcEndpoints(Action):
 
     def _probe_endpoint(self, params: dict[str, Any]) -> Callable[[], Any]:
         return lambda: self.aws.call("ec2", "create_vpc_endpoint", DryRun=True, **params)
+
+    def _blast_radius(self, plan: Plan, services: list[str], sources: list[str]) -> None:
+        """Warn about the VPC's other network interfaces, which private DNS would send to an endpoint that refuses
+        them."""
+        try:
+            enis = self.read_all(
+                "ec2",
+                "describe_network_interfaces",
+                "NetworkInterfaces",
+                Filters=[{"Name": "vpc-id", "Values": [self.vpc_id]}],
+            )
+        except ActionFailed as exc:
+            plan.warnings.append(f"could not list the VPC's network interfaces ({exc.aws_code}): blast radius unknown")
+            plan.requires_approval = True
+            return
+        others = [
+            e
+            for e in enis
+            if e.get("InterfaceType") not in ("vpc_endpoint", "nat_gateway")
+            and not {g.get("GroupId") for g in e.get("Groups") or []} & set(sources)
+        ]
+        if not others:
+            return
+        examples = ", ".join(
+            f"{e.get('NetworkInterfaceId')} ({'/'.join(g.get('GroupId', '') for g in e.get('Groups') or [])})"
+            for e in others[:5]
+        )
+        names = ", ".join(f"{s}.{self.aws.region}.amazonaws.com" for s in services)
+        plan.warnings.append(
+            f"private DNS makes {names} resolve to the new endpoints for the whole VPC; {len(others)} other network "
+            f"interface(s) in {self.vpc_id} without the source groups would be refused on 443 (e.g. {examples}); "
+            "add their groups as sources if they call these services"
+        )
+        plan.requires_approval = True
 
     def _authorize_call(self, sg_id: str, sources: list[str]) -> PlannedCall:
         return PlannedCall(
