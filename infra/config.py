@@ -11,7 +11,7 @@ class FunctionSpec:
     timeout_s: int = 60
     memory_mb: int = 256
     # permission groups, resolved by the stack: read (diagnosis reads), remediate (actions' declared permissions),
-    # esm-restart, state, audit, idempotency, events, sfn-start, sfn-token, sns, ssm, secrets-shape
+    # esm-restart, esm-tags, state, audit, idempotency, events, sfn-start, sfn-token, sns, ssm, secrets-shape
     grants: tuple[str, ...] = ()
     url: bool = False  # a Lambda function URL (the approval page / Slack actions endpoint)
     description: str = ""
@@ -36,7 +36,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     # people
     "notify": FunctionSpec(30, 256, ("sns", "ssm", "state"), description="Notifications"),
     "ticket": FunctionSpec(60, 256, ("sns", "ssm", "state", "audit", "idempotency"), description="Tickets"),
-    "approval_request": FunctionSpec(30, 256, ("sns", "ssm", "state", "audit"), description="Ask for approval"),
+    "approval_request": FunctionSpec(
+        30, 256, ("sns", "ssm", "state", "audit", "esm-tags"), description="Ask for approval"
+    ),
     "approval_http": FunctionSpec(
         10,
         256,

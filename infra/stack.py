@@ -129,10 +129,16 @@ class EsmMedicStack(cdk.Stack):
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_14],
             description="esm-medic runtime dependencies",
         )
+        self.urls: dict[str, str] = {}
         for name in handler_modules():
             if name not in FUNCTIONS:
                 raise ValueError(f"handler {name!r} has no FunctionSpec in infra/config.py")
             self.functions[name] = self._function(name, key)
+        approval_url = self.urls.get("approval_http")
+        if approval_url:
+            for name in ("approval_request", "ticket", "notify"):
+                if name in self.functions:
+                    self.functions[name].add_environment("ESM_MEDIC_APPROVAL_BASE_URL", approval_url)
 
         # ---------------------------------------------------------------- state machine
         self.state_machine = self._state_machine(key)
@@ -142,8 +148,6 @@ class EsmMedicStack(cdk.Stack):
                 fn.add_environment("ESM_MEDIC_STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
                 self.state_machine.grant_start_execution(fn)
                 self.state_machine.grant_read(fn)
-            if "sfn-token" in FUNCTIONS[name].grants:
-                self.state_machine.grant_task_response(fn)
 
         # ---------------------------------------------------------------- detection
         self.rules = self._rules()
@@ -192,6 +196,11 @@ class EsmMedicStack(cdk.Stack):
                 "ESM_MEDIC_KILL_SWITCH_PARAMETER": self.kill_switch.parameter_name,
                 "ESM_MEDIC_DEFAULT_MODE_PARAMETER": self.default_mode.parameter_name,
                 "ESM_MEDIC_EVENT_BUS": "default",
+                # SecureStrings the operator creates (CloudFormation cannot create SecureString parameters); without
+                # them approval links and Slack buttons are disabled and approvals still work by API / console.
+                "ESM_MEDIC_APPROVAL_KEY_NAME": "/esm-medic/approval-link-key",
+                "ESM_MEDIC_SLACK_SIGNING_SECRET_NAME": "/esm-medic/slack-signing-secret",
+                "ESM_MEDIC_TICKET_DIR": "/tmp/esm-medic/tickets",
             }
         )
         return env
@@ -239,7 +248,9 @@ class EsmMedicStack(cdk.Stack):
         )
         self._grant(name, fn, role)
         if spec.url:
+            # NONE: Slack cannot sign in; the handler verifies Slack's v0 signature and HMAC-signed approval links
             url = fn.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+            self.urls[name] = url.url
             cdk.CfnOutput(self, f"{ident}Url", value=url.url)
         return fn
 
@@ -256,6 +267,17 @@ class EsmMedicStack(cdk.Stack):
             role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[pattern]))
         if "remediate" in grants:
             role.add_to_policy(iam.PolicyStatement(actions=remediation_actions(), resources=["*"]))
+        if "sfn-token" in grants:
+            # SendTask* support no resource-level permissions (only "*"); CDK's grant_task_response scopes them to
+            # the state machine ARN, which IAM does not honour, and would also create a dependency cycle.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                    resources=["*"],
+                )
+            )
+        if "esm-tags" in grants:
+            role.add_to_policy(iam.PolicyStatement(actions=["lambda:ListTags"], resources=["*"]))
         if "esm-restart" in grants:
             role.add_to_policy(iam.PolicyStatement(actions=list(ESM_RESTART_ACTIONS), resources=["*"]))
         if "state" in grants:
