@@ -18,6 +18,9 @@ ESM_MEDIC_BUDGET_WINDOW_SECONDS        ``3600``                      Length of a
 ESM_MEDIC_MAX_FAILED_VERIFICATIONS     ``3``                         After this many failed verifications of one
                                                                      ESM it falls back to ticket-only.
 ESM_MEDIC_VERIFY_WINDOW_HOURS          ``24``                        How long failed verifications are remembered.
+ESM_MEDIC_VERIFY_GRACE_SECONDS         ``300``                       An ESM still showing its old error this soon
+                                                                     after the fix is "pending", not a failure
+                                                                     (a real ESM needs a while to retry).
 ESM_MEDIC_LOCK_TTL_SECONDS             ``900``                       Lifetime of a per-ESM lock (crash safety).
 ESM_MEDIC_ENDPOINT_HOURLY_USD          ``0.01``                      Interface endpoint price per endpoint per AZ
                                                                      per hour (us-east-1 list price; data
@@ -71,6 +74,7 @@ class Settings:
     budget_window_seconds: int = 3600
     max_failed_verifications: int = 3
     verify_window_hours: int = 24
+    verify_grace_seconds: int = 300
     lock_ttl_seconds: int = 900
     endpoint_hourly_usd: float = 0.01
     hours_per_month: int = 730
@@ -91,6 +95,7 @@ class Settings:
             "budget_window_seconds",
             "max_failed_verifications",
             "verify_window_hours",
+            "verify_grace_seconds",
             "lock_ttl_seconds",
             "hours_per_month",
         ):
@@ -136,6 +141,7 @@ _ENV: tuple[tuple[str, str, str], ...] = (
     ("ESM_MEDIC_BUDGET_WINDOW_SECONDS", "budget_window_seconds", "int"),
     ("ESM_MEDIC_MAX_FAILED_VERIFICATIONS", "max_failed_verifications", "int"),
     ("ESM_MEDIC_VERIFY_WINDOW_HOURS", "verify_window_hours", "int"),
+    ("ESM_MEDIC_VERIFY_GRACE_SECONDS", "verify_grace_seconds", "int"),
     ("ESM_MEDIC_LOCK_TTL_SECONDS", "lock_ttl_seconds", "int"),
     ("ESM_MEDIC_ENDPOINT_HOURLY_USD", "endpoint_hourly_usd", "float"),
     ("ESM_MEDIC_HOURS_PER_MONTH", "hours_per_month", "int"),

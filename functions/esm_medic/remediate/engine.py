@@ -784,7 +784,8 @@ def verify_fix(
     "classification": {"entry", "step", "kind"}, "failed_verifications": int, "fallback_to_ticket": bool,
     "reasons": [...], "error": str | None}``. ``verify-failed`` increments the ESM's failed-verification counter
     (after ``Settings.max_failed_verifications`` the policy answers ticket); ``verified`` resets it; ``pending``
-    (ESM still transitioning, disabled, or no result yet) changes nothing.
+    (ESM still transitioning, disabled, no result yet, or still showing an error within
+    ``Settings.verify_grace_seconds`` of the fix) changes nothing.
     """
     settings = _settings(settings)
     audit = AuditLog(aws, settings.audit_table)
@@ -857,8 +858,16 @@ def verify_fix(
         status = "verified"
         reasons.append(f"the ESM now fails later, at step {c.step} ({c.entry}): a different problem")
     else:
-        status = "verify-failed"
-        reasons.append(f"the ESM still fails at step {c.step} ({c.entry or 'unrecognised'})")
+        age = time.time() - max((r.epoch for r in rows if r.status in ("applied", "restarted")), default=0.0)
+        if age < float(settings.verify_grace_seconds):
+            status = "pending"
+            reasons.append(
+                f"the ESM still fails at step {c.step} ({c.entry or 'unrecognised'}) {age:.0f}s after the fix; "
+                f"waiting up to {settings.verify_grace_seconds}s for it to retry"
+            )
+        else:
+            status = "verify-failed"
+            reasons.append(f"the ESM still fails at step {c.step} ({c.entry or 'unrecognised'})")
     counter = failed_verifications(aws, settings, applied.uuid)
     try:
         if status == "verify-failed":

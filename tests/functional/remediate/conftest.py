@@ -86,6 +86,7 @@ def env(world: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         budget_per_account=1000,
         kill_switch_parameter=f"/esm-medic/t{n}/kill-switch",
         restart_timeout_seconds=5,
+        verify_grace_seconds=0,
         endpoint_delete_timeout_seconds=5,
         audit_table=f"esm-medic-audit-t{n}",
         state_table=f"esm-medic-state-t{n}",

@@ -399,3 +399,18 @@ def test_a_plan_that_grew_after_approval_is_not_applied(env: Any) -> None:
     )
     assert res["status"] == "needs-approval" and "plan-changed" in res["decision"]["codes"]
     assert env.snapshot(r) == before
+
+
+def test_an_old_error_right_after_the_fix_is_pending_not_failed(env: Any) -> None:
+    from esm_medic.sandbox import patches
+
+    r, params = _sg_case(env)
+    env.with_settings(verify_grace_seconds=600)
+    res = _apply(env, r, params)
+    patches.set_esm_status(r.uuid, last_processing_result="PROBLEM: Connection error. Please check your event source.")
+    try:
+        v = engine.verify_fix(env.aws, res["action_id"], settings=env.settings)
+    finally:
+        patches.clear_esm_status(r.uuid)
+    assert v["status"] == "pending" and v["failed_verifications"] == 0
+    assert next(x["status"] for x in engine.history(env.aws, r.uuid, settings=env.settings)) == "restarted"
