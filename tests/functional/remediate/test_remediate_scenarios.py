@@ -3,6 +3,7 @@ rollback (the account is exactly as before) -> the ESM fails again."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -74,8 +75,10 @@ def test_full_cycle(env: Any, scenario: str, action: str) -> None:
     assert not _healthy(env, r.uuid)
     assert engine.rollback(env.aws, applied["action_id"], settings=env.settings)["status"] == "noop"
 
-    statuses = [row["status"] for row in engine.history(env.aws, r.uuid, settings=env.settings)]
-    assert statuses == ["rolled-back", "verified", "restarted", "applied", "started"]
+    rows = engine.history(env.aws, r.uuid, settings=env.settings)
+    assert [row["status"] for row in rows] == ["rolled-back", "verified", "restarted", "applied", "started"]
+    for out in (plan, applied, again, verified, rolled, rows):  # what Lambda handlers return must be plain JSON
+        json.dumps(out)
 
 
 def test_wrong_port_keeps_the_other_rule(env: Any) -> None:
