@@ -31,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hold", type=int, help="seconds a new status must hold before it counts (default: 120)")
     p.add_argument("--bus", help="event bus for the events (default: $ESM_MEDIC_EVENT_BUS or 'default')")
     p.add_argument("--no-confirm", action="store_true", help="skip the confirming Get before emitting")
-    p.add_argument("--gc", action="store_true", help="forget deleted ESMs on this sweep (default: every 10 min)")
+    p.add_argument(
+        "--gc",
+        action="store_true",
+        help="forget deleted ESMs on this sweep even if $ESM_MEDIC_SWEEP_GC_SECONDS says not yet",
+    )
     p.add_argument(
         "--create-tables", action="store_true", help="create the esm-medic DynamoDB tables if missing (sandbox)"
     )

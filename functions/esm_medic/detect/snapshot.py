@@ -8,8 +8,14 @@ Records (all in :data:`esm_medic.tables.STATE`):
   transition must deliver (written in the same conditional write as the transition, cleared once delivered), and a
   ``version`` number. Every write is conditional on the version read (``attribute_not_exists`` for a new record),
   so of two sweeps that saw the same transition exactly one writes it, and only the writer emits the event.
-- ``pk=SNAPINDEX, sk=<uuid>``: one small key-only item per known ESM. A Query on this one partition lists every
-  snapshot without a table Scan; the sweeper uses it to forget deleted ESMs.
+- ``pk=SNAPDIGEST, sk=<shard 000..255>``: the digest, a map ``d`` of uuid -> ``<version:010d>:<status hash>`` for
+  every known ESM, spread over 256 shard items. One Query on this partition (about 60 bytes per ESM: 600 KB, ~128
+  RCU for 10,000 ESMs) tells the sweeper which ESMs still have the status they had, so an unchanged sweep reads no
+  snapshot at all (reading 10,000 snapshots would cost 5,000 RCU), and lists every known ESM for the garbage
+  collection. The digest is only a hint to *skip* a read, so it is kept on the safe side: before a snapshot is
+  written its entry is set to ``<new version>:!`` ("busy": read me), and only once the snapshot is quiet again (no
+  pending status, no outbox) is the entry set to its version and status hash. Every entry write is conditional on
+  the stored entry being smaller (zero-padded version first), so a late writer can never put back an older hash.
 - ``pk=ESM#<uuid>, sk=SIGNAL#<key>``: short-lived de-duplication markers (TTL ``expires_at``) for signals that do
   not come from the sweep (CloudTrail access denials), so a burst of identical denials starts one workflow.
 
@@ -18,6 +24,7 @@ No classification here: this module stores and loads; the sweeper decides.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -32,10 +39,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.esm import EsmConfig
 
 SNAPSHOT_SK = "SNAPSHOT"
-INDEX_PK = "SNAPINDEX"
+DIGEST_PK = "SNAPDIGEST"
+DIGEST_SHARDS = 256
+DIGEST_BUSY = "!"
+DIGEST_CHUNK = 25  # map entries per UpdateItem (keeps the expression far below its 4 KB limit)
 SIGNAL_SK_PREFIX = "SIGNAL#"
 BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
-BATCH_WRITE_MAX = 25  # DynamoDB BatchWriteItem limit
 MAX_UNPROCESSED_ROUNDS = 6
 
 #: ESM states that are on their way somewhere: never reported as errors (the watch rule follows them)
@@ -62,6 +71,29 @@ def parse_iso(text: str) -> datetime:
 
 def _norm(text: str | None) -> str:
     return " ".join(str(text or "").split())
+
+
+def shard_of(uuid: str, shards: int = DIGEST_SHARDS) -> str:
+    return f"{int(hashlib.sha1(uuid.encode()).hexdigest()[:8], 16) % shards:03d}"
+
+
+def status_hash(key: tuple[str, ...]) -> str:
+    """A short stable hash of a status comparison key (the sweeper's folded (State, reason, result))."""
+    return hashlib.sha1("\x1f".join(key).encode()).hexdigest()[:12]
+
+
+def digest_entry(version: int, hash_: str | None) -> str:
+    """``<version:010d>:<hash>``, or ``<version>:!`` (busy) when ``hash_`` is None. Zero-padded so that entries
+    compare by version as strings, and a hash (hex) sorts after the busy marker of the same version."""
+    return f"{version:010d}:{hash_ or DIGEST_BUSY}"
+
+
+def digest_hash(entry: str | None) -> str | None:
+    """The status hash of a digest entry, None when absent or busy."""
+    if not entry or ":" not in entry:
+        return None
+    h = entry.split(":", 1)[1]
+    return None if h == DIGEST_BUSY else h
 
 
 @dataclass(frozen=True)
@@ -215,17 +247,17 @@ def _status_from_av(av: Any) -> Status | None:
     return Status(get("State"), get("Reason"), get("Result"))
 
 
-class SnapshotStoreError(RuntimeError):
-    """DynamoDB kept returning some index writes as unprocessed after bounded retries."""
-
-
 class SnapshotStore:
     """Reads and conditional writes of snapshot records through the adapter (thread-safe)."""
 
-    def __init__(self, aws: Aws, table: str | None = None, *, sleep: Any = time.sleep) -> None:
+    def __init__(
+        self, aws: Aws, table: str | None = None, *, shards: int = DIGEST_SHARDS, sleep: Any = time.sleep
+    ) -> None:
         self.aws = aws
         self.table = table or tables.STATE.name
+        self.shards = max(1, min(shards, 1000))
         self._sleep = sleep
+        self._shards_known: set[str] = set()
 
     # ------------------------------------------------------------------ reads
     def batch_get(self, uuids: Iterable[str]) -> tuple[dict[str, Snapshot], set[str]]:
@@ -308,37 +340,105 @@ class SnapshotStore:
             raise
         return True
 
-    # ------------------------------------------------------------------ index of known ESMs
-    def index_add(self, uuids: Iterable[str]) -> None:
-        self._batch_write([{"PutRequest": {"Item": {"pk": {"S": INDEX_PK}, "sk": {"S": u}}}} for u in uuids])
-
-    def index_remove(self, uuids: Iterable[str]) -> None:
-        self._batch_write([{"DeleteRequest": {"Key": {"pk": {"S": INDEX_PK}, "sk": {"S": u}}}} for u in uuids])
-
-    def index_list(self) -> set[str]:
-        """Every uuid in the index (a Query on one partition, keys only: ~60 bytes per ESM)."""
+    # ------------------------------------------------------------------ digest
+    def digest_read(self) -> dict[str, str]:
+        """Every digest entry (uuid -> entry): one Query on the digest partition (paginated past 1 MB)."""
+        out: dict[str, str] = {}
         items = self.aws.paginate(
             "dynamodb",
             "query",
             "Items",
             TableName=self.table,
             KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": INDEX_PK}},
-            ProjectionExpression="sk",
+            ExpressionAttributeValues={":p": {"S": DIGEST_PK}},
         )
-        return {str(item["sk"]["S"]) for item in items}
+        for item in items:
+            self._shards_known.add(str(item["sk"]["S"]))
+            for uuid, av in ((item.get("d") or {}).get("M") or {}).items():
+                if isinstance(av, Mapping) and "S" in av:
+                    out[uuid] = str(av["S"])
+        return out
 
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for i in range(0, len(requests), BATCH_WRITE_MAX):
-            pending: dict[str, Any] = {self.table: requests[i : i + BATCH_WRITE_MAX]}
-            for attempt in range(MAX_UNPROCESSED_ROUNDS):
-                resp = self.aws.call("dynamodb", "batch_write_item", RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
-                if not pending.get(self.table):
-                    break
-                self._sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise SnapshotStoreError(f"{len(pending[self.table])} index writes stayed unprocessed")
+    def digest_set(self, entries: Mapping[str, str]) -> int:
+        """Set digest entries, each only if the stored one is smaller (absent, older version, or busy of the same
+        version). Returns how many UpdateItem calls it took."""
+        calls = 0
+        for shard, chunk in self._by_shard(entries):
+            self._ensure_shard(shard)
+            names = {f"#k{i}": u for i, u in enumerate(chunk)}
+            values = {f":v{i}": {"S": entries[u]} for i, u in enumerate(chunk)}
+            sets = ", ".join(f"d.#k{i} = :v{i}" for i in range(len(chunk)))
+            cond = " AND ".join(f"(attribute_not_exists(d.#k{i}) OR d.#k{i} < :v{i})" for i in range(len(chunk)))
+            calls += 1
+            if self._update(shard, f"SET {sets}", names, values, cond) or len(chunk) == 1:
+                continue
+            for i, u in enumerate(chunk):  # some entry was not older: apply the others one by one
+                calls += 1
+                self._update(
+                    shard,
+                    "SET d.#k = :v",
+                    {"#k": u},
+                    {":v": values[f":v{i}"]},
+                    "attribute_not_exists(d.#k) OR d.#k < :v",
+                )
+        return calls
+
+    def digest_remove(self, uuids: Iterable[str]) -> None:
+        for shard, chunk in self._by_shard(dict.fromkeys(uuids, "")):
+            names = {f"#k{i}": u for i, u in enumerate(chunk)}
+            self._update(shard, "REMOVE " + ", ".join(f"d.#k{i}" for i in range(len(chunk))), names, None, None)
+
+    def _by_shard(self, entries: Mapping[str, str]) -> list[tuple[str, list[str]]]:
+        groups: dict[str, list[str]] = {}
+        for uuid in entries:
+            groups.setdefault(shard_of(uuid, self.shards), []).append(uuid)
+        out: list[tuple[str, list[str]]] = []
+        for shard in sorted(groups):
+            uuids = groups[shard]
+            out.extend((shard, uuids[i : i + DIGEST_CHUNK]) for i in range(0, len(uuids), DIGEST_CHUNK))
+        return out
+
+    def _ensure_shard(self, shard: str) -> None:
+        if shard in self._shards_known:
+            return
+        try:
+            self.aws.call(
+                "dynamodb",
+                "put_item",
+                TableName=self.table,
+                Item={"pk": {"S": DIGEST_PK}, "sk": {"S": shard}, "d": {"M": {}}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if not _conditional_failed(exc):
+                raise
+        self._shards_known.add(shard)
+
+    def _update(
+        self,
+        shard: str,
+        expression: str,
+        names: dict[str, str],
+        values: dict[str, Any] | None,
+        condition: str | None,
+    ) -> bool:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": DIGEST_PK}, "sk": {"S": shard}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            self.aws.call("dynamodb", "update_item", **kwargs)
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------------ de-duplication markers
     def claim_signal(self, uuid: str, key: str, *, now: datetime, ttl_seconds: int, data: str = "") -> bool:
@@ -385,7 +485,7 @@ def _conditional_failed(exc: BaseException) -> bool:
 
 
 __all__ = [
-    "INDEX_PK",
+    "DIGEST_PK",
     "KIND_ERROR",
     "KIND_OK",
     "KIND_UNKNOWN",
@@ -393,9 +493,12 @@ __all__ = [
     "TRANSITIONAL_STATES",
     "Snapshot",
     "SnapshotStore",
-    "SnapshotStoreError",
     "Status",
+    "digest_entry",
+    "digest_hash",
     "iso",
     "parse_iso",
     "pk_for",
+    "shard_of",
+    "status_hash",
 ]

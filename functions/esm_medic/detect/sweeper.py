@@ -4,14 +4,19 @@ One sweep:
 
 1. lists every ESM of the region with ListEventSourceMappings (100 per page, lazily, page by page) and keeps the
    Kafka ones (``EsmConfig.from_api(item).is_kafka``);
-2. per page, reads the snapshots of those ESMs (one BatchGetItem of <= 100 keys) and decides, per ESM, with
-   :func:`decide` (pure): unchanged (no write), first sighting, a quiet change, a new pending status, a flap that
-   went away, or a transition to emit;
+2. per page, skips the ESMs whose listed status is the one the digest vouches for (the digest, read once per sweep
+   with one Query, holds a version and a status hash per ESM: see :mod:`esm_medic.detect.snapshot`), reads the
+   snapshots of the others (one BatchGetItem of <= 100 keys) and decides, per ESM, with :func:`decide` (pure):
+   unchanged, first sighting, a quiet change, a new pending status, a flap that went away, or a transition to emit;
 3. writes only what changed, each write conditional on the snapshot version it read; a transition is written
    together with its event detail (the snapshot "outbox"), so the sweep that wins the write is the only one that
    emits, and an event whose PutEvents failed (or whose sweep died) is re-sent by a later sweep;
 4. puts the events (10 per PutEvents call), then clears the delivered outboxes;
-5. when the whole listing completed and a garbage collection is due, forgets ESMs that are no longer listed.
+5. when the whole listing completed, forgets the ESMs the digest knows that are no longer listed (no event).
+
+An unchanged sweep of N ESMs costs ceil(N/100) ListEventSourceMappings calls, one digest Query (a page per MB,
+about 60 bytes per ESM) and no write; a transition costs one confirming Get, a share of one PutEvents call and four
+DynamoDB writes (digest entry to busy, snapshot with outbox, outbox cleared, digest entry to the new status).
 
 Status comparison: (State, StateTransitionReason, LastProcessingResult) after whitespace normalisation, with the
 healthy texts of one field folded together ("OK" and "No records processed" are the same healthy status, so an ESM
@@ -43,14 +48,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from esm_medic.detect.events import EventPublisher, MalformedEvent, build_status_change
 from esm_medic.detect.snapshot import (
+    BATCH_GET_MAX,
     KIND_ERROR,
     KIND_OK,
     KIND_UNKNOWN,
     Snapshot,
     SnapshotStore,
     Status,
+    digest_entry,
+    digest_hash,
     iso,
     parse_iso,
+    status_hash,
 )
 from esm_medic.esm import EsmConfig
 
@@ -96,7 +105,7 @@ class SweepSettings:
 
     hold_seconds: int = 120  # ESM_MEDIC_SWEEP_HOLD_SECONDS: a new status must hold this long before it is emitted
     interval_seconds: int = 60  # ESM_MEDIC_SWEEP_INTERVAL_SECONDS: the schedule (used to pace the GC)
-    gc_every_seconds: int = 600  # ESM_MEDIC_SWEEP_GC_SECONDS: forget deleted ESMs this often (0: every sweep)
+    gc_every_seconds: int = 0  # ESM_MEDIC_SWEEP_GC_SECONDS: forget deleted ESMs this often (0: every full sweep)
     event_bus: str = "default"  # ESM_MEDIC_EVENT_BUS
     confirm_with_get: bool = True  # ESM_MEDIC_SWEEP_CONFIRM: one Get before emitting a transition
     workers: int = 8  # ESM_MEDIC_SWEEP_WORKERS: threads for the conditional writes and confirming Gets
@@ -365,6 +374,7 @@ class SweepResult:
     resent: int = 0  # outbox events re-sent from an earlier sweep
     outbox_busy: int = 0
     conflicts: int = 0  # conditional writes lost to a concurrent writer (that writer emits)
+    snapshots_read: int = 0  # snapshot records read (the digest spares the unchanged ones)
     confirm_gets: int = 0
     confirm_changed: int = 0  # the Get showed another status than the list
     failed_events: int = 0  # events not delivered after bounded retries (kept in the outbox)
@@ -422,6 +432,8 @@ class _Processor:
         store: SnapshotStore | None = None,
         publisher: EventPublisher | None = None,
         executor: ThreadPoolExecutor | None = None,
+        digest: dict[str, str] | None = None,
+        confirm: bool | None = None,
     ) -> None:
         self.aws = aws
         self.settings = settings
@@ -432,37 +444,68 @@ class _Processor:
         self.publisher = publisher or EventPublisher(aws, settings.event_bus, max_attempts=settings.put_attempts)
         self.executor = executor
         self.outgoing: list[tuple[dict[str, Any], Snapshot]] = []
-        self.with_snapshot: set[str] = set()  # listed ESMs that have a snapshot record now
+        self.digest: dict[str, str] | None = digest  # uuid -> digest entry, read at the start of a sweep
+        self.settled: dict[str, str] = {}  # digest entries to write at the end of the run
+        self.queue: list[EsmConfig] = []  # ESMs whose snapshot must be read
+        self.confirm = settings.confirm_with_get if confirm is None else confirm
 
     def _map(self, fn: Any, items: list[Any]) -> list[Any]:
         if self.executor is None or len(items) <= 1:
             return [fn(i) for i in items]
         return list(self.executor.map(fn, items))
 
-    def process(self, esms: list[EsmConfig], *, confirm: bool | None = None) -> None:
-        r = self.result
-        if not esms:
-            return
-        found, unread = self.store.batch_get(e.uuid for e in esms)
-        r.unread += len(unread)
-        self.with_snapshot.update(found)
-        decisions: list[tuple[EsmConfig, Decision, Snapshot | None]] = []
+    def process(self, esms: list[EsmConfig]) -> None:
+        """Skip the ESMs the digest vouches for; queue the others and handle them 100 at a time (one BatchGetItem)."""
         for esm in esms:
+            if self.digest is not None:
+                h = digest_hash(self.digest.get(esm.uuid))
+                a = assess(Status.from_esm(esm))
+                if h is not None and a.kind != TRANSITIONAL and h == status_hash(a.key):
+                    self.result.unchanged += 1  # the digest vouches for the snapshot: no read, no write
+                    continue
+            self.queue.append(esm)
+        while len(self.queue) >= BATCH_GET_MAX:
+            batch, self.queue = self.queue[:BATCH_GET_MAX], self.queue[BATCH_GET_MAX:]
+            self._handle(batch)
+
+    def _handle(self, need: list[EsmConfig]) -> None:
+        """Read, decide and apply for <= 100 ESMs whose snapshot must be read."""
+        r = self.result
+        if not need:
+            return
+        found, unread = self.store.batch_get(e.uuid for e in need)
+        r.unread += len(unread)
+        r.snapshots_read += len(found)
+        decisions: list[tuple[EsmConfig, Decision, Snapshot | None]] = []
+        for esm in need:
             if esm.uuid in unread:
                 continue
             snap = found.get(esm.uuid)
             decisions.append((esm, decide(snap, esm, now=self.now, settings=self.settings, trigger=self.trigger), snap))
-        do_confirm = self.settings.confirm_with_get if confirm is None else confirm
-        if do_confirm:
+        if self.confirm:
             decisions = self._confirm(decisions)
-        new_ids = [d.snapshot.uuid for _e, d, _s in decisions if d.first_sighting and d.snapshot is not None]
-        if new_ids:
-            self.store.index_add(new_ids)  # index first: a crash leaves an index entry, never an unindexed record
         to_write = [(e, d) for e, d, _s in decisions if d.snapshot is not None]
+        # digest first: no reader may skip an ESM whose stored snapshot is about to change (a first sighting has no
+        # entry that could vouch for it: entries are only set after their snapshot exists)
+        invalidate = {
+            e.uuid: digest_entry(d.snapshot.version, None) for e, d in to_write if d.snapshot and d.expected_version
+        }
+        if invalidate:
+            self.store.digest_set(invalidate)
         outcomes = self._map(lambda ed: self.store.put(ed[1].snapshot, ed[1].expected_version), to_write)
         written = {e.uuid: ok for (e, _d), ok in zip(to_write, outcomes, strict=True)}
-        for esm, d, _snap in decisions:
-            self._count(esm, d, written.get(esm.uuid))
+        settled: dict[str, str] = {}
+        for esm, d, snap in decisions:
+            ok = written.get(esm.uuid)
+            self._count(esm, d, ok)
+            if d.snapshot is not None:
+                if ok and _quiet(d.snapshot):
+                    settled[esm.uuid] = _digest_of(d.snapshot)
+            elif self.digest is not None and snap is not None and _quiet(snap):
+                want = _digest_of(snap)  # self-heal: a missing or stale entry made us read this one
+                if self.digest.get(esm.uuid) != want:
+                    settled[esm.uuid] = want
+        self.settled.update(settled)
         if len(self.outgoing) >= 10:
             self.flush()
 
@@ -507,7 +550,6 @@ class _Processor:
             return
         if d.snapshot is not None:
             r.writes += 1
-            self.with_snapshot.add(esm.uuid)
         r.suppressed_flaps += d.suppressed
         if d.first_sighting:
             r.first_seen += 1
@@ -557,9 +599,37 @@ class _Processor:
             return self.store.put(new, snap.version)
 
         jobs = [(i, True) for i in put.sent] + [(i, False) for i, _ in put.failed]
-        for ok in self._map(settle, jobs):
+        settled: dict[str, str] = {}
+        for (i, delivered), ok in zip(jobs, self._map(settle, jobs), strict=True):
             if ok:
                 r.writes += 1
+                if delivered:
+                    snap = batch[i][1]
+                    settled[snap.uuid] = _digest_of(snap.evolve(version=snap.version + 1, outbox=""))
+        self.settled.update(settled)
+
+    def finish(self) -> None:
+        """Handle the ESMs still queued, deliver the events, then write the digest entries of the ESMs that settled
+        in this run (batched per shard; if this never happens, the next sweep reads those snapshots and writes
+        them: only a cost)."""
+        try:
+            batch, self.queue = self.queue, []
+            self._handle(batch)
+        finally:
+            self.flush()
+        if self.settled:
+            entries, self.settled = self.settled, {}
+            self.store.digest_set(entries)
+
+
+def _quiet(snap: Snapshot) -> bool:
+    """A snapshot the digest may vouch for: settled status, nothing pending, nothing to deliver."""
+    return snap.status is not None and snap.pending is None and not snap.outbox
+
+
+def _digest_of(snap: Snapshot) -> str:
+    assert snap.status is not None
+    return digest_entry(snap.version, status_hash(assess(snap.status).key))
 
 
 def _list_pages(aws: Aws, page_size: int) -> Iterator[list[dict[str, Any]]]:
@@ -588,23 +658,25 @@ def sweep(
     listed_kafka: set[str] = set()
     with ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="sweep") as pool:
         proc = _Processor(aws, settings, now, result, executor=pool)
+        proc.digest = proc.store.digest_read()
         try:
-            for page in _list_pages(aws, settings.page_size):
-                result.listed += len(page)
-                esms = [c for c in (EsmConfig.from_api(i) for i in page) if c.is_kafka and c.uuid]
-                result.kafka += len(esms)
-                listed_kafka.update(e.uuid for e in esms)
-                proc.process(esms)
-                if deadline is not None and time.monotonic() >= deadline:
-                    result.complete = False
-                    result.stopped_reason = "deadline: stopped before the Lambda timeout; the next sweep resumes"
-                    break
+            try:
+                for page in _list_pages(aws, settings.page_size):
+                    result.listed += len(page)
+                    esms = [c for c in (EsmConfig.from_api(i) for i in page) if c.is_kafka and c.uuid]
+                    result.kafka += len(esms)
+                    listed_kafka.update(e.uuid for e in esms)
+                    proc.process(esms)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        result.complete = False
+                        result.stopped_reason = "deadline: stopped before the Lambda timeout; the next sweep resumes"
+                        break
+            finally:
+                proc.finish()
         except MalformedEvent as exc:  # a detail failed its own schema: a bug, but never a crash of the sweep
             result.complete = False
             result.stopped_reason = f"internal: {exc.reason}"
             result.errors.append(exc.reason)
-        finally:
-            proc.flush()
         if result.complete and (force_gc or gc_due(now, settings)):
             _collect_garbage(proc, listed_kafka, result)
     result.calls = dict(Counter(aws.calls) - calls_before)
@@ -613,22 +685,18 @@ def sweep(
 
 
 def _collect_garbage(proc: _Processor, listed: set[str], result: SweepResult) -> None:
-    """Forget the snapshots of ESMs that are no longer listed, and re-index listed ones missing from the index."""
+    """Forget the ESMs the digest knows but the (complete) listing no longer shows: delete their snapshots (only
+    those created before this sweep started) and their digest entries. No event is emitted for a deleted ESM."""
     result.gc_ran = True
-    known = proc.store.index_list()
-    gone = sorted(known - listed)
+    gone = sorted(set(proc.digest or {}) - listed)
+    if not gone:
+        return
     cutoff = result.started_at
-    forgotten = [
-        u
-        for u, ok in zip(gone, proc._map(lambda u: proc.store.delete(u, created_before=cutoff), gone), strict=True)
-        if ok
-    ]
+    deleted = proc._map(lambda u: proc.store.delete(u, created_before=cutoff), gone)
+    forgotten = [u for u, ok in zip(gone, deleted, strict=True) if ok]
     if forgotten:
-        proc.store.index_remove(forgotten)
+        proc.store.digest_remove(forgotten)
     result.deleted.extend(forgotten)
-    missing = sorted((proc.with_snapshot & listed) - known)
-    if missing:
-        proc.store.index_add(missing)
 
 
 def observe(
@@ -647,11 +715,11 @@ def observe(
     result = SweepResult(started_at=iso(now))
     kafka = [e for e in esms if e.is_kafka and e.uuid]
     result.listed, result.kafka = len(esms), len(kafka)
-    proc = _Processor(aws, settings, now, result, trigger=trigger)
+    proc = _Processor(aws, settings, now, result, trigger=trigger, confirm=False)
     try:
-        proc.process(kafka, confirm=False)
+        proc.process(kafka)
     finally:
-        proc.flush()
+        proc.finish()
     result.calls = dict(Counter(aws.calls) - calls_before)
     return result
 

@@ -3,7 +3,7 @@
 Input: the scheduled event (anything else is accepted too; only ``{"force_gc": true}`` changes behaviour).
 Output: the sweep summary (counts, API calls, duration) with ``ok: true``, or ``ok: false`` and ``error`` when the
 configuration is invalid or AWS refused the listing (the ``SweepFailed`` metric is then 1, for an alarm).
-The sweep stops ``ESM_MEDIC_SWEEP_DEADLINE_MARGIN`` (10 s) before the Lambda timeout and resumes on the next run.
+The sweep stops 10 s (``SweepSettings.deadline_margin_seconds``) before the Lambda timeout; the next run resumes.
 Heavy modules (boto3, the classifier) are imported on the first invocation, not at init.
 """
 

@@ -13,14 +13,17 @@ from moto import mock_aws
 from esm_medic import tables
 from esm_medic.aws import Aws
 from esm_medic.detect.snapshot import (
-    INDEX_PK,
+    DIGEST_PK,
     KIND_ERROR,
     Snapshot,
     SnapshotStore,
-    SnapshotStoreError,
     Status,
+    digest_entry,
+    digest_hash,
     iso,
     parse_iso,
+    shard_of,
+    status_hash,
 )
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -101,8 +104,6 @@ class _Unprocessed:
         self.calls[op] += 1
         if op == "batch_get_item":
             return {"Responses": {}, "UnprocessedKeys": kw["RequestItems"]}
-        if op == "batch_write_item":
-            return {"UnprocessedItems": kw["RequestItems"]}
         raise AssertionError(op)
 
 
@@ -112,18 +113,46 @@ def test_unprocessed_keys_are_retried_then_reported_unread() -> None:
     found, unread = store.batch_get([uid(1), uid(2)])
     assert found == {} and unread == {uid(1), uid(2)}  # never mistaken for first sightings
     assert fake.calls["batch_get_item"] == 6
-    with pytest.raises(SnapshotStoreError):
-        store.index_add([uid(1)])
 
 
-def test_index_and_delete(aws: Aws) -> None:
+def test_digest_entries_order_by_version_and_busy_sorts_first() -> None:
+    h = status_hash(("Enabled", "~healthy", "~healthy"))
+    assert digest_entry(9, None) < digest_entry(9, h) < digest_entry(10, None) < digest_entry(10, h)
+    assert digest_hash(digest_entry(3, h)) == h and digest_hash(digest_entry(3, None)) is None
+    assert digest_hash(None) is None and digest_hash("junk") is None
+    assert status_hash(("a", "b", "c")) != status_hash(("a", "bc", ""))
+    assert {shard_of(uid(i), 4) for i in range(50)} == {"000", "001", "002", "003"}
+
+
+def test_digest_set_read_remove(aws: Aws) -> None:
+    store = SnapshotStore(aws, shards=4)
+    entries = {uid(i): digest_entry(1, "aaaaaaaaaaaa") for i in range(120)}
+    store.digest_set(entries)
+    assert store.digest_read() == entries
+    assert aws.calls["dynamodb:PutItem"] == 4  # each shard item created once
+    # an older or equal entry never replaces a newer one; newer ones do
+    store.digest_set({uid(1): digest_entry(0, "bbbbbbbbbbbb"), uid(2): digest_entry(2, None)})
+    got = SnapshotStore(aws, shards=4).digest_read()
+    assert got[uid(1)] == digest_entry(1, "aaaaaaaaaaaa")
+    assert got[uid(2)] == digest_entry(2, None)
+    store.digest_set({uid(2): digest_entry(2, "cccccccccccc")})  # busy -> settled at the same version
+    assert store.digest_read()[uid(2)] == digest_entry(2, "cccccccccccc")
+    store.digest_set({uid(2): digest_entry(1, "dddddddddddd")})  # a late writer of an older version: ignored
+    assert store.digest_read()[uid(2)] == digest_entry(2, "cccccccccccc")
+    store.digest_remove([uid(i) for i in range(100)])
+    assert set(store.digest_read()) == {uid(i) for i in range(100, 120)}
+    items = aws.call(
+        "dynamodb",
+        "query",
+        TableName=tables.STATE.name,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": DIGEST_PK}},
+    )["Items"]
+    assert len(items) == 4
+
+
+def test_delete_only_snapshots_created_before_the_cutoff(aws: Aws) -> None:
     store = SnapshotStore(aws)
-    store.index_add([uid(i) for i in range(60)])
-    assert store.index_list() == {uid(i) for i in range(60)}
-    assert aws.calls["dynamodb:BatchWriteItem"] == 3  # 25 per call
-    store.index_remove([uid(i) for i in range(30)])
-    assert store.index_list() == {uid(i) for i in range(30, 60)}
-    # delete only snapshots created before the cutoff
     store.put(Snapshot(uuid=uid(1), version=1, created_at=iso(T0)), 0)
     store.put(Snapshot(uuid=uid(2), version=1, created_at=iso(T0 + timedelta(minutes=5))), 0)
     cutoff = iso(T0 + timedelta(minutes=1))
@@ -131,8 +160,6 @@ def test_index_and_delete(aws: Aws) -> None:
     assert not store.delete(uid(2), created_before=cutoff)
     assert store.get(uid(1)) is None and store.get(uid(2)) is not None
     assert store.delete(uid(3), created_before=cutoff)  # already gone is fine
-    items = aws.call("dynamodb", "scan", TableName=tables.STATE.name)["Items"]
-    assert all(i["pk"]["S"] in (INDEX_PK, f"ESM#{uid(2)}") for i in items)
 
 
 def test_signal_claims_expire(aws: Aws) -> None:

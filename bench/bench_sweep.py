@@ -1,0 +1,203 @@
+"""The sweeper over 10,000 Kafka ESMs in the sandbox: API calls, DynamoDB reads/writes, wall time, latency.
+
+Targets (issue 7):
+
+- ListEventSourceMappings calls = ceil(N / 100) per sweep; no GetEventSourceMapping unless a status changed (one
+  confirming Get per transition to emit);
+- DynamoDB writes only for changes: 0 for an unchanged sweep; for a transition, 2 conditional PutItems (the
+  transition with its outbox, then the outbox cleared once PutEvents delivered it) and 2 digest updates (busy,
+  then the new status), batched per digest shard;
+- DynamoDB reads: one digest Query per sweep; snapshots are read only for ESMs whose status changed;
+- one run handles 10,000 ESMs well within the Lambda limit (15 min), so no fan-out is needed;
+- detection latency = sweep interval + hold time + one run.
+
+The fleet is 10,000 MSK ESMs of one function inserted straight into the sandbox's Lambda backend (creating them
+through the API costs O(N^2) in the sandbox's duplicate check and measures nothing of ours); statuses are set with
+``patches.set_esm_status`` (no simulator). Wall times are in-process moto: they measure esm-medic's own work plus
+moto's, not network latency, so the report also gives the number of sequential AWS round trips.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+N_ESMS = 10_000
+CHANGED_RATIO = 0.01
+AUTHZ = "PROBLEM: Cluster failed to authorize Lambda."
+WRITE_OPS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+READ_OPS = ("GetItem", "BatchGetItem", "Query", "Scan")
+ASSUMED_MS_PER_CALL = 30  # for the real-AWS estimate only: a same-region API round trip (assumption, not measured)
+
+
+def _insert_esms(aws: Any, stack: Any, n: int) -> list[str]:
+    """Put ``n`` Kafka ESMs into the sandbox's Lambda backend directly (no per-create duplicate scan)."""
+    from moto.awslambda.models import EventSourceMapping
+
+    from esm_medic.sandbox.patch_lambda import find_esm
+
+    first = stack.create_esm(aws, Topics=["topic-0"])
+    model = find_esm(first["UUID"])
+    backend = _backend_holding(first["UUID"])
+    uuids = [first["UUID"]]
+    for i in range(1, n):
+        spec = {
+            "RegionName": model.region,
+            "AccountId": model.account_id,
+            "FunctionName": stack.function_name,
+            "FunctionArn": model.function_arn,
+            "EventSourceArn": stack.cluster_arn,
+            "Topics": [f"topic-{i}"],
+            "StartingPosition": "LATEST",
+            "BatchSize": 100,
+        }
+        esm = EventSourceMapping(spec)
+        backend._event_source_mappings[esm.uuid] = esm
+        uuids.append(esm.uuid)
+    return uuids
+
+
+def _backend_holding(uuid: str) -> Any:
+    from moto.awslambda.models import lambda_backends
+    from moto.awslambda_simple.models import lambda_simple_backends
+
+    for backends in (lambda_simple_backends, lambda_backends):
+        for account in list(backends.keys()):
+            for region in list(backends[account].keys()):
+                if uuid in backends[account][region]._event_source_mappings:
+                    return backends[account][region]
+    raise LookupError(uuid)
+
+
+def _measure(aws: Any, label: str, fn: Any) -> dict[str, Any]:
+    aws.reset_counts()
+    started = time.perf_counter()
+    result = fn()
+    wall = time.perf_counter() - started
+    calls = dict(aws.calls)
+    ddb = {op: n for k, n in calls.items() if k.startswith("dynamodb:") for op in [k.split(":", 1)[1]]}
+    return {
+        "label": label,
+        "wall_s": round(wall, 2),
+        "emitted": result.emitted,
+        "first_seen": result.first_seen,
+        "pending": result.pending,
+        "snapshots_read": result.snapshots_read,
+        "deleted": len(result.deleted),
+        "unchanged": result.unchanged,
+        "complete": result.complete,
+        "list_calls": calls.get("lambda:ListEventSourceMappings", 0),
+        "get_calls": calls.get("lambda:GetEventSourceMapping", 0),
+        "put_events_calls": calls.get("events:PutEvents", 0),
+        "ddb_read_calls": sum(n for op, n in ddb.items() if op in READ_OPS),
+        "ddb_write_calls": sum(n for op, n in ddb.items() if op in WRITE_OPS),
+        "ddb_by_operation": ddb,
+        "api_calls": sum(calls.values()),
+    }
+
+
+def _snapshot_item_bytes(aws: Any, uuid: str) -> int:
+    from esm_medic.detect.snapshot import SnapshotStore
+
+    snap = SnapshotStore(aws).get(uuid)
+    return len(json.dumps(snap.to_item() if snap else {})) if snap else 0
+
+
+def main(n: int = N_ESMS) -> dict[str, Any]:
+    from esm_medic import tables
+    from esm_medic.detect.sweeper import SweepSettings, sweep
+    from esm_medic.sandbox.env import create_msk_stack, sandbox
+    from esm_medic.sandbox.patches import set_esm_status
+
+    t0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    fast = SweepSettings(hold_seconds=0, gc_every_seconds=0, interval_seconds=60)
+    with sandbox() as aws:
+        build_started = time.perf_counter()
+        stack = create_msk_stack(aws, name="bench")
+        tables.create_tables(aws)
+        uuids = _insert_esms(aws, stack, n)
+        build_s = time.perf_counter() - build_started
+
+        first = _measure(aws, "first sweep (every ESM first seen)", lambda: sweep(aws, now=t0, settings=fast))
+        unchanged = _measure(aws, "unchanged sweep", lambda: sweep(aws, now=t0 + timedelta(minutes=1), settings=fast))
+        changed_ids = uuids[:: max(1, int(1 / CHANGED_RATIO))][: max(1, round(n * CHANGED_RATIO))]
+        for u in changed_ids:
+            set_esm_status(u, last_processing_result=AUTHZ)
+        changed = _measure(
+            aws, "sweep with 1% transitions (hold 0)", lambda: sweep(aws, now=t0 + timedelta(minutes=2), settings=fast)
+        )
+        after = _measure(aws, "unchanged again", lambda: sweep(aws, now=t0 + timedelta(minutes=3), settings=fast))
+        for u in uuids[-10:]:  # 10 ESMs deleted: the next sweep forgets them
+            aws.call("lambda", "delete_event_source_mapping", UUID=u)
+        gc = _measure(aws, "sweep after 10 deletions", lambda: sweep(aws, now=t0 + timedelta(minutes=4), settings=fast))
+        # with the default hold time (120 s): the first sight of a change costs one pending write, then nothing
+        # until it has held, then the transition
+        hold = SweepSettings(hold_seconds=120, gc_every_seconds=0, interval_seconds=60)
+        for u in changed_ids:
+            set_esm_status(u, last_processing_result="OK")
+        held = [
+            _measure(
+                aws,
+                f"recovery with hold 120 s, sweep {i + 1}",
+                lambda i=i: sweep(aws, now=t0 + timedelta(minutes=5 + i), settings=hold),
+            )
+            for i in range(3)
+        ]
+        item_bytes = _snapshot_item_bytes(aws, changed_ids[0])
+    pages = math.ceil(n / 100)
+    # eventually consistent reads cost 0.5 RCU per 4 KB of each item read: 256 digest shards of ~60 bytes per ESM,
+    # against reading every snapshot item (what a sweep without the digest would do)
+    shard_bytes = n * 60 / 256
+    digest_rcu = 256 * math.ceil(shard_bytes / 4096) * 0.5
+    full_read_rcu = n * math.ceil(max(item_bytes, 1) / 4096) * 0.5
+    sequential_trips = unchanged["list_calls"] + unchanged["ddb_read_calls"]
+    result: dict[str, Any] = {
+        "esms": n,
+        "fleet_build_s": round(build_s, 1),
+        "expected_list_calls": pages,
+        "sweeps": [first, unchanged, changed, after, gc, *held],
+        "unchanged_list_calls": unchanged["list_calls"],
+        "unchanged_get_calls": unchanged["get_calls"],
+        "unchanged_ddb_reads": unchanged["ddb_read_calls"],
+        "unchanged_ddb_writes": unchanged["ddb_write_calls"],
+        "unchanged_wall_s": unchanged["wall_s"],
+        "changes": len(changed_ids),
+        "changed_get_calls": changed["get_calls"],
+        "changed_ddb_writes": changed["ddb_write_calls"],
+        "changed_put_events_calls": changed["put_events_calls"],
+        "changed_emitted": changed["emitted"],
+        "changed_wall_s": changed["wall_s"],
+        "deleted_forgotten": gc["deleted"],
+        "deletion_sweep_ddb_writes": gc["ddb_write_calls"],
+        "held_recovery_writes": [h["ddb_write_calls"] for h in held],
+        "held_recovery_emitted": [h["emitted"] for h in held],
+        "snapshot_item_bytes": item_bytes,
+        "unchanged_snapshots_read": unchanged["snapshots_read"],
+        "ddb_rcu_per_unchanged_sweep": digest_rcu,
+        "ddb_rcu_if_every_snapshot_were_read": full_read_rcu,
+        "sequential_round_trips_unchanged": sequential_trips,
+        "estimated_real_aws_unchanged_s": round(sequential_trips * ASSUMED_MS_PER_CALL / 1000, 1),
+        "assumed_ms_per_call": ASSUMED_MS_PER_CALL,
+        "detection_latency_s": f"<= interval 60 + hold 120 + one run ({unchanged['wall_s']} s here)",
+        "meets_list_target": unchanged["list_calls"] == pages and changed["list_calls"] == pages,
+        "meets_get_target": unchanged["get_calls"] == 0 and changed["get_calls"] == len(changed_ids),
+        "meets_write_target": unchanged["ddb_write_calls"] == 0 and after["ddb_write_calls"] == 0,
+        "changed_writes_per_transition": round(changed["ddb_write_calls"] / max(1, len(changed_ids)), 2),
+        "exactly_once": changed["emitted"] == len(changed_ids) and after["emitted"] == 0,
+    }
+    print(
+        f"sweep: {n} ESMs; unchanged sweep: {unchanged['list_calls']} list calls (target {pages}), "
+        f"{unchanged['get_calls']} Gets, {unchanged['ddb_read_calls']} DynamoDB reads, "
+        f"{unchanged['ddb_write_calls']} writes, {unchanged['wall_s']}s; 1% changes: {changed['emitted']} events, "
+        f"{changed['get_calls']} Gets, {changed['ddb_write_calls']} writes, {changed['put_events_calls']} PutEvents, "
+        f"{changed['wall_s']}s; ~{digest_rcu:.0f} RCU per unchanged sweep (vs {full_read_rcu:.0f} reading every "
+        "snapshot)"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2, default=str))
