@@ -726,21 +726,27 @@ def verify_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | No
 def _final_verdict(
     aws: Aws, settings: Settings, uuid: str, action_id: str, item: Mapping[str, Any], exhausted: bool
 ) -> dict[str, Any]:
-    """Record the verdict once: through the engine when an action was applied, else just the counter."""
+    """Record the verdict once: through the engine when an action was applied (audit row + counter). When the
+    workflow's window is over but the engine would still wait (its grace period is longer than the window), or no
+    action was applied, the failed-verification counter is counted here so the policy's fallback still works."""
+    verdict: dict[str, Any] = {"status": "verify-failed" if exhausted else "verified"}
     if action_id:
         from esm_medic.remediate import engine
 
         v = engine.verify_fix(aws, action_id, settings=settings, esm=dict(item))
-        return {k: v.get(k) for k in ("status", "resource_ok", "failed_verifications", "fallback_to_ticket", "error")}
+        keys = ("status", "resource_ok", "failed_verifications", "fallback_to_ticket", "error")
+        verdict = {k: v.get(k) for k in keys}
+        if not (exhausted and v.get("status") == "pending"):
+            return verdict
+        verdict["note"] = "the verification window ended while the engine's grace period was still running"
     if exhausted:
         try:
             from esm_medic.remediate.budget import failed_verifications
 
-            n = failed_verifications(aws, settings, uuid).increment()
+            verdict["failed_verifications"] = failed_verifications(aws, settings, uuid).increment()
         except Exception as exc:  # the counter is a guard rail; losing one increment must not fail verification
-            return {"status": "verify-failed", "error": f"counter unavailable: {exc}"}
-        return {"status": "verify-failed", "failed_verifications": n}
-    return {"status": "verified"}
+            verdict["error"] = f"counter unavailable: {exc}"
+    return verdict
 
 
 # ================================================================================================ rollback

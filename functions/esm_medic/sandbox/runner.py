@@ -470,6 +470,8 @@ def function_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "ESM_MEDIC_EVENT_BUS": "default",
             "ESM_MEDIC_KILL_SWITCH_PARAM": "/esm-medic/kill-switch",
+            # the local verification window is seconds long; the engine's grace period must fit inside it
+            "ESM_MEDIC_VERIFY_GRACE_SECONDS": "0",
         }
     )
     env.update(dict(extra or {}))
