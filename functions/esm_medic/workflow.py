@@ -58,6 +58,7 @@ INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TRANSITIONAL_STATES = frozenset({"Creating", "Enabling", "Updating", "Disabling", "Deleting"})
+DUPLICATE_SKEW_SECONDS = 5
 
 
 class InputRejected(ValueError):
@@ -271,6 +272,7 @@ def start_workflow(aws: Aws, state_machine_arn: str, event: Any) -> dict[str, An
         raise
     base = {"uuid": wi.uuid, "incident_id": wi.incident_id, "execution_name": wi.execution_name}
     arn = execution_arn(state_machine_arn, wi.execution_name)
+    asked_at = datetime.now(UTC)
     try:
         resp = aws.call(
             "stepfunctions",
@@ -290,6 +292,18 @@ def start_workflow(aws: Aws, state_machine_arn: str, event: Any) -> dict[str, An
                 "reason": "an execution for this ESM and status already exists (duplicate event)",
             }
         raise
+    started = resp.get("startDate")
+    if isinstance(started, datetime) and started.astimezone(UTC) < asked_at - timedelta(seconds=DUPLICATE_SKEW_SECONDS):
+        # AWS answers a repeated StartExecution with the same name and input, while the first still runs, with the
+        # first execution (no error): an older start date means this event is a duplicate too
+        return {
+            **base,
+            "started": False,
+            "duplicate": True,
+            "ignored": False,
+            "execution_arn": resp["executionArn"],
+            "reason": "the execution for this ESM and status is already running (duplicate event)",
+        }
     return {**base, "started": True, "duplicate": False, "ignored": False, "execution_arn": resp["executionArn"]}
 
 

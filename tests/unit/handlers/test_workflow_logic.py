@@ -212,3 +212,58 @@ def test_outcome_record_with_timings_and_failure() -> None:
 def test_execution_arn() -> None:
     sm = "arn:aws:states:us-east-1:123456789012:stateMachine:esm-medic-remediate"
     assert wf.execution_arn(sm, "n1") == "arn:aws:states:us-east-1:123456789012:execution:esm-medic-remediate:n1"
+
+
+# ---------------------------------------------------------------------------------------------- start
+class FakeSfn:
+    """Stands in for the adapter: StartExecution answers what the test says."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+
+    def call(self, service: str, op: str, **kw: Any) -> dict[str, Any]:
+        assert (service, op) == ("stepfunctions", "start_execution")
+        self.calls.append(kw)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return dict(self.answer)
+
+
+SM = "arn:aws:states:us-east-1:123456789012:stateMachine:esm-medic-remediate"
+
+
+def test_start_workflow_starts_a_named_execution() -> None:
+    from datetime import UTC, datetime
+
+    fake = FakeSfn({"executionArn": "arn:x", "startDate": datetime.now(UTC)})
+    out = wf.start_workflow(fake, SM, status_change())  # type: ignore[arg-type]
+    assert out["started"] is True and out["duplicate"] is False
+    assert fake.calls[0]["name"] == wf.execution_name(UUID, ERROR, "inc-1")
+    sent = json.loads(fake.calls[0]["input"])
+    assert sent["uuid"] == UUID and sent["incident_id"] == "inc-1" and sent["status"] == wf.status_of(ERROR)
+
+
+def test_start_workflow_reports_duplicates() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botocore.exceptions import ClientError
+
+    exists = ClientError({"Error": {"Code": "ExecutionAlreadyExists", "Message": "m"}}, "StartExecution")
+    out = wf.start_workflow(FakeSfn(exists), SM, status_change())  # type: ignore[arg-type]
+    assert out["duplicate"] is True and out["started"] is False
+    assert out["execution_arn"] == wf.execution_arn(SM, out["execution_name"])
+    # AWS answers a same-name, same-input start of a running execution with the original one
+    old = {"executionArn": "arn:x", "startDate": datetime.now(UTC) - timedelta(minutes=3)}
+    assert wf.start_workflow(FakeSfn(old), SM, status_change())["duplicate"] is True  # type: ignore[arg-type]
+    other = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "m"}}, "StartExecution")
+    with pytest.raises(ClientError):
+        wf.start_workflow(FakeSfn(other), SM, status_change())  # type: ignore[arg-type]
+
+
+def test_start_workflow_ignores_recoveries_and_rejects_garbage() -> None:
+    fake = FakeSfn({"executionArn": "arn:x"})
+    out = wf.start_workflow(fake, SM, status_change(recovered=True))  # type: ignore[arg-type]
+    assert out["ignored"] is True and not fake.calls
+    with pytest.raises(wf.InputRejected):
+        wf.start_workflow(fake, SM, {"source": "esm-medic", "detail-type": "ESM Status Change", "detail": {}})  # type: ignore[arg-type]
