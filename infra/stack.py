@@ -193,8 +193,8 @@ class EsmMedicStack(cdk.Stack):
                 "POWERTOOLS_SERVICE_NAME": "esm-medic",
                 "POWERTOOLS_METRICS_NAMESPACE": "esm-medic",
                 "ESM_MEDIC_SNS_TOPIC_ARN": self.topic.topic_arn,
-                "ESM_MEDIC_KILL_SWITCH_PARAMETER": self.kill_switch.parameter_name,
-                "ESM_MEDIC_DEFAULT_MODE_PARAMETER": self.default_mode.parameter_name,
+                "ESM_MEDIC_KILL_SWITCH_PARAM": self.kill_switch.parameter_name,
+                "ESM_MEDIC_DEFAULT_MODE_PARAM": self.default_mode.parameter_name,
                 "ESM_MEDIC_EVENT_BUS": "default",
                 # SecureStrings the operator creates (CloudFormation cannot create SecureString parameters); without
                 # them approval links and Slack buttons are disabled and approvals still work by API / console.

@@ -68,6 +68,8 @@ class Settings:
     default_mode: str = "approve"
     shadow: bool = False
     kill_switch_parameter: str = "/esm-medic/kill-switch"
+    # account-wide default mode kept in SSM (changeable without a redeploy); "" = use default_mode only
+    default_mode_parameter: str = ""
     budget_per_sg: int = 2
     budget_per_vpc: int = 4
     budget_per_account: int = 10
@@ -135,6 +137,7 @@ _ENV: tuple[tuple[str, str, str], ...] = (
     ("ESM_MEDIC_DEFAULT_MODE", "default_mode", "mode"),
     ("ESM_MEDIC_SHADOW", "shadow", "bool"),
     ("ESM_MEDIC_KILL_SWITCH_PARAM", "kill_switch_parameter", "str"),
+    ("ESM_MEDIC_DEFAULT_MODE_PARAM", "default_mode_parameter", "str"),
     ("ESM_MEDIC_BUDGET_PER_SG", "budget_per_sg", "int"),
     ("ESM_MEDIC_BUDGET_PER_VPC", "budget_per_vpc", "int"),
     ("ESM_MEDIC_BUDGET_PER_ACCOUNT", "budget_per_account", "int"),

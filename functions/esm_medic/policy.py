@@ -187,7 +187,32 @@ def resolve_mode(
             return ModeResolution(value, source, shadow, shadow_source, notes)
         notes.append(f"{source} {MODE_TAG}={raw!r} is not one of {', '.join(MODES)}: treated as notify")
         return ModeResolution("notify", source, shadow, shadow_source, notes)
+    if settings.default_mode_parameter:
+        value, note = account_default_mode(aws, settings)
+        if note:
+            notes.append(note)
+        if value:
+            return ModeResolution(value, "account-parameter", shadow, shadow_source, notes)
     return ModeResolution(settings.default_mode, "settings", shadow, shadow_source, notes)
+
+
+def account_default_mode(aws: Aws, settings: Settings) -> tuple[str, str]:
+    """(mode, note) from the account's SSM parameter. Missing = no opinion (settings apply); unreadable or invalid =
+    ``notify``, the cautious mode, with the reason."""
+    from esm_medic.aws import error_code
+
+    name = settings.default_mode_parameter
+    try:
+        raw = aws.call("ssm", "get_parameter", Name=name)["Parameter"]["Value"]
+    except Exception as exc:
+        code = error_code(exc)
+        if code == "ParameterNotFound":
+            return "", ""
+        return "notify", f"cannot read {name} ({code or type(exc).__name__}): treated as notify"
+    value = str(raw).strip().lower()
+    if value in MODES:
+        return value, ""
+    return "notify", f"{name}={raw!r} is not one of {', '.join(MODES)}: treated as notify"
 
 
 def kill_switch(aws: Aws, settings: Settings) -> tuple[bool, str]:
