@@ -41,6 +41,8 @@ def _insert_esms(aws: Any, stack: Any, n: int) -> list[str]:
 
     first = stack.create_esm(aws, Topics=["topic-0"])
     model = find_esm(first["UUID"])
+    if model is None:
+        raise LookupError(f"the sandbox does not hold ESM {first['UUID']}")
     backend = _backend_holding(first["UUID"])
     uuids = [first["UUID"]]
     for i in range(1, n):
@@ -54,7 +56,7 @@ def _insert_esms(aws: Any, stack: Any, n: int) -> list[str]:
             "StartingPosition": "LATEST",
             "BatchSize": 100,
         }
-        esm = EventSourceMapping(spec)
+        esm = EventSourceMapping(spec)  # type: ignore[abstract]
         backend._event_source_mappings[esm.uuid] = esm
         uuids.append(esm.uuid)
     return uuids

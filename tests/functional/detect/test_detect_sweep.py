@@ -69,6 +69,7 @@ def test_the_digest_spares_reads_and_heals_itself(detect: Any) -> None:
 
     store = snapmod.SnapshotStore(detect.aws)
     snap = store.get(uuids[0])
+    assert snap is not None
     err_hash = snapmod.status_hash(assess(snapmod.Status.of("Enabled", "USER_INITIATED", AUTHZ)).key)
     store.digest_set({uuids[0]: snapmod.digest_entry(snap.version - 1, err_hash)})
     assert snapmod.digest_hash(store.digest_read()[uuids[0]]) != err_hash

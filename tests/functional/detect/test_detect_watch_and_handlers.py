@@ -167,7 +167,17 @@ def test_cloudtrail_handler_rejects_with_a_reason(
 
 
 # ------------------------------------------------------------------ sweeper handler
-def test_sweeper_handler(handlers: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sweeper_handler(handlers: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from esm_medic.handlers import _common
+
+    recorded: dict[str, float] = {}
+    real_add = _common.metrics.add_metric
+
+    def spy(name: str, unit: Any, value: float, **kw: Any) -> None:
+        recorded[name] = value
+        real_add(name=name, unit=unit, value=value, **kw)
+
+    monkeypatch.setattr(_common.metrics, "add_metric", spy)
     (u,) = handlers.add_msk()
     handlers.set(u, AUTHZ)
     scheduled = {
@@ -182,8 +192,8 @@ def test_sweeper_handler(handlers: Any, capsys: pytest.CaptureFixture[str]) -> N
     }
     out = h_sweep.handler(scheduled, ctx())
     assert out["ok"] and out["emitted"] == 1 and out["complete"] and out["transitions"] == 1
-    printed = capsys.readouterr().out
-    assert '"TransitionsEmitted"' in printed and '"esm-medic"' in printed  # EMF metrics
+    assert recorded["TransitionsEmitted"] == 1 and recorded["SweepFailed"] == 0  # EMF metrics, namespace esm-medic
+    assert _common.metrics.namespace == "esm-medic"
     assert handler_logger.get_correlation_id() == "sched-1"  # the scheduled event's id correlates the logs
     out = h_sweep.handler(scheduled, ctx())
     assert out["ok"] and out["emitted"] == 0

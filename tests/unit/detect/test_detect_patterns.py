@@ -31,7 +31,7 @@ def test_pattern_files_are_the_four_rules() -> None:
 
 @pytest.mark.parametrize("fixture", sorted(EXPECT))
 def test_pattern_matches_exactly_the_expected_rules(fixture: str) -> None:
-    event = load(fixture)
+    event: Any = load(fixture)
     matched = sorted(name for name in PATTERN_FILES if _matcher(name).matches_event(event))
     assert matched == sorted(EXPECT[fixture]["matches"]), fixture
 
