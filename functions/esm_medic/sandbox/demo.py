@@ -19,13 +19,14 @@ its expected outcome.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -284,13 +285,29 @@ class CaseResult:
         }
 
 
-def _quiet_everything() -> None:
-    """Handlers log JSON to stdout and moto logs its interpreter's exceptions: keep the demo readable."""
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Handlers log JSON to stdout and moto logs its interpreter's exceptions: keep the demo readable. Everything
+    is restored afterwards (the demo also runs inside tests)."""
+    names = ("moto", "botocore", "boto3", "urllib3", "aws_lambda_powertools", "esm-medic", "esm_medic")
+    levels = {n: logging.getLogger(n).level for n in names}
+    env = {k: os.environ.get(k) for k in ("POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_DISABLED")}
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    for name in ("moto", "botocore", "boto3", "urllib3", "aws_lambda_powertools", "esm-medic", "esm_medic"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    warnings.filterwarnings("ignore")
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_case(out: Out, workflow: Any, aws: Any, case: Case, index: int, total: int) -> CaseResult:
@@ -396,7 +413,29 @@ def run_demo(
     color = stream.isatty() if color is None else color
     out = Out(stream, color=color and not as_json, verbose=not (quiet or as_json), silent=as_json)
     started = clock()
-    _quiet_everything()
+    with _quiet():
+        results, setup_s, folder = _run_cases(out, scenario, ticket_dir, clock)
+    total = clock() - started
+    ok = all(r.ok for r in results)
+    summary = {
+        "ok": ok,
+        "seconds": round(total, 2),
+        "setup_seconds": round(setup_s, 2),
+        "ticket_dir": str(folder),
+        "cases": [r.to_dict() for r in results],
+    }
+    out.line()
+    verdict = "all cases reached their expected outcome" if ok else "SOME CASES DID NOT reach their expected outcome"
+    mark = out.c(out.ok_mark, "32") if ok else out.c(out.bad_mark, "31")
+    out.line(f"{mark} {sum(r.ok for r in results)}/{len(results)} {verdict} ({total:.1f} s in all)", always=True)
+    if as_json:
+        stream.write(json.dumps(summary, indent=2, default=str) + "\n")
+    return (0 if ok else 1), summary
+
+
+def _run_cases(
+    out: Out, scenario: str | None, ticket_dir: Path | None, clock: Callable[[], float]
+) -> tuple[list[CaseResult], float, Path]:
     from esm_medic.handlers import _common
     from esm_medic.sandbox.env import sandbox
     from esm_medic.sandbox.runner import deploy
@@ -438,19 +477,4 @@ def run_demo(
                 r = CaseResult(case, error=f"{type(exc).__name__}: {exc}")
                 out.line(f"  {out.c(out.bad_mark, '31')} {case.scenario}: {r.error}", always=True)
                 results.append(r)
-    total = clock() - started
-    ok = all(r.ok for r in results)
-    summary = {
-        "ok": ok,
-        "seconds": round(total, 2),
-        "setup_seconds": round(setup_s, 2),
-        "ticket_dir": str(folder),
-        "cases": [r.to_dict() for r in results],
-    }
-    out.line()
-    verdict = "all cases reached their expected outcome" if ok else "SOME CASES DID NOT reach their expected outcome"
-    mark = out.c(out.ok_mark, "32") if ok else out.c(out.bad_mark, "31")
-    out.line(f"{mark} {sum(r.ok for r in results)}/{len(results)} {verdict} ({total:.1f} s in all)", always=True)
-    if as_json:
-        stream.write(json.dumps(summary, indent=2, default=str) + "\n")
-    return (0 if ok else 1), summary
+    return results, setup_s, folder
