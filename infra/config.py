@@ -47,7 +47,13 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         description="Approval page and Slack actions endpoint",
     ),
     # detection
-    "sweeper": FunctionSpec(900, 1024, ("read", "state", "events"), description="ESM status sweeper"),
+    "sweeper": FunctionSpec(
+        900,
+        1024,
+        ("read", "state", "events"),
+        description="ESM status sweeper",
+        extra_env={"ESM_MEDIC_SWEEP_HOLD_SECONDS": "120"},
+    ),
     "watch": FunctionSpec(60, 256, ("read", "state", "events"), description="Re-check an ESM until it settles"),
     "cloudtrail_error": FunctionSpec(60, 256, ("read", "state", "events"), description="CloudTrail denials -> ESMs"),
 }
@@ -59,6 +65,7 @@ READ_ACTIONS: tuple[str, ...] = (
     "lambda:GetEventSourceMapping",
     "lambda:GetFunctionConfiguration",
     "lambda:GetFunction",
+    "lambda:ListFunctions",  # CloudTrail denials name a role: find the functions (and ESMs) that use it
     "lambda:ListTags",
     "kafka:DescribeCluster",
     "kafka:DescribeClusterV2",

@@ -153,6 +153,7 @@ class EsmMedicStack(cdk.Stack):
         self.rules = self._rules()
         sweep_minutes = int(self.node.try_get_context("SweepMinutes") or 1)
         if "sweeper" in self.functions:
+            self.functions["sweeper"].add_environment("ESM_MEDIC_SWEEP_INTERVAL_SECONDS", str(sweep_minutes * 60))
             events.Rule(
                 self,
                 "SweepSchedule",
