@@ -1069,3 +1069,64 @@ def outcomes(aws: Aws, uuid: str) -> list[dict[str, Any]]:
             continue
     out.sort(key=lambda r: str(r.get("at") or ""))
     return out
+
+
+# ================================================================================================ dead executions
+EXECUTION_ENDED = "Step Functions Execution Status Change"
+ENDED_BADLY = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
+def final_outcome_exists(aws: Aws, uuid: str, execution: str) -> bool:
+    from esm_medic.tables import STATE
+
+    item = aws.call(
+        "dynamodb",
+        "get_item",
+        TableName=STATE.name,
+        Key={"pk": {"S": f"ESM#{uuid}"}, "sk": {"S": f"{OUTCOME_SK_PREFIX}{execution}"}},
+        ConsistentRead=True,
+    ).get("Item")
+    return bool(item and item.get("final", {}).get("BOOL", True))
+
+
+def execution_ended(aws: Aws, event: Mapping[str, Any]) -> dict[str, Any]:
+    """Safety net for executions that died without recording an outcome.
+
+    Step Functions' ``States.ALL`` does not catch ``States.Runtime`` (a bad path) or ``States.DataLimitExceeded``,
+    and an execution can be stopped by hand or time out. The ``execution-ended`` rule sends every FAILED /
+    TIMED_OUT / ABORTED execution of the workflow here; when its final outcome is missing, this records
+    ``failed-with-ticket`` (and opens the ticket) from the execution's input and error. Executions that already
+    recorded their outcome (the normal failure path ends FAILED too) are left alone.
+    """
+    detail = _obj(event, "detail")
+    status = str(detail.get("status") or "")
+    arn = str(detail.get("executionArn") or "")
+    name = str(detail.get("name") or arn.rsplit(":", 1)[-1])
+    if status not in ENDED_BADLY:
+        return {"recorded": False, "reason": f"execution {name} ended {status or 'without a status'}: nothing to do"}
+    try:
+        state = json.loads(detail.get("input") or "{}")
+    except ValueError:
+        state = {}
+    if not isinstance(state, dict):
+        state = {}
+    uuid = str(state.get("uuid") or "")
+    if not _UUID_RE.match(uuid) and _UUID_RE.match(name[:36]):
+        uuid = name[:36]
+    uuid = uuid or "unknown"
+    if final_outcome_exists(aws, uuid, name):
+        return {"recorded": False, "reason": f"execution {name} already recorded its outcome"}
+    stopped = detail.get("stopDate")
+    at = (
+        datetime.fromtimestamp(float(stopped) / 1000, UTC).isoformat()
+        if isinstance(stopped, int | float)
+        else datetime.now(UTC).isoformat()
+    )
+    error = {
+        "Error": str(detail.get("error") or f"States.{status.title().replace('_', '')}"),
+        "Cause": str(detail.get("cause") or ""),
+    }
+    state = {**state, "uuid": uuid, "errors": {"execution": error}}
+    payload = {"state": state, "final": True, "failure": True, "execution": name, "execution_id": arn, "at": at}
+    result = record_outcome(aws, payload)
+    return {"recorded": True, **result}

@@ -190,3 +190,28 @@ def test_replayed_remediation_changes_nothing_twice(e2e: Any) -> None:
     assert again["action_id"] == first["action_id"] and again["changed"] is True
     assert len(t.action_rows()) == rows
     assert self_rule_ports(t) == [9098]
+
+
+def test_an_execution_that_dies_without_an_outcome_is_caught_by_the_safety_net(e2e: Any) -> None:
+    """The Record step itself keeps failing (e.g. DynamoDB down past every retry): the execution ends in
+    RecordFailed with no outcome. The execution-ended rule (the event AWS emits for FAILED / TIMED_OUT / ABORTED
+    executions; it also covers States.Runtime, which States.ALL does not catch in AWS) then has the record function
+    write failed-with-ticket, once."""
+    from esm_medic.handlers import record
+
+    def record_step_down(event: Any, context: Any) -> Any:
+        if isinstance(event, dict) and "state" in event:
+            raise RuntimeError("the STATE table is unreachable")
+        return record.handler(event, context)  # the safety net's event gets through
+
+    t = e2e(SCENARIO, handlers={"record": record_step_down})
+    run = t.workflow.run(t.uuid)
+    assert run.status == "FAILED" and run.error == "EsmMedic.RecordFailed"
+    final = t.final_outcomes()[-1]
+    assert final["outcome"] == "failed-with-ticket" and final["execution"] == run.execution_name
+    assert final["failed_step"] == "execution" and final["error"] == "EsmMedic.RecordFailed"
+    assert final["ticket_id"]
+    assert [r["status"] for r in t.workflow_rows()] == ["failed-with-ticket"]
+    again = {"executionArn": run.execution_arn + "-x", "status": "FAILED", "name": run.execution_name}
+    t.workflow.emit_execution_ended(again)
+    assert [r["status"] for r in t.workflow_rows()] == ["failed-with-ticket"]  # an outcome is recorded once

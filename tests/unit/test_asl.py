@@ -275,3 +275,27 @@ def test_retry_cap_only_shortens_retries(text: str) -> None:
         assert {k: v for k, v in state.items() if k != "Retry"} == {k: v for k, v in other.items() if k != "Retry"}
         for r in other.get("Retry") or []:
             assert r["IntervalSeconds"] == 1
+
+
+def test_execution_ended_pattern_matches_only_bad_endings() -> None:
+    from moto.events.models import EventPattern
+
+    pattern = json.loads((ROOT / "statemachine" / "execution-ended.pattern.json").read_text(encoding="utf-8"))
+    pattern["detail"]["stateMachineArn"] = ["arn:aws:states:us-east-1:123456789012:stateMachine:m"]
+    matcher = EventPattern.load(json.dumps(pattern))
+
+    def event(status: str, machine: str = "m") -> dict[str, Any]:
+        return {
+            "source": "aws.states",
+            "detail-type": "Step Functions Execution Status Change",
+            "detail": {
+                "status": status,
+                "stateMachineArn": f"arn:aws:states:us-east-1:123456789012:stateMachine:{machine}",
+            },
+        }
+
+    for status in ("FAILED", "TIMED_OUT", "ABORTED"):
+        assert matcher.matches_event(event(status))
+    assert not matcher.matches_event(event("SUCCEEDED"))
+    assert not matcher.matches_event(event("RUNNING"))
+    assert not matcher.matches_event(event("FAILED", machine="other"))

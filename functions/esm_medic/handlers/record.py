@@ -1,13 +1,19 @@
 """Record task: write the execution's outcome (STATE record + audit entry, with timings). On the failure path it
-opens the failed-with-ticket ticket itself when the state holds none. Idempotent per (execution, outcome)."""
+opens the failed-with-ticket ticket itself when the state holds none. Idempotent per (execution, outcome).
+
+Also the target of the ``execution-ended`` rule (``statemachine/execution-ended.pattern.json``): a FAILED /
+TIMED_OUT / ABORTED execution that never recorded an outcome (``States.Runtime`` is not caught by
+``States.ALL``; executions can be stopped by hand) gets ``failed-with-ticket`` recorded here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import count, get_aws, idempotent_call, lambda_entry, logger
+from esm_medic.handlers._common import count, get_aws, idempotent_call, lambda_entry, logger, validate_input
 
 IDEMPOTENCY_KEY = "[execution, final, failure, state.outcome.outcome]"
+ENDED_KEY = "detail.executionArn"
 
 
 def _record(request: dict[str, Any]) -> dict[str, Any]:
@@ -16,8 +22,22 @@ def _record(request: dict[str, Any]) -> dict[str, Any]:
     return record_outcome(get_aws(), request)
 
 
-@lambda_entry("record", schema="record")
+def _ended(request: dict[str, Any]) -> dict[str, Any]:
+    from esm_medic.workflow import execution_ended
+
+    return execution_ended(get_aws(), request)
+
+
+@lambda_entry("record")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if isinstance(event, dict) and event.get("detail-type") == "Step Functions Execution Status Change":
+        validate_input(event, "execution_ended")
+        ended = idempotent_call("record_ended", _ended, event, key_jmespath=ENDED_KEY, context=context)
+        if ended.get("recorded"):
+            count("dead_executions")
+            logger.warning("execution ended without an outcome; recorded %s", ended.get("outcome"))
+        return {"outcome": ended.get("outcome"), "recorded": ended.get("recorded"), "reason": ended.get("reason")}
+    validate_input(event, "record")
     result = idempotent_call("record", _record, event, key_jmespath=IDEMPOTENCY_KEY, context=context)
     record = result.get("record") or {}
     logger.set_correlation_id(str(record.get("uuid") or "") or None)

@@ -63,6 +63,8 @@ ROLE_TRUST = {
     ],
 }
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+ENDED_BADLY = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+ENDED_PATTERN_PATH = ROOT / "statemachine" / "execution-ended.pattern.json"
 
 Handler = Callable[[Any, Any], Any]
 
@@ -257,6 +259,7 @@ class Workflow:
     definition: dict[str, Any]
     env: dict[str, str]
     bus: str = "default"
+    _ended: set[str] = field(default_factory=set)
 
     # -------------------------------------------------------------- events
     def status_change_event(
@@ -394,6 +397,8 @@ class Workflow:
             if on_poll is not None:
                 on_poll(self, arn)
             time.sleep(poll)
+        if desc["status"] in ENDED_BADLY:
+            self.emit_execution_ended(desc)
         events = self.history(arn)
         output = None
         if desc.get("output"):
@@ -411,6 +416,33 @@ class Workflow:
             seconds=time.monotonic() - t0,
             steps=steps_from_history(events),
             events=events,
+        )
+
+    def emit_execution_ended(self, desc: Mapping[str, Any]) -> None:
+        """Put the ``Step Functions Execution Status Change`` event AWS emits for a failed / timed-out / aborted
+        execution (moto emits none) on the bus, once per execution; the ``execution-ended`` rule delivers it to
+        the ``record`` function, as in infra."""
+        arn = str(desc["executionArn"])
+        if arn in self._ended:
+            return
+        self._ended.add(arn)
+        stop = desc.get("stopDate")
+        detail = {
+            "executionArn": arn,
+            "stateMachineArn": self.state_machine_arn,
+            "name": desc.get("name") or arn.rsplit(":", 1)[-1],
+            "status": desc["status"],
+            "startDate": int(desc["startDate"].timestamp() * 1000)
+            if isinstance(desc.get("startDate"), datetime)
+            else None,
+            "stopDate": int(stop.timestamp() * 1000) if isinstance(stop, datetime) else None,
+            "input": desc.get("input"),
+            "output": desc.get("output"),
+            "error": desc.get("error"),
+            "cause": desc.get("cause"),
+        }
+        self.put_event(
+            {"source": "aws.states", "detail-type": "Step Functions Execution Status Change", "detail": detail}
         )
 
     def run(self, event_or_uuid: Mapping[str, Any] | str, *, timeout: float = 90.0, **kw: Any) -> Run:
@@ -558,6 +590,18 @@ def deploy(
     except Exception as exc:
         if error_code(exc) != "ResourceConflictException":
             raise
+    ended_rule = f"{prefix}-execution-ended"
+    pattern = json.loads(ENDED_PATTERN_PATH.read_text(encoding="utf-8"))
+    pattern.setdefault("detail", {})["stateMachineArn"] = [sm_arn]
+    aws.call(
+        "events",
+        "put_rule",
+        Name=ended_rule,
+        EventPattern=json.dumps(pattern),
+        State="ENABLED",
+        Description="esm-medic: execution-ended.pattern.json -> record",
+    )
+    aws.call("events", "put_targets", Rule=ended_rule, Targets=[{"Id": "record", "Arn": arns["record"]}])
     return Workflow(
         aws=aws,
         prefix=prefix,
