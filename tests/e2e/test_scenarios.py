@@ -14,6 +14,7 @@ Each test then delivers the same event again: no second execution starts and not
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def test_scenario_through_the_workflow(e2e: Any, name: str) -> None:
 
     assert run.status == "SUCCEEDED", (run.error, run.cause)
     assert run.outcome == want["outcome"], run.to_dict()
+    assert len(json.dumps(run.output)) < 100_000  # far from Step Functions' 256 KB state limit
     final = t.final_outcomes()[-1]
     assert final["outcome"] == want["outcome"]
     assert final["execution"] == run.execution_name

@@ -36,6 +36,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if ended.get("recorded"):
             count("dead_executions")
             logger.warning("execution ended without an outcome; recorded %s", ended.get("outcome"))
+        else:
+            count("ended_executions_checked")
         return {"outcome": ended.get("outcome"), "recorded": ended.get("recorded"), "reason": ended.get("reason")}
     validate_input(event, "record")
     result = idempotent_call("record", _record, event, key_jmespath=IDEMPOTENCY_KEY, context=context)
