@@ -20,7 +20,7 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
     """(module imported, is_module_level) for every import in a file; relative imports resolved."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     rel = path.relative_to(PKG.parent).with_suffix("")
-    package_parts = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    package_parts = list(rel.parts[:-1])
     out: list[tuple[str, bool]] = []
     top_level = {id(n) for n in tree.body}
     for node in ast.walk(tree):
@@ -46,7 +46,7 @@ def _module(path: Path) -> str:
 
 
 def test_catalogue_and_classifier_import_no_boto3():
-    targets = list((PKG / "catalogue").rglob("*.py")) + [PKG / "classify.py", PKG / "steps.py", PKG / "esm.py"]
+    targets = [*(PKG / "catalogue").rglob("*.py"), PKG / "classify.py", PKG / "steps.py", PKG / "esm.py"]
     for path in targets:
         for mod, _ in _imports(path):
             assert not mod.startswith(("boto3", "botocore")), f"{path.name} imports {mod}"
