@@ -471,6 +471,7 @@ class RouteDecision:
     shadow: bool = False
     checks: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] | None = None
+    planned_action_id: str | None = None  # the engine's 'planned' audit row an approval is bound to
     elapsed_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -560,12 +561,21 @@ def decide_step(
         reason = str(result.get("reason") or "") or "; ".join(reasons) or "no automatic fix for this cause"
     elif status == "refused":
         route, reason = "ticket", f"the plan was refused: {result.get('error') or (plan or {}).get('refused')}"
+    elif status == "healthy":
+        route, reason = "ticket", "the diagnosis names no fix although the ESM reports an error"
     else:  # planned / noop
         route = POLICY_ROUTE.get(outcome, "ticket")
         reason = "; ".join(reasons) or outcome
         if status == "noop" and route in ("auto", "approve"):
             route = "auto"
             reason = f"{reason}; the account already has what {action} would add: restart polling and verify"
+    planned_action_id: str | None = None
+    if route == "approve" and status == "planned":
+        # write the engine's 'planned' audit row: the approval (and the apply) are bound to exactly this plan
+        recorded = engine.plan_fix(aws, request, incident_id=incident_id, settings=settings, record=True)
+        if recorded.get("status") == "planned" and recorded.get("action_id"):
+            planned_action_id = str(recorded["action_id"])
+            plan = _obj(recorded, "plan") or plan
     if route == "notify" and outcome == "shadow":
         shadow = engine.apply_fix(aws, request, incident_id=incident_id, settings=settings, restart=False)
         reason = f"{reason} (shadow audit record: {shadow.get('status')})"
@@ -583,6 +593,7 @@ def decide_step(
             shadow=bool(decision.get("shadow")),
             checks=dict(decision),
             plan=dict(plan) if plan is not None else None,
+            planned_action_id=planned_action_id,
         )
     )
 
@@ -621,6 +632,13 @@ def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings |
         request["root_cause"] = {**request["root_cause"], "fix": plan["action"], "fix_params": plan.get("params") or {}}
     approved = approval.get("approved") is True
     approver = str(approval.get("approver") or "") or None
+    decision = _obj(payload, "decision")
+    bound: dict[str, Any] = {}
+    if approved:  # the apply may only make the calls of the plan the human saw
+        if decision.get("planned_action_id"):
+            bound["planned_action_id"] = str(decision["planned_action_id"])
+        elif plan:
+            bound["approved_plan"] = dict(plan)
     result = engine.apply_fix(
         aws,
         request,
@@ -629,6 +647,7 @@ def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings |
         approved=approved,
         approver=approver if approved else None,
         restart=True,
+        **bound,
     )
     status = str(result.get("status") or "failed")
     restart_info = _obj(result, "restart") or None

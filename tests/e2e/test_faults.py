@@ -95,7 +95,8 @@ def test_approval_timeout_ends_in_a_ticket_and_changes_nothing(e2e: Any) -> None
     assert run.status == "SUCCEEDED" and run.outcome == "ticketed", run.to_dict()
     assert (run.output or {})["ticket_reason"]["code"] == "approval-timeout"
     assert "RequestApproval" in run.state_names() and "Remediate" not in run.state_names()
-    assert not t.action_rows() and self_rule_ports(t) == []
+    assert [r["status"] for r in t.action_rows()] == ["planned"]  # the plan shown to approvers; nothing started
+    assert self_rule_ports(t) == []
     assert [r["status"] for r in t.workflow_rows()] == ["pending-approval", "ticketed"]
     assert t.esm_status()["LastProcessingResult"].startswith("PROBLEM")
 
@@ -118,7 +119,7 @@ def test_rejected_approval_ends_in_a_ticket(e2e: Any) -> None:
     assert decided, "the rejecter never saw a pending approval"
     assert run.outcome == "ticketed", run.to_dict()
     assert (run.output or {})["ticket_reason"]["code"] == "approval-rejected"
-    assert not t.action_rows() and self_rule_ports(t) == []
+    assert [r["status"] for r in t.action_rows()] == ["planned"] and self_rule_ports(t) == []
 
 
 def test_verification_that_never_recovers_rolls_back_and_tickets(e2e: Any) -> None:

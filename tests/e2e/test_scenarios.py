@@ -94,6 +94,7 @@ def test_scenario_through_the_workflow(e2e: Any, name: str) -> None:
         assert final["after"]["LastProcessingResult"] == "OK"
         if want["route"] == "approve":
             assert approvals, "an approve-class fix ran without an approval"
+            assert _subsequence(statuses, ["planned", *FIX_STATUSES]), statuses  # apply bound to the approved plan
             assert final["approver"] == "demo-approver"
             assert "pending-approval" in workflow_rows  # recorded while waiting, then the final outcome
             assert {r.get("event") for r in audit_records(t.aws, t.uuid)} >= {"requested"}
