@@ -20,19 +20,35 @@ class FunctionSpec:
 
 FUNCTIONS: dict[str, FunctionSpec] = {
     # workflow
-    "start": FunctionSpec(30, 256, ("sfn-start", "state"), description="EventBridge -> named, deduplicated execution"),
-    "classify": FunctionSpec(30, 256, ("state",), description="Classify the ESM status against the catalogue"),
+    "start": FunctionSpec(30, 256, ("sfn-start",), description="EventBridge -> named, deduplicated execution"),
+    "classify": FunctionSpec(30, 256, (), description="Classify the ESM status against the catalogue (no AWS calls)"),
     "diagnose": FunctionSpec(120, 512, ("read", "secrets-shape"), description="Read-only diagnosis"),
-    "decide": FunctionSpec(30, 256, ("read", "state", "ssm"), description="Policy: mode, budget, kill switch"),
+    # decide plans the fix: mutating EC2 calls are probed with DryRun, so it needs the actions' permissions too
+    "decide": FunctionSpec(
+        120,
+        512,
+        ("read", "remediate", "state", "audit", "ssm"),
+        description="Policy: mode, budget, kill switch; writes the planned audit row",
+    ),
     "remediate": FunctionSpec(
         300,
         512,
         ("read", "remediate", "esm-restart", "state", "audit", "idempotency", "ssm"),
         description="Apply a planned fix",
     ),
-    "verify": FunctionSpec(120, 256, ("read", "esm-restart", "state", "audit"), description="Prove recovery"),
-    "rollback": FunctionSpec(300, 512, ("read", "remediate", "state", "audit"), description="Undo a fix"),
-    "record": FunctionSpec(30, 256, ("state", "audit"), description="Record the execution outcome"),
+    "verify": FunctionSpec(180, 256, ("read", "esm-restart", "state", "audit"), description="Prove recovery"),
+    "rollback": FunctionSpec(
+        420,
+        512,
+        ("read", "remediate", "state", "audit", "idempotency"),
+        description="Undo a fix (endpoint deletion may wait up to 300 s)",
+    ),
+    "record": FunctionSpec(
+        60,
+        256,
+        ("state", "audit", "idempotency", "sns", "ssm"),
+        description="Record the execution outcome; failure path opens tickets",
+    ),
     # people
     "notify": FunctionSpec(30, 256, ("sns", "ssm", "state"), description="Notifications"),
     "ticket": FunctionSpec(60, 256, ("sns", "ssm", "state", "audit", "idempotency"), description="Tickets"),

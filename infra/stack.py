@@ -30,6 +30,7 @@ from infra.asset import BUILD, ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
 
 STATEMACHINE = ROOT / "statemachine" / "remediate.asl.json"
+EXECUTION_ENDED = ROOT / "statemachine" / "execution-ended.pattern.json"
 PATTERNS = ROOT / "functions" / "esm_medic" / "detect" / "patterns"
 HANDLERS = ROOT / "functions" / "esm_medic" / "handlers"
 
@@ -148,6 +149,18 @@ class EsmMedicStack(cdk.Stack):
                 fn.add_environment("ESM_MEDIC_STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
                 self.state_machine.grant_start_execution(fn)
                 self.state_machine.grant_read(fn)
+
+        # safety net: executions that fail, time out or are stopped (which Catch cannot see) still get an outcome
+        if "record" in self.functions and EXECUTION_ENDED.exists():
+            ended = json.loads(EXECUTION_ENDED.read_text(encoding="utf-8"))
+            ended.setdefault("detail", {})["stateMachineArn"] = [self.state_machine.state_machine_arn]
+            events.Rule(
+                self,
+                "ExecutionEndedRule",
+                event_pattern=event_pattern(ended),
+                targets=[targets.LambdaFunction(self.functions["record"], retry_attempts=4)],
+                description="esm-medic: failed / timed-out / aborted executions -> record (failed-with-ticket)",
+            )
 
         # ---------------------------------------------------------------- detection
         self.rules = self._rules()
