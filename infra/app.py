@@ -11,8 +11,14 @@ from infra.nag import acknowledge
 from infra.stack import EsmMedicStack
 
 
-def build_app(outdir: str | None = None, *, install_deps: bool | None = None, nag: bool = True) -> cdk.App:
-    app = cdk.App(outdir=outdir) if outdir else cdk.App()
+def build_app(
+    outdir: str | None = None,
+    *,
+    install_deps: bool | None = None,
+    nag: bool = True,
+    context: dict[str, object] | None = None,
+) -> cdk.App:
+    app = cdk.App(outdir=outdir, context=context) if outdir else cdk.App(context=context)
     if install_deps is None:
         install_deps = os.environ.get("ESM_MEDIC_BUILD_DEPS", "1") != "0"
     stack = EsmMedicStack(
