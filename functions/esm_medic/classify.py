@@ -29,6 +29,7 @@ _PREFIX = re.compile(r"^(?:\s*problem\s*:\s*)+", re.IGNORECASE)
 _ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:[A-Za-z0-9_+=,.@:/-]+")
 _HOSTPORT = re.compile(r"\b((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}):(\d{2,5})\b")
 _TOPICS = re.compile(r"topics?:?\s*\[([^\]]+)\]", re.IGNORECASE)
+_COLON_DIGIT = re.compile(r":\d")  # cheap guard: most texts have a colon ("PROBLEM:", "Exception:") but no port
 
 STATUS_FIELDS = ("LastProcessingResult", "StateTransitionReason")
 
@@ -354,7 +355,7 @@ def extract_params(text: str) -> dict[str, str]:
                 "ec2": "resource_arn",
             }.get(service, f"{service}_arn")
             params.setdefault(key, arn.rstrip(".,;"))
-    if ":" in text:
+    if ":" in text and _COLON_DIGIT.search(text):
         m = _HOSTPORT.search(text)
         if m:
             params["host"], params["port"] = m.group(1), m.group(2)
