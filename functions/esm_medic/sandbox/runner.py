@@ -167,7 +167,8 @@ class Run:
     @property
     def outcome(self) -> str | None:
         out = self.output or {}
-        recorded = out.get("recorded") if isinstance(out.get("recorded"), Mapping) else {}
+        raw = out.get("recorded")
+        recorded: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         if recorded.get("outcome"):
             return str(recorded["outcome"])
         for step in reversed(self.steps):
@@ -466,7 +467,9 @@ class Workflow:
 
         return [r.to_dict() for r in AuditLog(self.aws, AUDIT.name).rows_for(uuid)]
 
-    def auto_approver(self, approver: str = "demo-approver", log: Callable[[dict[str, Any]], None] | None = None):  # type: ignore[no-untyped-def]
+    def auto_approver(
+        self, approver: str = "demo-approver", log: Callable[[dict[str, Any]], None] | None = None
+    ) -> Callable[..., None]:
         """An ``on_poll`` callback that approves every pending approval (the demo's visible auto-approver)."""
         from esm_medic.approval import decide_approval, pending_approvals
 
