@@ -1,7 +1,8 @@
 """``esm-medic sandbox``: a local fake AWS (moto + esm-medic's patches) for demos, tests and other tools.
 
-- ``sandbox serve [--port P] [--host H] [--no-simulator]``: start the patched moto server (with the ESM simulator
-  as status provider when available), print ``AWS_ENDPOINT_URL=...`` and block until Ctrl-C / SIGTERM;
+- ``sandbox serve [--port P] [--host H] [--no-simulator] [--no-tables]``: start the patched moto server (with the
+  ESM simulator as status provider when available, and esm-medic's own tables created), print
+  ``AWS_ENDPOINT_URL=...`` and block until Ctrl-C / SIGTERM;
 - ``sandbox set-status UUID [--state S] [--reason R] [--last-processing-result TEXT] [--clear]``: set an ESM's
   status fields in a running server (``--endpoint-url``, default ``$AWS_ENDPOINT_URL``);
 - ``sandbox get-status UUID``: show an ESM's explicit overrides and how the API renders it;
@@ -43,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     s.add_argument("--region", default="us-east-1", help="default region for clients in this process")
     s.add_argument("--verbose", action="store_true", help="log every request to standard error")
+    s.add_argument(
+        "--no-tables",
+        dest="tables",
+        action="store_false",
+        help="do not create esm-medic's own DynamoDB tables (audit, state, idempotency) in the sandbox",
+    )
     s.add_argument(
         "--no-simulator",
         dest="simulator",
@@ -129,6 +136,11 @@ def _serve(args: argparse.Namespace) -> int:
     simulator = "off"
     if args.simulator:
         simulator = _install_simulator()
+    if args.tables:  # what `cdk deploy` creates in a real account, so `fix` / `history` work against the sandbox
+        from esm_medic.aws import Aws
+        from esm_medic.tables import create_tables
+
+        create_tables(Aws(region=args.region, endpoint_url=os.environ["AWS_ENDPOINT_URL"]))
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:
