@@ -145,6 +145,9 @@ def test_cli_serve_and_set_status_in_subprocesses(capsys, monkeypatch, tmp_path)
         assert line.startswith("AWS_ENDPOINT_URL=http://127.0.0.1:"), (line, (tmp_path / "serve.err").read_text())
         url = line.split("=", 1)[1]
         aws = _aws(url)
+        from esm_medic.tables import TABLES
+
+        assert {t.name for t in TABLES} <= set(aws.call("dynamodb", "list_tables")["TableNames"])  # serve made them
         stack = create_msk_stack(aws)
         uuid = stack.create_esm(aws)["UUID"]
         cli_env = {**env, "AWS_ENDPOINT_URL": url}
