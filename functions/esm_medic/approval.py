@@ -31,11 +31,12 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from esm_medic.config import coerce_settings
 from esm_medic.notify.message import redact, redact_text
 from esm_medic.notify.sinks import SinkError, resolve_secret
 from esm_medic.tables import AUDIT, STATE
@@ -115,21 +116,7 @@ class ApprovalSettings:
 
     @classmethod
     def coerce(cls, obj: Any) -> ApprovalSettings:
-        if obj is None:
-            return cls.from_env()
-        if isinstance(obj, cls):
-            return obj
-        base = cls.from_env()
-        names = {f.name for f in fields(cls)}
-        if isinstance(obj, Mapping):
-            values = {k: v for k, v in obj.items() if k in names}
-        else:
-            values = {n: getattr(obj, n) for n in names if getattr(obj, n, None) is not None}
-        if isinstance(values.get("approvers"), str):
-            values["approvers"] = _csv(values["approvers"])
-        elif "approvers" in values:
-            values["approvers"] = tuple(values["approvers"])
-        return cls(**{**{f.name: getattr(base, f.name) for f in fields(cls)}, **values})
+        return coerce_settings(cls, obj, _normalise_approvers)
 
     def is_allowed(self, approver: str, *aliases: str) -> bool:
         """True when the allow-list is empty or names the approver (or one of its aliases), case-insensitively."""
@@ -137,6 +124,13 @@ class ApprovalSettings:
             return bool(approver.strip())
         allowed = {a.lower() for a in self.approvers}
         return any(a and a.strip().lower() in allowed for a in (approver, *aliases))
+
+
+def _normalise_approvers(values: dict[str, Any]) -> None:
+    if isinstance(values.get("approvers"), str):
+        values["approvers"] = _csv(values["approvers"])
+    elif "approvers" in values:
+        values["approvers"] = tuple(values["approvers"])
 
 
 # ------------------------------------------------------------------------------------------------ keys and ids

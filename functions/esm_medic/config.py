@@ -40,9 +40,9 @@ No boto3 here.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Protocol, TypeVar
 
 from esm_medic.tables import AUDIT, STATE
 
@@ -182,3 +182,30 @@ def _parse(var: str, raw: str, kind: str) -> Any:
 def is_true(value: object) -> bool:
     """Truthiness of a switch / tag value: on, true, yes, 1 (any case)."""
     return str(value).strip().lower() in TRUE_WORDS - {""}
+
+
+class _FromEnv(Protocol):
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Any: ...
+
+
+S = TypeVar("S", bound=_FromEnv)
+
+
+def coerce_settings(cls: type[S], obj: Any, normalise: Callable[[dict[str, Any]], None] | None = None) -> S:
+    """A settings dataclass from ``obj``: None -> ``cls.from_env()``; an instance -> itself; a mapping or any object
+    with matching attributes -> the environment's settings with those fields overlaid. ``normalise`` may fix up the
+    overlaid values in place (e.g. turn a comma-separated string into a tuple)."""
+    if obj is None:
+        return cls.from_env()
+    if isinstance(obj, cls):
+        return obj
+    base = cls.from_env()
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    if isinstance(obj, Mapping):
+        values = {k: v for k, v in obj.items() if k in names}
+    else:
+        values = {n: getattr(obj, n) for n in names if getattr(obj, n, None) is not None}
+    if normalise is not None:
+        normalise(values)
+    return cls(**{**{n: getattr(base, n) for n in names}, **values})

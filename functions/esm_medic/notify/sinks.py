@@ -23,12 +23,13 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
+from esm_medic.config import coerce_settings
 from esm_medic.notify.message import Message, render_slack, render_subject, render_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,19 +79,7 @@ class NotifySettings:
     @classmethod
     def coerce(cls, obj: Any) -> NotifySettings:
         """Accept None (environment), a NotifySettings, a mapping or any object with matching attributes."""
-        if obj is None:
-            return cls.from_env()
-        if isinstance(obj, cls):
-            return obj
-        base = cls.from_env()
-        names = {f.name for f in fields(cls)}
-        if isinstance(obj, Mapping):
-            values = {k: v for k, v in obj.items() if k in names}
-        else:
-            values = {n: getattr(obj, n) for n in names if getattr(obj, n, None) is not None}
-        if "sinks" in values and values["sinks"] is not None:
-            values["sinks"] = tuple(values["sinks"])
-        return cls(**{**{f.name: getattr(base, f.name) for f in fields(cls)}, **values})
+        return coerce_settings(cls, obj, _normalise_sinks)
 
     def resolved_ticket_dir(self) -> Path:
         return Path(self.ticket_dir) if self.ticket_dir else default_ticket_dir()
@@ -109,6 +98,11 @@ class NotifySettings:
         if self.stdout or not out:
             out.append("stdout")
         return tuple(out)
+
+
+def _normalise_sinks(values: dict[str, Any]) -> None:
+    if "sinks" in values and values["sinks"] is not None:
+        values["sinks"] = tuple(values["sinks"])
 
 
 def default_ticket_dir() -> Path:
