@@ -16,6 +16,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
+# An ARN's partition, region and account are tokens (<AWS::Region>) in an environment-agnostic synth and literals
+# when the stack has a concrete env (as under the CDK CLI).
+_PART = r"(<AWS::Partition>|aws[a-z-]*)"
+_REGION = r"(<AWS::Region>|[a-z]{2}(-[a-z]+)+-\d)"
+_ACCOUNT = r"(<AWS::AccountId>|\d{12})"
+
 #: (kind, regex over the flattened value, reason)
 VETTED_WILDCARDS: tuple[tuple[str, str, str], ...] = (
     (
@@ -35,17 +41,17 @@ VETTED_WILDCARDS: tuple[tuple[str, str, str], ...] = (
     ("Resource", r"<[A-Za-z0-9]+Table[A-Z0-9]+\.Arn>/index/\*", "Queries on the table's own secondary indexes."),
     (
         "Resource",
-        r"arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/esm-medic/\*",
+        rf"arn:{_PART}:ssm:{_REGION}:{_ACCOUNT}:parameter/esm-medic/\*",
         "esm-medic's own settings under /esm-medic/.",
     ),
     (
         "Resource",
-        r"arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:AmazonMSK_\*",
+        rf"arn:{_PART}:secretsmanager:{_REGION}:{_ACCOUNT}:secret:AmazonMSK_\*",
         "Shape checks (keys and PEM headers only) of MSK SASL/SCRAM secrets, which must be named AmazonMSK_*.",
     ),
     (
         "Resource",
-        r"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.*:\*",
+        rf"arn:{_PART}:states:{_REGION}:{_ACCOUNT}:execution:.*:\*",
         "Reading the executions of esm-medic's own state machine (duplicate detection).",
     ),
     (

@@ -193,3 +193,16 @@ def test_nag_catches_an_unvetted_wildcard(tmp_path):
     assert unvetted and "bucket/*" in unvetted[0]
     with pytest.raises(Exception, match="Validation"):
         app.synth()
+
+
+def test_synth_with_a_concrete_environment_passes_nag(tmp_path, monkeypatch):
+    """Under the CDK CLI the stack has a real account and region, so ARNs hold literals instead of tokens; the
+    vetted wildcards must still match (and nothing else may)."""
+    from infra.app import build_app
+
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")
+    app = build_app(str(tmp_path), install_deps=False, nag=True)
+    app.synth()  # raises on any unacknowledged finding
+    text = (tmp_path / "EsmMedic.template.json").read_text()
+    assert "eu-west-1" in text
