@@ -7,7 +7,7 @@ actions plus what the engine itself needs (ESM restart, tags, kill switch, audit
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from esm_medic.remediate.base import Action, UnknownAction
@@ -31,8 +31,19 @@ ENGINE_PERMISSIONS: tuple[str, ...] = (
     "dynamodb:UpdateItem",  # verification counters
     "dynamodb:Query",  # history, by_action GSI, half-applied detection
     "dynamodb:Scan",  # history without an ESM uuid
-    "dynamodb:TransactWriteItems",  # budget counters, all scopes at once
 )
+
+#: API operations IAM does not authorize under their own name, and the IAM actions it checks instead. A
+#: TransactWriteItems call is authorized item by item; the budget's transactions only hold Update items.
+AUTHORIZED_AS: dict[str, tuple[str, ...]] = {"dynamodb:TransactWriteItems": ("dynamodb:UpdateItem",)}
+
+
+def iam_actions_for(calls: Iterable[str]) -> set[str]:
+    """The IAM actions that authorize the given API calls ("service:Operation", as the adapter counts them)."""
+    out: set[str] = set()
+    for call in calls:
+        out.update(AUTHORIZED_AS.get(call, (call,)))
+    return out
 
 
 def register(name: str) -> Callable[[A], A]:
