@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "functions" / "esm_medic"
 RUNBOOKS = ROOT / "runbooks"
 BUILD = ROOT / "build"
-LAYER_REQUIREMENTS = ("aws-lambda-powertools[validation]==3.37.0", "jsonschema==4.26.0", "requests==2.34.2")
+# [tracer]: with active tracing the handlers create a Powertools Tracer, which needs the X-Ray SDK
+LAYER_REQUIREMENTS = ("aws-lambda-powertools[tracer,validation]==3.37.0", "jsonschema==4.26.0", "requests==2.34.2")
 LAMBDA_PYTHON = "3.14"
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
 EXCLUDE_DIRS = {"sandbox", "__pycache__", ".mypy_cache"}

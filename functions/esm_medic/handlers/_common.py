@@ -170,9 +170,14 @@ def get_tracer() -> Any:
         return None
     with _TRACER_LOCK:
         if _TRACER is None:
-            from aws_lambda_powertools import Tracer
+            try:
+                from aws_lambda_powertools import Tracer
 
-            _TRACER = Tracer(service=SERVICE)
+                _TRACER = Tracer(service=SERVICE)
+            except ImportError as exc:  # tracing is an aid, never a reason to fail the handler
+                logger.warning("tracing disabled: the X-Ray SDK is not installed (%s)", exc)
+                os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+                return None
         return _TRACER
 
 
