@@ -206,7 +206,7 @@ def claim_slack_request(aws: Aws, signature: str, *, now: float | None = None) -
 
     Fails open (True) when the table cannot be written: decisions are one-time anyway.
     """
-    from esm_medic.aws import error_code
+    from esm_medic.aws import is_conditional_check_failed
 
     current = int(time.time() if now is None else now)
     digest = hashlib.sha256(signature.encode()).hexdigest()[:40]
@@ -223,7 +223,7 @@ def claim_slack_request(aws: Aws, signature: str, *, now: float | None = None) -
             ConditionExpression="attribute_not_exists(pk)",
         )
     except Exception as exc:
-        return error_code(exc) != "ConditionalCheckFailedException"
+        return not is_conditional_check_failed(exc)
     return True
 
 
@@ -587,7 +587,7 @@ def decide_approval(
     - failure: ``{"ok": False, "error": <code>, "message"}`` with code one of bad-input, not-found, not-allowed,
       already-decided, same-approver, expired, task-error, store-error.
     """
-    from esm_medic.aws import error_code
+    from esm_medic.aws import error_code, is_conditional_check_failed
 
     s = ApprovalSettings.coerce(settings)
     verdict = normalise_decision(decision)
@@ -698,7 +698,7 @@ def decide_approval(
             ExpressionAttributeValues=values_final,
         )
     except Exception as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
+        if not is_conditional_check_failed(exc):
             return _fail(E_STORE, f"cannot record the decision: {error_code(exc) or type(exc).__name__}", **base)
         return _lost_race(aws, approval_id, who, base)
 

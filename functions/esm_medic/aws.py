@@ -83,6 +83,11 @@ def is_not_found(exc: BaseException) -> bool:
     return any(code.endswith(s) for s in NOT_FOUND_SUFFIXES)
 
 
+def is_conditional_check_failed(exc: BaseException) -> bool:
+    """A DynamoDB write whose ConditionExpression did not hold (someone else got there first)."""
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
 def is_unsupported(exc: BaseException) -> bool:
     """True when the endpoint does not implement the operation (moto gaps: NotImplementedError / HTTP 500)."""
     if isinstance(exc, NotImplementedError):
@@ -166,6 +171,16 @@ class Aws:
         method = getattr(self.client(service), operation)
         result: dict[str, Any] = method(**params)
         return result
+
+    def conditional(self, service: str, operation: str, **params: Any) -> bool:
+        """A conditional write: True when it happened, False when its condition did not hold; other errors raise."""
+        try:
+            self.call(service, operation, **params)
+        except Exception as exc:
+            if is_conditional_check_failed(exc):
+                return False
+            raise
+        return True
 
     def paginate(self, service: str, operation: str, result_key: str, **params: Any) -> Iterator[Any]:
         """Yield every item of ``result_key`` across pages, using boto3's paginator when there is one."""

@@ -311,13 +311,7 @@ class SnapshotStore:
             kwargs["ConditionExpression"] = "#v = :v"
             kwargs["ExpressionAttributeNames"] = {"#v": "version"}
             kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
-        try:
-            self.aws.call("dynamodb", "put_item", **kwargs)
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self.aws.conditional("dynamodb", "put_item", **kwargs)
 
     def delete(self, uuid: str, *, created_before: str | None = None) -> bool:
         """Delete the snapshot of ``uuid``; with ``created_before``, only if it was created before that time
@@ -332,13 +326,7 @@ class SnapshotStore:
                 "attribute_not_exists(pk) OR attribute_not_exists(created_at) OR created_at < :t"
             )
             kwargs["ExpressionAttributeValues"] = {":t": {"S": created_before}}
-        try:
-            self.aws.call("dynamodb", "delete_item", **kwargs)
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self.aws.conditional("dynamodb", "delete_item", **kwargs)
 
     # ------------------------------------------------------------------ digest
     def digest_read(self) -> dict[str, str]:
@@ -401,17 +389,13 @@ class SnapshotStore:
     def _ensure_shard(self, shard: str) -> None:
         if shard in self._shards_known:
             return
-        try:
-            self.aws.call(
-                "dynamodb",
-                "put_item",
-                TableName=self.table,
-                Item={"pk": {"S": DIGEST_PK}, "sk": {"S": shard}, "d": {"M": {}}},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except Exception as exc:
-            if not _conditional_failed(exc):
-                raise
+        self.aws.conditional(  # False = the shard exists already, which is all we need
+            "dynamodb",
+            "put_item",
+            TableName=self.table,
+            Item={"pk": {"S": DIGEST_PK}, "sk": {"S": shard}, "d": {"M": {}}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
         self._shards_known.add(shard)
 
     def _update(
@@ -432,13 +416,7 @@ class SnapshotStore:
             kwargs["ExpressionAttributeValues"] = values
         if condition:
             kwargs["ConditionExpression"] = condition
-        try:
-            self.aws.call("dynamodb", "update_item", **kwargs)
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self.aws.conditional("dynamodb", "update_item", **kwargs)
 
     # ------------------------------------------------------------------ de-duplication markers
     def claim_signal(self, uuid: str, key: str, *, now: datetime, ttl_seconds: int, data: str = "") -> bool:
@@ -453,20 +431,14 @@ class SnapshotStore:
         }
         if data:
             item["data"] = {"S": data}
-        try:
-            self.aws.call(
-                "dynamodb",
-                "put_item",
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
-                ExpressionAttributeValues={":now": {"N": str(epoch)}},
-            )
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self.aws.conditional(
+            "dynamodb",
+            "put_item",
+            TableName=self.table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+            ExpressionAttributeValues={":now": {"N": str(epoch)}},
+        )
 
     def release_signal(self, uuid: str, key: str) -> None:
         """Drop a marker claimed by :meth:`claim_signal` (its signal could not be delivered: let the next one try)."""
@@ -476,12 +448,6 @@ class SnapshotStore:
             TableName=self.table,
             Key={"pk": {"S": pk_for(uuid)}, "sk": {"S": f"{SIGNAL_SK_PREFIX}{key}"}},
         )
-
-
-def _conditional_failed(exc: BaseException) -> bool:
-    from esm_medic.aws import error_code
-
-    return error_code(exc) == "ConditionalCheckFailedException"
 
 
 __all__ = [

@@ -374,7 +374,7 @@ def render_ticket(
 # ------------------------------------------------------------------------------------------------ dedup store
 def _claim(aws: Aws, ticket_id: str, item: dict[str, Any]) -> dict[str, Any] | None:
     """Conditional put of the ticket record; returns the existing record when the ticket already exists."""
-    from esm_medic.aws import error_code
+    from esm_medic.aws import is_conditional_check_failed
 
     try:
         aws.call(
@@ -386,7 +386,7 @@ def _claim(aws: Aws, ticket_id: str, item: dict[str, Any]) -> dict[str, Any] | N
         )
         return None
     except Exception as exc:
-        if error_code(exc) != "ConditionalCheckFailedException":
+        if not is_conditional_check_failed(exc):
             raise
     resp = aws.call(
         "dynamodb",

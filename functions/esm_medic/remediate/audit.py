@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.aws import error_code
+from esm_medic.aws import is_conditional_check_failed
 from esm_medic.remediate.base import TERMINAL_AFTER_START, ActionRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,7 +64,7 @@ class AuditLog:
                 )
                 return record
             except Exception as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
+                if is_conditional_check_failed(exc):
                     t = t + timedelta(microseconds=1)  # same microsecond as another row of this action
                     continue
                 raise AuditError(f"cannot write to the audit table {self.table}: {exc}") from exc

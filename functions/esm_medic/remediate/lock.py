@@ -12,7 +12,7 @@ import uuid as uuidlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.aws import error_code
+from esm_medic.aws import is_conditional_check_failed
 from esm_medic.remediate.base import LockBusy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,7 +62,7 @@ class EsmLock:
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )
         except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if is_conditional_check_failed(exc):
                 return False
             raise
         self.held = True
@@ -82,7 +82,7 @@ class EsmLock:
                 ExpressionAttributeValues={":me": {"S": self.owner}},
             )
         except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":  # expired and taken by another run: not ours
+            if not is_conditional_check_failed(exc):  # expired and taken by another run: not ours
                 raise
         finally:
             self.held = False
