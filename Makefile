@@ -1,6 +1,8 @@
 # esm-medic: everything a fresh clone needs is installed by these targets (python3, make and node come with the machine).
 SHELL := /bin/bash
-PYTHON ?= python3
+# The Lambda runtime is python3.13: the venv, ruff, mypy and every test use the same minor version. pyenv on these
+# machines ships 3.13 (not on PATH by default), so look there first.
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -9,17 +11,20 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export MOTO_EC2_LOAD_DEFAULT_AMIS := false
+# the product and the sandbox from this checkout (also right in a git worktree that shares another checkout's venv)
+export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)/sandbox:$(CURDIR)
 PYTEST_ARGS ?=
 
 .PHONY: all venv demo test unit lint fmt typecheck bench clean node asset synth
 
 all: test
 
-$(STAMP): pyproject.toml requirements-dev.txt
+$(STAMP): pyproject.toml sandbox/pyproject.toml requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "esm-medic needs Python 3.13 (the Lambda runtime): install it or pass PYTHON=/path/to/python3.13"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip install -q --no-deps -e . -e sandbox
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,7 +1,7 @@
 """``esm-medic scan`` cost over a fleet: API calls per ESM, shared lookups and wall time.
 
 Target (issue 4): <= 3 API calls per ESM on average over 1,000 ESMs on 10 MSK clusters, and far fewer shared
-lookups than ESMs. The fleet comes from the sandbox (``esm_medic.sandbox.scenarios.build_fleet``): one VPC with a
+lookups than ESMs. The fleet comes from the sandbox (``esm_medic_sandbox.scenarios.build_fleet``): one VPC with a
 NAT gateway, 10 clusters, 1,000 ESMs, about 20 % broken (whole clusters without their SG self rule, and ESMs whose
 role lacks the kafka-cluster topic / group actions). The simulator gives every ESM the status a real one would
 show; the scan must find the expected root cause for each. Wall time is in-process moto, so it measures
@@ -21,7 +21,7 @@ TARGET_CALLS_PER_ESM = 3.0
 
 
 def _sandbox_resolver(host: str) -> Sequence[str]:
-    from esm_medic.sandbox import simulator
+    from esm_medic_sandbox import simulator
 
     ip = simulator.dns_table().get(host.lower().rstrip("."))
     if ip:
@@ -30,9 +30,10 @@ def _sandbox_resolver(host: str) -> Sequence[str]:
 
 
 def main(clusters: int | None = None, esms: int | None = None, workers: int = 1) -> dict[str, Any]:
+    from esm_medic_sandbox import scenarios, simulator
+    from esm_medic_sandbox.env import sandbox
+
     from esm_medic.diagnose import Lookups, scan
-    from esm_medic.sandbox import scenarios, simulator
-    from esm_medic.sandbox.env import sandbox
 
     clusters = clusters or int(os.environ.get("BENCH_SCAN_CLUSTERS", "10"))
     esms = esms or int(os.environ.get("BENCH_SCAN_ESMS", "1000"))

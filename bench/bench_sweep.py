@@ -35,9 +35,8 @@ ASSUMED_MS_PER_CALL = 30  # for the real-AWS estimate only: a same-region API ro
 
 def _insert_esms(aws: Any, stack: Any, n: int) -> list[str]:
     """Put ``n`` Kafka ESMs into the sandbox's Lambda backend directly (no per-create duplicate scan)."""
+    from esm_medic_sandbox.patch_lambda import find_esm
     from moto.awslambda.models import EventSourceMapping
-
-    from esm_medic.sandbox.patch_lambda import find_esm
 
     first = stack.create_esm(aws, Topics=["topic-0"])
     model = find_esm(first["UUID"])
@@ -109,10 +108,11 @@ def _snapshot_item_bytes(aws: Any, uuid: str) -> int:
 
 
 def main(n: int = N_ESMS) -> dict[str, Any]:
+    from esm_medic_sandbox.env import create_msk_stack, sandbox
+    from esm_medic_sandbox.patches import set_esm_status
+
     from esm_medic import tables
     from esm_medic.detect.sweeper import SweepSettings, sweep
-    from esm_medic.sandbox.env import create_msk_stack, sandbox
-    from esm_medic.sandbox.patches import set_esm_status
 
     t0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
     fast = SweepSettings(hold_seconds=0, gc_every_seconds=0, interval_seconds=60)

@@ -3,7 +3,7 @@
 - code asset (``build/asset``): ``functions/esm_medic`` minus the sandbox (moto is never deployed) and caches,
   plus ``runbooks/`` copied to ``esm_medic/_runbooks`` so tickets can quote them in Lambda.
 - dependency layer (``build/layer/python``): the runtime dependencies that the Lambda Python runtime lacks
-  (boto3 is in the runtime), installed by pip for the Lambda platform (manylinux, x86_64, CPython 3.12) with wheels
+  (boto3 is in the runtime), installed by pip for the Lambda platform (manylinux, x86_64, CPython 3.13) with wheels
   only. Building it needs PyPI; ``make asset`` does it. Without it (``install_deps=False``, as in synth-only tests)
   the layer directory holds a marker file only and the stack is still complete.
 """
@@ -22,7 +22,7 @@ RUNBOOKS = ROOT / "runbooks"
 BUILD = ROOT / "build"
 # [tracer]: with active tracing the handlers create a Powertools Tracer, which needs the X-Ray SDK
 LAYER_REQUIREMENTS = ("aws-lambda-powertools[tracer,validation]==3.37.0", "jsonschema==4.26.0", "requests==2.34.2")
-LAMBDA_PYTHON = "3.14"
+LAMBDA_PYTHON = "3.13"
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
 EXCLUDE_DIRS = {"sandbox", "__pycache__", ".mypy_cache"}
 

@@ -127,7 +127,7 @@ class EsmMedicStack(cdk.Stack):
             self,
             "Dependencies",
             code=lambda_.Code.from_asset(str(layer_dir)),
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_14],
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
             description="esm-medic runtime dependencies",
         )
         self.urls: dict[str, str] = {}
@@ -247,7 +247,7 @@ class EsmMedicStack(cdk.Stack):
         fn = lambda_.Function(
             self,
             f"{ident}Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
+            runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.X86_64,
             handler=f"esm_medic.handlers.{name}.handler",
             code=self.code,

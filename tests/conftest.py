@@ -2,11 +2,11 @@
 
 - ``aws_env`` (autouse): fake credentials, region us-east-1, no profile / endpoint override, default AMIs off, for
   every test; restored afterwards. Tests never reach a real AWS account.
-- ``sandbox_aws``: an ``esm_medic.aws.Aws`` adapter inside ``esm_medic.sandbox.env.sandbox()`` (moto with
+- ``sandbox_aws``: an ``esm_medic.aws.Aws`` adapter inside ``esm_medic_sandbox.env.sandbox()`` (moto with
   Step Functions execution on, Docker-less Lambda, all esm-medic patches, in-process Lambda handlers).
 - ``msk_stack``: a factory ``msk_stack(auth="iam", name="orders", public_access=False) -> MskStack`` building a
   healthy VPC + 3 subnets + self-referencing SG + ACTIVE MSK cluster + execution role + function inside the
-  sandbox (see ``esm_medic.sandbox.env.create_msk_stack``); ``stack.create_esm(aws, **overrides)`` adds an ESM.
+  sandbox (see ``esm_medic_sandbox.env.create_msk_stack``); ``stack.create_esm(aws, **overrides)`` adds an ESM.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def aws_env() -> Iterator[dict[str, str | None]]:
-    from esm_medic.sandbox.env import sandbox_env
+    from esm_medic_sandbox.env import sandbox_env
 
     with sandbox_env() as values:
         yield values
@@ -27,7 +27,7 @@ def aws_env() -> Iterator[dict[str, str | None]]:
 
 @pytest.fixture
 def sandbox_aws(aws_env: dict[str, str | None]) -> Iterator[Any]:
-    from esm_medic.sandbox.env import sandbox
+    from esm_medic_sandbox.env import sandbox
 
     with sandbox() as aws:
         yield aws
@@ -35,7 +35,7 @@ def sandbox_aws(aws_env: dict[str, str | None]) -> Iterator[Any]:
 
 @pytest.fixture
 def msk_stack(sandbox_aws: Any) -> Callable[..., Any]:
-    from esm_medic.sandbox.env import create_msk_stack
+    from esm_medic_sandbox.env import create_msk_stack
 
     def make(**kwargs: Any) -> Any:
         return create_msk_stack(sandbox_aws, **kwargs)

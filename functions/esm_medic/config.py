@@ -192,7 +192,9 @@ class _FromEnv(Protocol):
 S = TypeVar("S", bound=_FromEnv)
 
 
-def coerce_settings(cls: type[S], obj: Any, normalise: Callable[[dict[str, Any]], None] | None = None) -> S:
+def coerce_settings[S: _FromEnv](
+    cls: type[S], obj: Any, normalise: Callable[[dict[str, Any]], None] | None = None
+) -> S:
     """A settings dataclass from ``obj``: None -> ``cls.from_env()``; an instance -> itself; a mapping or any object
     with matching attributes -> the environment's settings with those fields overlaid. ``normalise`` may fix up the
     overlaid values in place (e.g. turn a comma-separated string into a tuple)."""

@@ -1,5 +1,5 @@
 """Fixtures for end-to-end tests of the remediation workflow: the real ASL in moto's Step Functions interpreter,
-the real handlers in-process, EventBridge -> ``start`` wired as infra deploys it (``esm_medic.sandbox.runner``).
+the real handlers in-process, EventBridge -> ``start`` wired as infra deploys it (``esm_medic_sandbox.runner``).
 
 ``e2e`` is a factory: ``e2e(scenario, mode="auto", tunables=..., env=..., handlers=...)`` builds the scenario in a
 fresh sandbox account, deploys the workflow and returns an :class:`E2E` (the adapter, the workflow, the scenario
@@ -56,10 +56,11 @@ class E2E:
 
 @pytest.fixture
 def e2e(tmp_path: Path) -> Iterator[Callable[..., E2E]]:
+    from esm_medic_sandbox import scenarios
+    from esm_medic_sandbox.env import sandbox
+    from esm_medic_sandbox.runner import deploy
+
     from esm_medic.handlers import _common
-    from esm_medic.sandbox import scenarios
-    from esm_medic.sandbox.env import sandbox
-    from esm_medic.sandbox.runner import deploy
 
     stack = contextlib.ExitStack()
     for name in ("moto", "botocore", "aws_lambda_powertools"):

@@ -21,7 +21,7 @@ def fresh_handlers() -> None:
 
 
 def test_default_demo_reaches_every_outcome(tmp_path: Path) -> None:
-    from esm_medic.sandbox.demo import DEFAULT_CASES, run_demo
+    from esm_medic_sandbox.demo import DEFAULT_CASES, run_demo
 
     buf = io.StringIO()
     code, summary = run_demo(stream=buf, ticket_dir=tmp_path / "tickets")
@@ -50,7 +50,7 @@ def test_default_demo_reaches_every_outcome(tmp_path: Path) -> None:
 
 
 def test_json_summary_for_one_scenario(tmp_path: Path) -> None:
-    from esm_medic.sandbox.demo import run_demo
+    from esm_medic_sandbox.demo import run_demo
 
     buf = io.StringIO()
     code, summary = run_demo(scenario="healthy", as_json=True, stream=buf, ticket_dir=tmp_path)
@@ -61,8 +61,9 @@ def test_json_summary_for_one_scenario(tmp_path: Path) -> None:
 
 
 def test_cli_lists_scenarios_and_refuses_unknown_ones(capsys: Any) -> None:
+    from esm_medic_sandbox.scenarios import names
+
     from esm_medic.cli.main import main
-    from esm_medic.sandbox.scenarios import names
 
     assert main(["demo", "--list"]) == 0
     listed = capsys.readouterr().out

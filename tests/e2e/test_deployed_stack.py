@@ -15,10 +15,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-
-from esm_medic.sandbox import cfn, simulator
-from esm_medic.sandbox.env import sandbox
-from esm_medic.sandbox.scenarios import SCENARIOS
+from esm_medic_sandbox import cfn, simulator
+from esm_medic_sandbox.env import sandbox
+from esm_medic_sandbox.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"VerifyWaitSeconds": "1", "VerifyMaxWaitSeconds": "2", "VerifyMaxAttempts": "4", "DefaultMode": "auto"}

@@ -123,9 +123,10 @@ def test_rejected_approval_ends_in_a_ticket(e2e: Any) -> None:
 
 
 def test_verification_that_never_recovers_rolls_back_and_tickets(e2e: Any) -> None:
+    from esm_medic_sandbox.patches import set_esm_status
+
     from esm_medic.config import Settings
     from esm_medic.remediate.budget import failed_verifications
-    from esm_medic.sandbox.patches import set_esm_status
 
     t = e2e(SCENARIO)
     broken = t.esm_status()["LastProcessingResult"]

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from esm_medic.sandbox.scenarios import SCENARIOS
+from esm_medic_sandbox.scenarios import SCENARIOS
 
 STALE_ERROR = {
     "State": "Enabled",

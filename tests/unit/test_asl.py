@@ -227,7 +227,7 @@ def _infra_tunables() -> set[str]:
 
 
 def test_every_placeholder_has_a_substitution(text: str) -> None:
-    from esm_medic.sandbox.runner import LOCAL_TUNABLES, function_placeholder
+    from esm_medic_sandbox.runner import LOCAL_TUNABLES, function_placeholder
 
     handler_modules = {p.stem for p in HANDLERS.glob("*.py") if not p.stem.startswith("_")}
     functions = {function_placeholder(h): h for h in handler_modules}
@@ -244,7 +244,7 @@ def test_every_placeholder_has_a_substitution(text: str) -> None:
 
 
 def test_substituted_definition_is_valid_and_typed(text: str) -> None:
-    from esm_medic.sandbox.runner import LOCAL_TUNABLES, function_placeholder, prepare_definition
+    from esm_medic_sandbox.runner import LOCAL_TUNABLES, function_placeholder, prepare_definition
 
     subs: dict[str, Any] = dict(LOCAL_TUNABLES)
     for name in re.findall(r"\$\{([A-Za-z0-9_]+FunctionArn)\}", text):
@@ -260,7 +260,7 @@ def test_substituted_definition_is_valid_and_typed(text: str) -> None:
 
 
 def test_retry_cap_only_shortens_retries(text: str) -> None:
-    from esm_medic.sandbox.runner import LOCAL_TUNABLES, prepare_definition
+    from esm_medic_sandbox.runner import LOCAL_TUNABLES, prepare_definition
 
     subs: dict[str, Any] = dict(LOCAL_TUNABLES)
     for name in re.findall(r"\$\{([A-Za-z0-9_]+FunctionArn)\}", text):

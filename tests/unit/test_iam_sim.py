@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from esm_medic_sandbox import iam_sim
+from esm_medic_sandbox.iam_sim import ALLOWED, EXPLICIT_DENY, IMPLICIT_DENY, decide, parse_policy, simulate
 from hypothesis import given
 from hypothesis import strategies as st
-
-from esm_medic.sandbox import iam_sim
-from esm_medic.sandbox.iam_sim import ALLOWED, EXPLICIT_DENY, IMPLICIT_DENY, decide, parse_policy, simulate
 
 CLUSTER = "arn:aws:kafka:us-east-1:123456789012:cluster/orders/abcd-1234"
 TOPIC = "arn:aws:kafka:us-east-1:123456789012:topic/orders/abcd-1234/orders"

@@ -64,3 +64,27 @@ def aws_error_message(exc: BaseException) -> str:
         return f"access denied: {error_message(exc)}"
     code = error_code(exc)
     return f"{code}: {error_message(exc)}" if code else f"{name}: {exc}"
+
+
+SANDBOX_INSTALL_HINT = (
+    "the esm-medic sandbox (a dev/test package, never deployed) is not installed: run `make venv` in a clone of "
+    "esm-medic, or `pip install -e sandbox/` beside it"
+)
+
+
+class SandboxMissing(RuntimeError):
+    """The optional ``esm_medic_sandbox`` package (dev and test code) is not installed."""
+
+
+def load_sandbox(module: str) -> Any:
+    """Import ``esm_medic_sandbox.<module>``; raises :class:`SandboxMissing` with the install hint when the sandbox
+    package is absent (a production install has only the product)."""
+    import importlib
+
+    name = f"esm_medic_sandbox.{module}" if module else "esm_medic_sandbox"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == "esm_medic_sandbox" or exc.name.startswith(("esm_medic_sandbox.", "moto"))):
+            raise SandboxMissing(SANDBOX_INSTALL_HINT) from exc
+        raise

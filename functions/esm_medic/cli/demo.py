@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from esm_medic.cli.common import add_json_option, print_json
+from esm_medic.cli.common import SandboxMissing, add_json_option, load_sandbox, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from esm_medic.sandbox import scenarios
-
+    try:
+        scenarios = load_sandbox("scenarios")
+        sandbox_demo = load_sandbox("demo")
+    except SandboxMissing as exc:
+        print(f"esm-medic: {exc}", file=sys.stderr)
+        return 2
     if args.list:
         rows = [scenarios.get(n).summary() for n in scenarios.names()]
         if args.json:
@@ -44,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario and args.scenario not in scenarios.SCENARIOS:
         print(f"esm-medic: unknown scenario {args.scenario!r}; known: {', '.join(scenarios.names())}", file=sys.stderr)
         return 2
-    from esm_medic.sandbox.demo import run_demo
-
-    code, _ = run_demo(
+    code, _ = sandbox_demo.run_demo(
         scenario=args.scenario,
         as_json=bool(args.json),
         quiet=bool(args.quiet),

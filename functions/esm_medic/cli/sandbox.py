@@ -6,7 +6,7 @@
 - ``sandbox set-status UUID [--state S] [--reason R] [--last-processing-result TEXT] [--clear]``: set an ESM's
   status fields in a running server (``--endpoint-url``, default ``$AWS_ENDPOINT_URL``);
 - ``sandbox get-status UUID``: show an ESM's explicit overrides and how the API renders it;
-- ``sandbox scenario ...``: provided by ``esm_medic.sandbox.scenarios`` (``cli_register`` / ``cli_run``).
+- ``sandbox scenario ...``: provided by ``esm_medic_sandbox.scenarios`` (``cli_register`` / ``cli_run``).
 
 Heavy imports (moto) happen inside ``run``; only ``scenario`` imports its module at registration time, to let it
 declare its own options.
@@ -20,8 +20,8 @@ import sys
 from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-SCENARIOS_MODULE = "esm_medic.sandbox.scenarios"
-SIMULATOR_MODULE = "esm_medic.sandbox.simulator"
+SCENARIOS_MODULE = "esm_medic_sandbox.scenarios"
+SIMULATOR_MODULE = "esm_medic_sandbox.simulator"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +102,13 @@ def _register_scenario(cmds: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from esm_medic.cli.common import SandboxMissing, load_sandbox
+
+    try:
+        load_sandbox("")
+    except SandboxMissing as exc:
+        print(f"esm-medic: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     command = getattr(args, "sandbox_command", None)
     if command == "serve":
         return _serve(args)
@@ -117,8 +124,10 @@ def _serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from esm_medic.sandbox import server
-    from esm_medic.sandbox.env import apply_sandbox_env
+    from esm_medic.cli.common import load_sandbox
+
+    server = load_sandbox("server")
+    apply_sandbox_env = load_sandbox("env").apply_sandbox_env
 
     if not 0 <= args.port <= 65535:
         print(f"esm-medic: invalid port {args.port}", file=sys.stderr)
@@ -192,8 +201,9 @@ def _print_status(result: dict[str, Any], as_json: bool) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from esm_medic.sandbox import server
+    from esm_medic.cli.common import load_sandbox
 
+    server = load_sandbox("server")
     if not args.endpoint_url:
         print("esm-medic: no sandbox endpoint: pass --endpoint-url or set AWS_ENDPOINT_URL", file=sys.stderr)
         return EXIT_USAGE

@@ -398,7 +398,7 @@ class SweepResult:
 
 
 # ================================================================================== the sweep
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+def _chunks[T](items: Iterable[T], size: int) -> Iterator[list[T]]:
     chunk: list[T] = []
     for item in items:
         chunk.append(item)

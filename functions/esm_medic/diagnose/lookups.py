@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from esm_medic.aws import Aws, error_code, error_message, is_access_denied, is_not_found, is_throttling, is_unsupported
 from esm_medic.diagnose import secretshape
@@ -89,7 +89,7 @@ def iam_action(service: str, operation: str) -> str:
 
 
 @dataclass(frozen=True)
-class Fetched(Generic[T]):
+class Fetched[T]:
     """A read's value, or the reason it has none."""
 
     value: T | None = None

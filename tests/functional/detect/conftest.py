@@ -50,7 +50,7 @@ class DetectEnv:
         return str(item["UUID"])
 
     def set(self, uuid: str, result: str | None = None, *, state: str | None = None, reason: str | None = None) -> None:
-        from esm_medic.sandbox.patches import set_esm_status
+        from esm_medic_sandbox.patches import set_esm_status
 
         set_esm_status(uuid, state=state, reason=reason, last_processing_result=result)
 

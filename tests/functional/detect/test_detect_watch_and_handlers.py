@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from esm_medic_sandbox.inproc import LambdaContext
 
 from esm_medic.detect import watch
 from esm_medic.detect.events import parse_access_denial, parse_status_change, report_access_denial
@@ -18,7 +19,6 @@ from esm_medic.handlers import sweeper as h_sweep
 from esm_medic.handlers import watch as h_watch
 from esm_medic.handlers._common import logger as handler_logger
 from esm_medic.handlers._common import reset_aws
-from esm_medic.sandbox.inproc import LambdaContext
 
 AUTHZ = "PROBLEM: Cluster failed to authorize Lambda."
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

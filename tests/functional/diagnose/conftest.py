@@ -11,8 +11,8 @@ import pytest
 @pytest.fixture(scope="module")
 def sim_aws() -> Iterator[Any]:
     """One sandbox per test module, with the simulator deriving every ESM's status from the account."""
-    from esm_medic.sandbox import simulator
-    from esm_medic.sandbox.env import sandbox
+    from esm_medic_sandbox import simulator
+    from esm_medic_sandbox.env import sandbox
 
     with sandbox() as aws:
         simulator.install()
@@ -22,8 +22,8 @@ def sim_aws() -> Iterator[Any]:
 @pytest.fixture
 def fresh_aws() -> Iterator[Any]:
     """A sandbox of its own (for tests that need to know every ESM in the account)."""
-    from esm_medic.sandbox import simulator
-    from esm_medic.sandbox.env import sandbox
+    from esm_medic_sandbox import simulator
+    from esm_medic_sandbox.env import sandbox
 
     with sandbox() as aws:
         simulator.install()
@@ -33,7 +33,7 @@ def fresh_aws() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def build(sim_aws: Any) -> Callable[[str], Any]:
     """build(name) -> ScenarioResult, memoised per module (scenarios are isolated by their random token)."""
-    from esm_medic.sandbox import scenarios
+    from esm_medic_sandbox import scenarios
 
     cache: dict[str, Any] = {}
 

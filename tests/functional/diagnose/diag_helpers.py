@@ -12,7 +12,7 @@ READ_PREFIXES = ("Describe", "Get", "List", "Simulate")
 
 def sandbox_resolver(host: str) -> Sequence[str]:
     """What DNS answers in the sandbox: the simulator's DNS table; anything else does not exist (NXDOMAIN)."""
-    from esm_medic.sandbox import simulator
+    from esm_medic_sandbox import simulator
 
     ip = simulator.dns_table().get(host.lower().rstrip("."))
     if ip:

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from esm_medic_sandbox import scenarios
 
 from esm_medic.aws import Aws
 from esm_medic.catalogue import get_catalogue
 from esm_medic.cli.main import main
-from esm_medic.sandbox import scenarios
 
 
 # ---------------------------------------------------------------------------------------------- in-process
@@ -127,7 +127,7 @@ def server() -> Iterator[str]:
 def _build(url: str, name: str) -> Any:
     """Build a scenario in the server; when the server does not run the ESM simulator, give the ESM the status
     text its failure produces (a catalogue example) through the sandbox's control route."""
-    from esm_medic.sandbox.server import set_status_remote
+    from esm_medic_sandbox.server import set_status_remote
 
     aws = Aws(region="us-east-1", endpoint_url=url, max_attempts=2)
     result = scenarios.build(aws, name, prefix="cli-")

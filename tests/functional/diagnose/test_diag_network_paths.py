@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from diag_helpers import sandbox_resolver
+from esm_medic_sandbox import scenarios
 
 from esm_medic.diagnose import diagnose
-from esm_medic.sandbox import scenarios
 
 
 def _finding(d, check):

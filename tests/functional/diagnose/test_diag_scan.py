@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from diag_helpers import mutating_calls, sandbox_resolver
+from esm_medic_sandbox import scenarios
 
 from esm_medic.diagnose import Lookups, scan
-from esm_medic.sandbox import scenarios
 
 
 def _expected(exp: dict) -> tuple[str, str, str]:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from diag_helpers import mutating_calls, sandbox_resolver
+from esm_medic_sandbox.scenarios import SCENARIOS
 
 from esm_medic.diagnose import diagnose
 from esm_medic.diagnose.rank import valid_params
-from esm_medic.sandbox.scenarios import SCENARIOS
 
 REQUIRED = {
     "missing-sg-self-rule",

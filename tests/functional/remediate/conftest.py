@@ -26,8 +26,8 @@ FORBIDDEN = ("IpRanges", "Ipv6Ranges", "PrefixListIds")
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[Aws]:
-    from esm_medic.sandbox import simulator
-    from esm_medic.sandbox.env import sandbox
+    from esm_medic_sandbox import simulator
+    from esm_medic_sandbox.env import sandbox
 
     patch_vpce_dry_run()
     with sandbox() as aws:
@@ -52,7 +52,7 @@ class Env:
     authorize_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def build(self, name: str) -> Any:
-        from esm_medic.sandbox import scenarios
+        from esm_medic_sandbox import scenarios
 
         return scenarios.build(self.world, name, prefix=f"r{self.n}")
 

@@ -178,7 +178,7 @@ def test_budget_counts_all_scopes_or_none(env: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------- verification fallback
 def test_failed_verifications_fall_back_to_ticket(env: Any) -> None:
-    from esm_medic.sandbox import patches
+    from esm_medic_sandbox import patches
 
     r, params = _sg_case(env)
     env.with_settings(max_failed_verifications=2)
@@ -402,7 +402,7 @@ def test_a_plan_that_grew_after_approval_is_not_applied(env: Any) -> None:
 
 
 def test_an_old_error_right_after_the_fix_is_pending_not_failed(env: Any) -> None:
-    from esm_medic.sandbox import patches
+    from esm_medic_sandbox import patches
 
     r, params = _sg_case(env)
     env.with_settings(verify_grace_seconds=600)

@@ -6,9 +6,8 @@ import json
 import time
 
 import pytest
-
-from esm_medic.sandbox import inproc, patch_events
-from esm_medic.sandbox.env import LAMBDA_TRUST_POLICY, _zip_source
+from esm_medic_sandbox import inproc, patch_events
+from esm_medic_sandbox.env import LAMBDA_TRUST_POLICY, _zip_source
 
 PATTERN = {"source": ["esm-medic.test"], "detail-type": ["ESM check"]}
 DETAIL = {"uuid": "u-1", "groupId": "sg-123", "ports": [9098], "nested": {"reason": 'quote " inside'}}

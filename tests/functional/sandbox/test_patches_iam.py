@@ -6,8 +6,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-
-from esm_medic.sandbox.env import LAMBDA_TRUST_POLICY, MSK_EXECUTION_POLICY_ARN
+from esm_medic_sandbox.env import LAMBDA_TRUST_POLICY, MSK_EXECUTION_POLICY_ARN
 
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_orders-AbCdEf"
 

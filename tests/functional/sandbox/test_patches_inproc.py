@@ -10,9 +10,8 @@ import threading
 import time
 
 import pytest
-
-from esm_medic.sandbox import inproc
-from esm_medic.sandbox.env import LAMBDA_TRUST_POLICY, _zip_source
+from esm_medic_sandbox import inproc
+from esm_medic_sandbox.env import LAMBDA_TRUST_POLICY, _zip_source
 
 
 def _role(aws, name: str = "fn-role") -> str:

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 from botocore.exceptions import ClientError
+from esm_medic_sandbox import patches
 
 from esm_medic.esm import EsmConfig
-from esm_medic.sandbox import patches
 
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_orders-AbCdEf"
 CA_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:root-ca-AbCdEf"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import time
 
-from esm_medic.sandbox import inproc, patches
-from esm_medic.sandbox.env import LAMBDA_TRUST_POLICY
-from esm_medic.sandbox.patch_sfn import substitute_definition
+from esm_medic_sandbox import inproc, patches
+from esm_medic_sandbox.env import LAMBDA_TRUST_POLICY
+from esm_medic_sandbox.patch_sfn import substitute_definition
 
 ASL = {
     "StartAt": "Check",

@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from esm_medic_sandbox import scenarios, simulator
+from esm_medic_sandbox.env import sandbox
+from esm_medic_sandbox.scenarios import KAFKA_CLUSTER_ACTIONS, SCENARIOS, ScenarioResult
 
 from esm_medic.aws import Aws
 from esm_medic.classify import classify
-from esm_medic.sandbox import scenarios, simulator
-from esm_medic.sandbox.env import sandbox
-from esm_medic.sandbox.scenarios import KAFKA_CLUSTER_ACTIONS, SCENARIOS, ScenarioResult
 
 REQUIRED = {
     "missing-sg-self-rule",
@@ -337,7 +337,7 @@ def test_cli_refuses_unknown_names_and_remote_endpoints(capsys: pytest.CaptureFi
 
 _SERVER = """
 import sys
-from esm_medic.sandbox import server, simulator
+from esm_medic_sandbox import server, simulator
 srv, port = server.serve()
 simulator.install()
 print(port, flush=True)

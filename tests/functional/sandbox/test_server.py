@@ -13,9 +13,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-
-from esm_medic.sandbox import inproc, server
-from esm_medic.sandbox.env import create_msk_stack
+from esm_medic_sandbox import inproc, server
+from esm_medic_sandbox.env import create_msk_stack
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -35,7 +34,7 @@ def running():
     finally:
         server.stop(srv)
         inproc.clear_handlers()
-        from esm_medic.sandbox import patches
+        from esm_medic_sandbox import patches
 
         patches.reset_status()
     assert {k: os.environ.get(k) for k in before} == before  # restored

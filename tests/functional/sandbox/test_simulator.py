@@ -8,19 +8,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from esm_medic.aws import Aws
-from esm_medic.esm import EsmConfig
-from esm_medic.sandbox import simulator
-from esm_medic.sandbox.env import sandbox
-from esm_medic.sandbox.scenarios import SCENARIOS, ScenarioResult
-from esm_medic.sandbox.simulator import (
+from esm_medic_sandbox import simulator
+from esm_medic_sandbox.env import sandbox
+from esm_medic_sandbox.scenarios import SCENARIOS, ScenarioResult
+from esm_medic_sandbox.simulator import (
     nacl_allows,
     pem_problem,
     resolves,
     sg_allows,
     trust_problem,
 )
+
+from esm_medic.aws import Aws
+from esm_medic.esm import EsmConfig
 
 NET = ipaddress.ip_network
 

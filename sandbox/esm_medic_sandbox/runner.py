@@ -1,12 +1,12 @@
 """Run the real remediation workflow locally: the ASL in moto's Step Functions interpreter, the handlers in-process.
 
-:func:`deploy` (inside :func:`esm_medic.sandbox.env.sandbox`) wires the sandbox account the way infra deploys the
+:func:`deploy` (inside :func:`esm_medic_sandbox.env.sandbox`) wires the sandbox account the way infra deploys the
 real one (``infra/stack.py``):
 
 - the DynamoDB tables (:func:`esm_medic.tables.create_tables`);
 - one Lambda function per handler module (``esm_medic.handlers.<name>.handler``), named ``<prefix>-<name>``, with
   the environment variables infra sets (table names, Powertools service / namespace, mode, ...); the handlers run
-  in this process through :mod:`esm_medic.sandbox.inproc` (no Docker);
+  in this process through :mod:`esm_medic_sandbox.inproc` (no Docker);
 - the state machine from ``statemachine/remediate.asl.json`` with every ``${...}`` DefinitionSubstitution
   (function ARNs and tunables; the local tunables are small so a run takes seconds);
 - the EventBridge rule ``<prefix>-status-error`` with the detection pattern
@@ -90,7 +90,7 @@ def prepare_definition(
 ) -> dict[str, Any]:
     """Substitute ``${...}`` like CloudFormation (strings as they are, other values as JSON) and, for local runs,
     cap Retry intervals. Raises ValueError naming any placeholder without a value."""
-    from esm_medic.sandbox.patch_sfn import substitute_definition
+    from esm_medic_sandbox.patch_sfn import substitute_definition
 
     missing = sorted(placeholders(text) - set(substitutions))
     if missing:
@@ -122,7 +122,7 @@ def _walk_states(definition: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("README.txt", "esm-medic handlers run in-process in the sandbox (esm_medic.sandbox.inproc)\n")
+        z.writestr("README.txt", "esm-medic handlers run in-process in the sandbox (esm_medic_sandbox.inproc)\n")
     return buf.getvalue()
 
 
@@ -330,8 +330,8 @@ class Workflow:
     def fire(self, event_or_uuid: Mapping[str, Any] | str, **kw: Any) -> Fired:
         """Put an ``ESM Status Change`` event on the bus (built from the ESM's status when given a uuid); the rule
         invokes ``start`` which starts (or, for a duplicate, does not start) the named execution."""
-        from esm_medic.sandbox import inproc, patch_events
         from esm_medic.workflow import execution_arn, normalise_event
+        from esm_medic_sandbox import inproc, patch_events
 
         event = self.status_change_event(event_or_uuid, **kw) if isinstance(event_or_uuid, str) else dict(event_or_uuid)
         name = normalise_event(event).execution_name
@@ -531,11 +531,11 @@ def deploy(
     :data:`LOCAL_TUNABLES`. ``simulate`` installs the ESM status simulator (the ESM's status follows the account).
     """
     from esm_medic.detect.events import load_pattern
-    from esm_medic.sandbox import inproc
     from esm_medic.tables import create_tables
+    from esm_medic_sandbox import inproc
 
     if simulate:
-        from esm_medic.sandbox import simulator
+        from esm_medic_sandbox import simulator
 
         simulator.install()
     create_tables(aws)

@@ -21,7 +21,7 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from esm_medic.sandbox import patch_lambda
+from esm_medic_sandbox import patch_lambda
 
 STATUS_PATH = "/moto-api/esm-medic/esm-status"
 HEALTH_PATH = "/moto-api/esm-medic/health"
@@ -100,7 +100,7 @@ def esm_status(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str
 
 
 def health(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
-    from esm_medic.sandbox import inproc, patches
+    from esm_medic_sandbox import inproc, patches
 
     return _reply(200, {"status": "ok", "patches": patches.applied(), "inproc": inproc.is_applied()})
 

@@ -134,7 +134,7 @@ def resolve_handler(function_name: str, configured_handler: str | None = None) -
             return import_handler(configured_handler)
         raise HandlerNotFound(
             f"esm-medic sandbox: no in-process handler registered for Lambda function {name!r}; call "
-            f"esm_medic.sandbox.inproc.register_handler({name!r}, 'module:function') first"
+            f"esm_medic_sandbox.inproc.register_handler({name!r}, 'module:function') first"
         )
     fn = registered if callable(registered) else import_handler(registered)
     with _LOCK:

@@ -4,7 +4,7 @@ moto stores event source mappings but never runs them, so ``State`` / ``StateTra
 ``LastProcessingResult`` would stay at their defaults whatever the account looks like. This module walks the set-up
 chain a real Kafka ESM walks (role -> service path -> secret -> DNS -> network -> TLS -> auth -> authz) against the
 sandbox account and answers with the status a real ESM would show. ``install()`` registers it as the status
-provider of :mod:`esm_medic.sandbox.patches`, so every Create / Update / Get / List of an ESM returns a status that
+provider of :mod:`esm_medic_sandbox.patches`, so every Create / Update / Get / List of an ESM returns a status that
 follows the account: break a security group and the ESM reports a connection error; repair it and the ESM
 recovers.
 
@@ -18,7 +18,7 @@ share the cluster / security-group / route work.
 
 Sandbox-only simplifications (all deliberate):
 
-- IAM decisions use the sandbox's own evaluator (:mod:`esm_medic.sandbox.iam_sim`, the engine behind its
+- IAM decisions use the sandbox's own evaluator (:mod:`esm_medic_sandbox.iam_sim`, the engine behind its
   ``SimulatePrincipalPolicy``) over the role's identity policies and permissions boundary: conditions, SCPs and
   resource policies are not modelled.
 - Kafka ACLs (SCRAM / mTLS authorization) have no AWS API and are assumed to allow the ESM.
@@ -554,14 +554,14 @@ class _Reader:
     def allowed(self, role_arn: str, actions: tuple[str, ...], resource: str) -> dict[str, bool]:
         """action -> allowed? for ``role_arn`` on ``resource``.
 
-        Decided by the sandbox's IAM evaluator (:mod:`esm_medic.sandbox.iam_sim`, the engine behind its
+        Decided by the sandbox's IAM evaluator (:mod:`esm_medic_sandbox.iam_sim`, the engine behind its
         ``SimulatePrincipalPolicy``) over the role's identity policies and permissions boundary, which are read
         through the IAM API once per account change. Evaluating locally instead of calling SimulatePrincipalPolicy
         per ESM keeps a 1,000-ESM fleet cheap; the answers are the same.
         """
 
         def load() -> dict[str, bool]:
-            from esm_medic.sandbox import iam_sim
+            from esm_medic_sandbox import iam_sim
 
             policies, boundary = self.role_policies(role_arn.rsplit("/", 1)[-1])
             return {a: iam_sim.decide(policies, a, resource, boundary).decision == iam_sim.ALLOWED for a in actions}
@@ -572,7 +572,7 @@ class _Reader:
         """(identity policies, permissions boundary or None) of a role, parsed for :mod:`iam_sim`."""
 
         def load() -> tuple[list[Any], list[Any] | None]:
-            from esm_medic.sandbox import iam_sim
+            from esm_medic_sandbox import iam_sim
 
             role = self.role(role_name) or {}
             policies: list[Any] = []
@@ -1435,7 +1435,7 @@ def _fingerprint(item: Mapping[str, Any], enabled: bool) -> str:
 def _moto_esm(uuid: str) -> Any | None:
     """moto's EventSourceMapping object for ``uuid`` (whichever Lambda backend holds it), or None."""
     try:
-        from esm_medic.sandbox.patches import find_esm
+        from esm_medic_sandbox.patches import find_esm
 
         return find_esm(uuid)
     except Exception:  # pragma: no cover - patches missing or moto internals moved
@@ -1587,7 +1587,7 @@ def _install_change_hooks() -> None:
 def install() -> None:
     """Register the simulator as the ESM status provider of the sandbox patches (idempotent)."""
     global _INSTALLED
-    from esm_medic.sandbox import patches
+    from esm_medic_sandbox import patches
 
     _install_change_hooks()
     patches.set_status_provider(provider)

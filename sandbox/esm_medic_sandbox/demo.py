@@ -2,7 +2,7 @@
 
 One sandbox (moto + esm-medic's patches, ESM status simulated from the account) holds three broken accounts; the
 real state machine runs in moto's Step Functions interpreter with the real handlers in-process, wired to
-EventBridge as infra deploys it (:mod:`esm_medic.sandbox.runner`). For each case the demo builds the account,
+EventBridge as infra deploys it (:mod:`esm_medic_sandbox.runner`). For each case the demo builds the account,
 puts the ``ESM Status Change`` event on the bus, and prints each step as the execution history shows it, with
 its time:
 
@@ -81,7 +81,7 @@ DEFAULT_CASES = (
 def expected_outcome(name: str) -> str:
     """What the workflow should reach for a sandbox scenario (from its ``expected`` block and the catalogue)."""
     from esm_medic.catalogue import get_catalogue
-    from esm_medic.sandbox.scenarios import get
+    from esm_medic_sandbox.scenarios import get
 
     exp = get(name).expected
     if not exp.get("fix"):
@@ -95,7 +95,7 @@ def expected_outcome(name: str) -> str:
 
 
 def case_for(name: str) -> Case:
-    from esm_medic.sandbox.scenarios import get
+    from esm_medic_sandbox.scenarios import get
 
     sc = get(name)
     want = expected_outcome(name)
@@ -311,7 +311,7 @@ def _quiet() -> Iterator[None]:
 
 
 def run_case(out: Out, workflow: Any, aws: Any, case: Case, index: int, total: int) -> CaseResult:
-    from esm_medic.sandbox import scenarios
+    from esm_medic_sandbox import scenarios
 
     res = CaseResult(case)
     out.line()
@@ -437,8 +437,8 @@ def _run_cases(
     out: Out, scenario: str | None, ticket_dir: Path | None, clock: Callable[[], float]
 ) -> tuple[list[CaseResult], float, Path]:
     from esm_medic.handlers import _common
-    from esm_medic.sandbox.env import sandbox
-    from esm_medic.sandbox.runner import deploy
+    from esm_medic_sandbox.env import sandbox
+    from esm_medic_sandbox.runner import deploy
 
     cases = [case_for(scenario)] if scenario else list(DEFAULT_CASES)
     folder = (ticket_dir or DEMO_DIR / "tickets").resolve()

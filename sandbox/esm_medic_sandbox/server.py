@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from esm_medic.sandbox.patch_control import HEALTH_PATH, STATUS_PATH
+from esm_medic_sandbox.patch_control import HEALTH_PATH, STATUS_PATH
 
 _LOCK = threading.Lock()
 _SAVED: dict[int, dict[str, str | None]] = {}
@@ -45,7 +45,7 @@ def serve(port: int = 0, host: str = "127.0.0.1", *, verbose: bool = False) -> t
     """Start a patched ThreadedMotoServer; returns (server, actual port). Bind to 127.0.0.1 unless told."""
     from moto.server import ThreadedMotoServer
 
-    from esm_medic.sandbox import inproc, patches
+    from esm_medic_sandbox import inproc, patches
 
     patches.apply()
     inproc.apply()
@@ -69,7 +69,7 @@ def stop(server: Any, *, reset: bool = True) -> None:
         if reset:
             from moto.moto_api._internal.models import moto_api_backend
 
-            from esm_medic.sandbox import patches
+            from esm_medic_sandbox import patches
 
             moto_api_backend.reset()
             patches.reset_status()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 
-from esm_medic.sandbox.patch_lambda import (
+from esm_medic_sandbox.patch_lambda import (
     ESM_STATES,
     STATUS_FIELDS,
     StatusProvider,
@@ -58,7 +58,7 @@ def apply() -> None:
     with _LOCK:
         if _APPLIED:
             return
-        from esm_medic.sandbox import (
+        from esm_medic_sandbox import (
             patch_control,
             patch_ec2,
             patch_events,

@@ -2,14 +2,14 @@
 
 Importing this package is cheap (no moto, no boto3); the pieces load on use:
 
-- :mod:`esm_medic.sandbox.env`      ``sandbox()`` (env + moto + patches + in-process Lambda -> an ``Aws``),
+- :mod:`esm_medic_sandbox.env`      ``sandbox()`` (env + moto + patches + in-process Lambda -> an ``Aws``),
                                     ``sandbox_env()`` (fake credentials, us-east-1);
-- :mod:`esm_medic.sandbox.patches`  ``apply()`` every moto patch (idempotent) and the ESM status API
+- :mod:`esm_medic_sandbox.patches`  ``apply()`` every moto patch (idempotent) and the ESM status API
                                     (``set_esm_status`` / ``clear_esm_status`` / ``set_status_provider``);
-- :mod:`esm_medic.sandbox.inproc`   ``register_handler(name, handler)`` / ``clear_handlers()``: run Lambda code
+- :mod:`esm_medic_sandbox.inproc`   ``register_handler(name, handler)`` / ``clear_handlers()``: run Lambda code
                                     in this process;
-- :mod:`esm_medic.sandbox.iam_sim`  the local IAM policy evaluator behind SimulatePrincipalPolicy;
-- :mod:`esm_medic.sandbox.server`   ``serve()`` a patched ThreadedMotoServer for other processes
+- :mod:`esm_medic_sandbox.iam_sim`  the local IAM policy evaluator behind SimulatePrincipalPolicy;
+- :mod:`esm_medic_sandbox.server`   ``serve()`` a patched ThreadedMotoServer for other processes
                                     (``esm-medic sandbox serve``), with the ``/moto-api/esm-medic/`` control
                                     routes.
 
@@ -25,7 +25,7 @@ __all__ = ["sandbox", "sandbox_env"]
 
 def __getattr__(name: str) -> Any:
     if name in ("sandbox", "sandbox_env"):
-        from esm_medic.sandbox import env
+        from esm_medic_sandbox import env
 
         return getattr(env, name)
-    raise AttributeError(f"module 'esm_medic.sandbox' has no attribute {name!r}")
+    raise AttributeError(f"module 'esm_medic_sandbox' has no attribute {name!r}")

@@ -6,7 +6,7 @@ lookups, and ``MOTO_EC2_LOAD_DEFAULT_AMIS=false`` (first EC2 call ~1 s faster). 
 
 ``sandbox()`` is what tests and the demo use::
 
-    from esm_medic.sandbox.env import sandbox
+    from esm_medic_sandbox.env import sandbox
 
     with sandbox() as aws:                      # aws is an esm_medic.aws.Aws adapter
         aws.call("kafka", "create_cluster_v2", ...)
@@ -15,7 +15,7 @@ It enters ``moto.mock_aws`` with :data:`SANDBOX_CONFIG` (keys checked against ``
 ``stepfunctions.execute_state_machine=True`` (moto's ASL interpreter runs executions),
 ``lambda.use_docker=False`` (no Docker; :mod:`.inproc` runs handlers in-process) and
 ``iam.load_aws_managed_policies=False`` (:mod:`.patch_iam` loads the ones used, on demand), after applying
-:func:`esm_medic.sandbox.patches.apply` and :func:`esm_medic.sandbox.inproc.apply`. ESM status overrides and the
+:func:`esm_medic_sandbox.patches.apply` and :func:`esm_medic_sandbox.inproc.apply`. ESM status overrides and the
 status provider are reset on entry and exit; registered in-process handlers are cleared on exit (register them
 inside the block, or before it).
 """
@@ -139,7 +139,7 @@ def _shared_session(region: str) -> Any:
 
 
 def _reset_recorders() -> None:
-    from esm_medic.sandbox import inproc, patch_events, patches
+    from esm_medic_sandbox import inproc, patch_events, patches
 
     patches.reset_status()
     patch_events.DELIVERIES.clear()
@@ -158,7 +158,7 @@ def sandbox(
     from moto import mock_aws
 
     from esm_medic.aws import Aws
-    from esm_medic.sandbox import inproc, patches
+    from esm_medic_sandbox import inproc, patches
 
     patches.apply()
     inproc.apply()

@@ -6,7 +6,7 @@ moto gaps and what we do:
    in server mode). We add both operations to moto's ``IamResponse``. The principal's identity policies are read
    from moto's IAM backend (inline + attached managed policies of a role, of a user and of the user's groups, plus
    the ``PolicyInputList`` of the request; the role's / user's permissions boundary, or the request's
-   ``PermissionsBoundaryPolicyInputList``, when there is one) and evaluated by :mod:`esm_medic.sandbox.iam_sim`
+   ``PermissionsBoundaryPolicyInputList``, when there is one) and evaluated by :mod:`esm_medic_sandbox.iam_sim`
    (see its docstring for the exact semantics: Conditions are not evaluated, such statements never match).
 2. AWS managed policies are only known to moto when ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` (parsing all ~1,600
    of them for every backend costs ~0.4 s). We load just the one asked for, on demand, when an
@@ -21,7 +21,7 @@ import threading
 from typing import Any
 from urllib.parse import unquote
 
-from esm_medic.sandbox import iam_sim
+from esm_medic_sandbox import iam_sim
 
 _APPLIED = False
 _AWS_DATA: dict[str, Any] | None = None

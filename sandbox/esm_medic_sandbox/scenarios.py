@@ -6,7 +6,7 @@ route tables, security groups, an MSK cluster (``CreateClusterV2``, provisioned,
 authentication) or self-managed bootstrap servers, a KMS key and secret when SASL is used (``AmazonMSK_`` prefix
 for MSK SCRAM, associated with the cluster), an execution role trusted by Lambda with the scenario's policies, the
 function and the event source mapping. Nothing writes the error text into the ESM: the sandbox simulator
-(:mod:`esm_medic.sandbox.simulator`) derives the status from the account, so repairing the account makes the ESM
+(:mod:`esm_medic_sandbox.simulator`) derives the status from the account, so repairing the account makes the ESM
 recover.
 
 Every build gets a random token in its resource names, so a scenario can be built many times in one account and
@@ -346,7 +346,7 @@ class AccountBuilder:
 
     def kafka_user(self, username: str, password: str) -> None:
         """Tell the sandbox brokers about a SCRAM / PLAIN user (an SSM SecureString the simulator reads)."""
-        from esm_medic.sandbox.simulator import SCRAM_SSM_PREFIX
+        from esm_medic_sandbox.simulator import SCRAM_SSM_PREFIX
 
         self.aws.call(
             "ssm",

@@ -8,7 +8,7 @@ moto gaps and what we do:
    - ``arn:aws:states:...:stateMachine:...`` -> ``StartExecution`` on the Step Functions backend that executes
      when ``execute_state_machine`` is on (moto's parser backend), with a fresh UUID as the execution ``name``;
    - ``arn:aws:lambda:...:function:...`` -> a synchronous ``Invoke`` through moto's Lambda backend (so the
-     in-process handlers of :mod:`esm_medic.sandbox.inproc` run). AWS invokes asynchronously; synchronous is
+     in-process handlers of :mod:`esm_medic_sandbox.inproc` run). AWS invokes asynchronously; synchronous is
      deterministic for tests.
 
    The target input follows AWS: ``Input`` (constant JSON) > ``InputPath`` (JSONPath into the event) >
