@@ -26,7 +26,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from esm_medic.tables import TABLES, TableSpec
-from infra.asset import BUILD, ROOT, build_code_asset, build_dependency_layer
+from infra.asset import ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
 
 STATEMACHINE = ROOT / "statemachine" / "remediate.asl.json"
@@ -120,8 +120,8 @@ class EsmMedicStack(cdk.Stack):
         )
 
         # ---------------------------------------------------------------- code
-        asset_dir = build_code_asset(BUILD / "asset")
-        layer_dir = build_dependency_layer(BUILD / "layer", install_deps=install_deps)
+        asset_dir = build_code_asset()
+        layer_dir = build_dependency_layer(install_deps=install_deps)
         self.code = lambda_.Code.from_asset(str(asset_dir))
         self.layer = lambda_.LayerVersion(
             self,
