@@ -17,9 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
-
-from esm_medic.approval import request_approval
 from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
 
 SCHEMA: dict[str, Any] = {
@@ -42,6 +39,9 @@ SCHEMA: dict[str, Any] = {
 def parse(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InvalidInput(f"approval_request: the event must be a JSON object, got {type(event).__name__}")
+    # imported here, as every handler's logic: Powertools validation and the approval package cost ~400 ms together
+    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
     try:
         validate(event=event, schema=SCHEMA)
     except SchemaValidationError as exc:  # Powertools names the failing rule and path, not the value
@@ -62,6 +62,8 @@ def parse(event: Any) -> dict[str, Any]:
 
 @lambda_entry("approval_request")
 def handler(event: Any, context: Any) -> dict[str, Any]:
+    from esm_medic.approval import request_approval
+
     result = request_approval(get_aws(), **parse(event))
     count("ApprovalsRequested", 1)
     return result
