@@ -213,11 +213,22 @@ class Aws:
 
 # ------------------------------------------------------------------ DynamoDB items and signed HTTP
 def to_attribute_values(item: Any) -> dict[str, Any]:
-    """A plain dict as a DynamoDB item (boto3's ``TypeSerializer``); sets stay sets, ints stay numbers."""
+    """A plain dict as a DynamoDB item (boto3's ``TypeSerializer``); sets stay sets, floats become exact decimals."""
+    from decimal import Decimal
+
     from boto3.dynamodb.types import TypeSerializer
 
+    def exact(v: Any) -> Any:
+        if isinstance(v, float):
+            return Decimal(repr(v))
+        if isinstance(v, dict):
+            return {k: exact(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [exact(x) for x in v]
+        return v
+
     ser = TypeSerializer()
-    return {str(k): ser.serialize(v) for k, v in item.items()}
+    return {str(k): ser.serialize(exact(v)) for k, v in item.items()}
 
 
 def from_attribute_values(raw: Any) -> dict[str, Any]:

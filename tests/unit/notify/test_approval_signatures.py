@@ -135,3 +135,12 @@ def test_link_tokens_bind_id_person_plan_and_expiry() -> None:
     assert verify_token("", aid, "h1", token) is None
     assert verify_token("k1", "../etc/passwd", "h1", token) is None
     assert parse_token(None) is None and parse_token(token + "\u00e9") is None and parse_token("x" * 700) is None
+
+
+def test_items_round_trip_through_the_type_serializer() -> None:
+    from esm_medic.aws import from_attribute_values, to_attribute_values
+
+    item = {"s": "x", "n": 3, "f": 1.5, "set": {"b", "a"}, "l": [1, "y"], "m": {"k": True}, "none": None}
+    raw = to_attribute_values(item)
+    assert raw["n"] == {"N": "3"} and raw["set"]["SS"] and raw["none"] == {"NULL": True}
+    assert from_attribute_values(raw) == {**item, "set": ["a", "b"]}
