@@ -209,3 +209,71 @@ class Aws:
 
     def account_id(self) -> str:
         return str(self.call("sts", "get_caller_identity")["Account"])
+
+
+# ------------------------------------------------------------------ DynamoDB items and signed HTTP
+def to_attribute_values(item: Any) -> dict[str, Any]:
+    """A plain dict as a DynamoDB item (boto3's ``TypeSerializer``); sets stay sets, floats become exact decimals."""
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import TypeSerializer
+
+    def exact(v: Any) -> Any:
+        if isinstance(v, float):
+            return Decimal(repr(v))
+        if isinstance(v, dict):
+            return {k: exact(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [exact(x) for x in v]
+        return v
+
+    ser = TypeSerializer()
+    return {str(k): ser.serialize(exact(v)) for k, v in item.items()}
+
+
+def from_attribute_values(raw: Any) -> dict[str, Any]:
+    """A DynamoDB item as plain Python (``TypeDeserializer``): integral numbers as int, others as float, sets as
+    sorted lists."""
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import TypeDeserializer
+
+    de = TypeDeserializer()
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Decimal):
+            return int(v) if v == v.to_integral_value() else float(v)
+        if isinstance(v, set | frozenset):
+            return sorted(plain(x) for x in v)
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return {str(k): plain(de.deserialize(v)) for k, v in (raw or {}).items()}
+
+
+def signed_request(
+    aws: Aws,
+    method: str,
+    url: str,
+    *,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    service: str = "lambda",
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
+    """Send one HTTP request signed with SigV4 by the caller's own credentials (e.g. to a Lambda function URL
+    whose auth type is ``AWS_IAM``). Returns (status, body); raises ``RuntimeError`` without credentials."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.httpsession import URLLib3Session
+
+    creds = aws.session.get_credentials()
+    if creds is None:
+        raise RuntimeError("no AWS credentials found (set a profile or AWS_* variables)")
+    request = AWSRequest(method=method.upper(), url=url, data=body, headers=dict(headers or {}))
+    SigV4Auth(creds.get_frozen_credentials(), service, aws.region).add_auth(request)
+    response = URLLib3Session(timeout=timeout).send(request.prepare())
+    return int(response.status_code), bytes(response.content or b"")

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from approval_support import Inboxes
 from notify_support import DIAGNOSIS, PLAN, Workflow
 
 from esm_medic import approval
@@ -107,7 +108,7 @@ def test_allow_list_blocks_strangers_and_audits_the_attempt(aws: Any, workflow: 
     events = [(r["event"], r["approver"], r["result"]) for r in records]
     assert ("requested", "esm-medic", "pending") in events
     assert ("denied", "mallory@example.com", "not-allowed") in events
-    assert ("decision", "Alice@Example.com", "approved") in events
+    assert ("decision", "alice@example.com", "approved") in events  # the canonical person, not the spelling
     decision = next(r for r in records if r["result"] == "approved")
     assert decision["decision"] == "approve" and decision["action_id"] == f"approval:{req['approval_id']}"
     assert decision["time"] and decision["channel"] == "api"
@@ -214,29 +215,52 @@ def test_pending_approvals_lists_only_open_ones_without_tokens(aws: Any, workflo
     assert [p["approval_id"] for p in pending_approvals(aws)] == [rb["approval_id"]]
 
 
-def test_links_are_signed_and_notifications_carry_no_token(aws: Any, workflow: Workflow, notify_env: Any) -> None:
-    settings = {"base_url": "https://approve.example.com/", "link_key": "k-123"}
+def test_links_are_personal_and_notifications_carry_no_token_nor_link(
+    aws: Any, workflow: Workflow, notify_env: Any
+) -> None:
+    boxes = Inboxes(aws, ["alice@example.com", "bob@example.com"])
+    settings = {
+        "base_url": "https://approve.example.com/",
+        "link_key": "k-123",
+        "approvers": "alice@example.com, Bob@Example.com , slack:U9",
+        "link_topic_arn": boxes.topic_arn,
+    }
     waiting = workflow.start()
     req = ask(aws, waiting.task_token, settings=settings)
     aid = req["approval_id"]
-    sig = approval.link_signature("k-123", aid)
-    assert req["approve_url"] == f"https://approve.example.com/approvals/{aid}?decision=approve&sig={sig}"
-    assert req["reject_url"] == f"https://approve.example.com/approvals/{aid}?decision=reject&sig={sig}"
+    assert req["links_sent_to"] == ["alice@example.com", "bob@example.com"]  # Slack users decide in Slack
+    item = approval.load(aws, aid)
+    for person in ("alice@example.com", "bob@example.com"):
+        links = boxes.links(person)
+        token = links["approve"].split("sig=", 1)[1]
+        assert links["approve"].startswith(f"https://approve.example.com/approvals/{aid}?decision=approve&sig=")
+        claim = approval.verify_token("k-123", aid, item["plan_hash"], token)
+        assert claim is not None and claim.person == person and claim.expires == item["deadline"]
+        assert approval.verify_token("other-key", aid, item["plan_hash"], token) is None
     assert req["notification"]["sent"] == ["file"]
     written = "".join(p.read_text() for p in notify_env.rglob("*.md"))
-    assert aid in written and req["approve_url"] in written
-    assert waiting.task_token not in written
-    no_key = ask(aws, workflow.start().task_token, settings={"base_url": "https://approve.example.com"})
-    assert no_key["approve_url"] == "" and any("no link key" in w for w in no_key["warnings"])
+    assert aid in written and "sig=" not in written and waiting.task_token not in written
+    no_key = ask(aws, workflow.start().task_token, settings={**settings, "link_key": ""})
+    assert no_key["links_sent_to"] == [] and any("no link key" in w for w in no_key["warnings"])
+    no_topic = ask(aws, workflow.start().task_token, settings={**settings, "link_topic_arn": ""})
+    assert no_topic["links_sent_to"] == [] and any("LINK_TOPIC" in w for w in no_topic["warnings"])
 
 
 def test_link_key_from_ssm_securestring(aws: Any, workflow: Workflow) -> None:
+    boxes = Inboxes(aws, ["alice@example.com"])
     aws.call("ssm", "put_parameter", Name="/esm-medic/approval-key", Value="from-ssm", Type="SecureString")
-    settings = {"base_url": "https://a.example", "link_key_ref": "/esm-medic/approval-key"}
+    settings = {
+        "base_url": "https://a.example",
+        "link_key_ref": "/esm-medic/approval-key",
+        "approvers": "alice@example.com",
+        "link_topic_arn": boxes.topic_arn,
+    }
     req = ask(aws, workflow.start().task_token, settings=settings)
-    assert req["approve_url"].endswith(approval.link_signature("from-ssm", req["approval_id"]))
+    token = boxes.links("alice@example.com")["approve"].split("sig=", 1)[1]
+    plan_hash = approval.load(aws, req["approval_id"])["plan_hash"]
+    assert approval.verify_token("from-ssm", req["approval_id"], plan_hash, token) is not None
     missing = ask(aws, workflow.start().task_token, settings={**settings, "link_key_ref": "/esm-medic/nope"})
-    assert missing["approve_url"] == ""
+    assert missing["links_sent_to"] == []
     assert any("ParameterNotFound" in w for w in missing["warnings"])
 
 

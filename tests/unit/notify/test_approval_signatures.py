@@ -1,4 +1,5 @@
-"""Slack v0 request signing: valid, wrong secret, stale or future timestamp, tampering, replay of old requests."""
+"""Slack v0 request signing (slack-sdk's verifier over the exact bytes): valid, wrong secret, stale or future
+timestamp, tampering, replay of old requests; identities made canonical; per-approver link tokens."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import time
 
 from esm_medic.approval import (
     ApprovalSettings,
-    link_signature,
-    slack_approver,
-    verify_link_signature,
+    canonical,
+    make_token,
+    parse_token,
+    slack_identity,
     verify_slack_signature,
+    verify_token,
 )
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -91,25 +94,53 @@ def test_missing_or_malformed_headers_and_missing_secret_fail() -> None:
     assert not verify_slack_signature("", sign(SECRET, now, BODY), BODY, now=now)[0]
 
 
-def test_slack_user_mapping_and_allow_list() -> None:
-    s = ApprovalSettings(approvers=("alice@example.com", "slack:U999"), slack_users={"U111": "alice@example.com"})
-    name, aliases = slack_approver(s, {"id": "U111", "username": "alice"})
-    assert name == "alice@example.com" and s.is_allowed(name, *aliases)
-    name, aliases = slack_approver(s, {"id": "U999"})
-    assert name == "slack:U999" and s.is_allowed(name, *aliases)
-    name, aliases = slack_approver(s, {"id": "U222", "username": "alice@example.com"})
-    assert name == "slack:U222" and not s.is_allowed(name, *aliases)
-    assert slack_approver(s, {}) == ("", ())
-    assert ApprovalSettings().is_allowed("anyone")
-    assert not ApprovalSettings().is_allowed("  ")
+def test_slack_identity_is_the_signed_user_id_only() -> None:
+    assert slack_identity({"id": "U111", "username": "alice@example.com"}) == "slack:U111"
+    assert slack_identity({"username": "alice@example.com"}) == ""
+    assert slack_identity({"id": "alice@example.com"}) == ""
+    assert slack_identity({"id": "U1\u00e9"}) == "" and slack_identity("U111") == ""
 
 
-def test_link_signatures() -> None:
-    aid = "apr-abcdefghijklmnopqrstuvwx"
-    sig = link_signature("k1", aid)
-    assert verify_link_signature("k1", aid, sig)
-    assert not verify_link_signature("k2", aid, sig)
-    assert not verify_link_signature("k1", "apr-bbcdefghijklmnopqrstuvwx", sig)
-    assert not verify_link_signature("", aid, sig)
-    assert not verify_link_signature("k1", "../etc/passwd", sig)
-    assert not verify_link_signature("k1", aid, None)
+def test_identities_are_canonical_people() -> None:
+    s = ApprovalSettings.coerce(
+        {
+            "approvers": "alice@example.com, slack:U999",
+            "identities": "Alice@Example.com=slack:U222|arn:aws:iam::1:user/a",
+        }
+    )
+    for spelling in ("alice@example.com", "ALICE@example.com", " Alice@Example.COM ", "slack:U222", "SLACK:u222"):
+        assert s.person(spelling) == "alice@example.com" and s.is_allowed(spelling)
+    assert s.person("arn:aws:iam::1:user/A") == "alice@example.com"
+    assert s.person("\uff41lice@example.com") == "alice@example.com"  # fullwidth a, NFKC
+    assert s.is_allowed("slack:U999") and not s.is_allowed("slack:U333") and not s.is_allowed("  ")
+    assert canonical(" a \t b ") == "a b" and canonical(None) == ""
+    assert ApprovalSettings.coerce({"approvers": ""}).is_allowed("anyone")
+    legacy = ApprovalSettings.from_env({"ESM_MEDIC_SLACK_USERS": "U111=alice@example.com"})
+    assert legacy.person("slack:U111") == "alice@example.com"
+
+
+def test_link_tokens_bind_id_person_plan_and_expiry() -> None:
+    aid, other = "apr-abcdefghijklmnopqrstuvwx", "apr-bbcdefghijklmnopqrstuvwx"
+    token = make_token("k1", aid, " Alice@Example.com ", "h1", 1_900_000_000)
+    claim = verify_token("k1", aid, "h1", token)
+    assert claim is not None and claim.person == "alice@example.com" and claim.expires == 1_900_000_000
+    assert verify_token("k2", aid, "h1", token) is None  # foreign key
+    assert verify_token("k1", other, "h1", token) is None  # another approval
+    assert verify_token("k1", aid, "h2", token) is None  # another plan
+    b64, exp, mac = token.split(".")
+    assert verify_token("k1", aid, "h1", f"{b64}.{int(exp) + 1}.{mac}") is None  # extended expiry
+    bob = make_token("k1", aid, "bob@example.com", "h1", 1_900_000_000).split(".")[0]
+    assert verify_token("k1", aid, "h1", f"{bob}.{exp}.{mac}") is None  # another person
+    assert verify_token("k1", aid, "h1", token[:-1]) is None  # truncated
+    assert verify_token("", aid, "h1", token) is None
+    assert verify_token("k1", "../etc/passwd", "h1", token) is None
+    assert parse_token(None) is None and parse_token(token + "\u00e9") is None and parse_token("x" * 700) is None
+
+
+def test_items_round_trip_through_the_type_serializer() -> None:
+    from esm_medic.aws import from_attribute_values, to_attribute_values
+
+    item = {"s": "x", "n": 3, "f": 1.5, "set": {"b", "a"}, "l": [1, "y"], "m": {"k": True}, "none": None}
+    raw = to_attribute_values(item)
+    assert raw["n"] == {"N": "3"} and raw["set"]["SS"] and raw["none"] == {"NULL": True}
+    assert from_attribute_values(raw) == {**item, "set": ["a", "b"]}
