@@ -28,6 +28,9 @@ from constructs import Construct
 from esm_medic.tables import TABLES, TableSpec
 from infra.asset import ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
+from infra.observability import Observability
+from infra.settings import Settings
+from infra.settings import load as load_settings
 
 STATEMACHINE = ROOT / "statemachine" / "remediate.asl.json"
 EXECUTION_ENDED = ROOT / "statemachine" / "execution-ended.pattern.json"
@@ -89,9 +92,18 @@ def event_pattern(doc: dict[str, Any]) -> events.EventPattern:
 
 
 class EsmMedicStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, install_deps: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        install_deps: bool = False,
+        settings: Settings | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.functions: dict[str, lambda_.Function] = {}
+        self.settings = settings or load_settings(_context(self))
 
         # ---------------------------------------------------------------- settings and storage
         key = kms.Key(self, "Key", enable_key_rotation=True, description="esm-medic topic and logs")
@@ -115,7 +127,7 @@ class EsmMedicStack(cdk.Stack):
             self,
             "DefaultMode",
             parameter_name="/esm-medic/default-mode",
-            string_value=self.node.try_get_context("DefaultMode") or "approve",
+            string_value=self.settings.default_mode,
             description="Default mode for ESMs without an esm-medic:mode tag: off, notify, approve or auto",
         )
 
@@ -164,9 +176,12 @@ class EsmMedicStack(cdk.Stack):
 
         # ---------------------------------------------------------------- detection
         self.rules = self._rules()
-        sweep_minutes = int(self.node.try_get_context("SweepMinutes") or 1)
+        sweep_minutes = self.settings.sweep_minutes
         if "sweeper" in self.functions:
             self.functions["sweeper"].add_environment("ESM_MEDIC_SWEEP_INTERVAL_SECONDS", str(sweep_minutes * 60))
+            self.functions["sweeper"].add_environment(
+                "ESM_MEDIC_SWEEP_HOLD_SECONDS", str(self.settings.sweep_hold_seconds)
+            )
             events.Rule(
                 self,
                 "SweepSchedule",
@@ -174,6 +189,27 @@ class EsmMedicStack(cdk.Stack):
                 targets=[targets.LambdaFunction(self.functions["sweeper"], retry_attempts=0)],
                 description="esm-medic sweeper: ESM status transitions become 'ESM Status Change' events",
             )
+
+        # ---------------------------------------------------------------- operations
+        self.alarm_topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True)
+        if self.settings.alarm_email:
+            sns.Subscription(
+                self,
+                "AlarmEmail",
+                topic=self.alarm_topic,
+                protocol=sns.SubscriptionProtocol.EMAIL,
+                endpoint=self.settings.alarm_email,
+            )
+        self.observability = Observability(
+            self,
+            "Observability",
+            state_machine=self.state_machine,
+            functions=self.functions,
+            alarm_topic=self.alarm_topic,
+            sweep_minutes=sweep_minutes,
+        )
+        cdk.CfnOutput(self, "DashboardName", value=self.observability.dashboard.dashboard_name)
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
 
         cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
@@ -217,6 +253,12 @@ class EsmMedicStack(cdk.Stack):
                 "ESM_MEDIC_TICKET_DIR": "/tmp/esm-medic/tickets",
             }
         )
+        budget_env = {
+            "sg": "ESM_MEDIC_BUDGET_PER_SG",
+            "vpc": "ESM_MEDIC_BUDGET_PER_VPC",
+            "account": "ESM_MEDIC_BUDGET_PER_ACCOUNT",
+        }
+        env.update({budget_env[k]: str(v) for k, v in self.settings.budgets.items()})
         return env
 
     def _function(self, name: str, key: kms.Key) -> lambda_.Function:
@@ -241,9 +283,10 @@ class EsmMedicStack(cdk.Stack):
                 resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
-        )
+        if self.settings.tracing:
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
+            )
         fn = lambda_.Function(
             self,
             f"{ident}Function",
@@ -255,7 +298,7 @@ class EsmMedicStack(cdk.Stack):
             timeout=cdk.Duration.seconds(spec.timeout_s),
             memory_size=spec.memory_mb,
             environment={**self._environment(), **spec.extra_env},
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=lambda_.Tracing.ACTIVE if self.settings.tracing else lambda_.Tracing.DISABLED,
             log_group=log_group,
             role=role,
             description=spec.description or f"esm-medic {name}",
@@ -351,7 +394,7 @@ class EsmMedicStack(cdk.Stack):
             definition_substitutions=subs,
             state_machine_type=sfn.StateMachineType.STANDARD,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-            tracing_enabled=True,
+            tracing_enabled=self.settings.tracing,
         )
         for name, fn in self.functions.items():
             if function_placeholder(name) in subs:
@@ -379,6 +422,23 @@ class EsmMedicStack(cdk.Stack):
                 cfn.add_property_override("State", state)
             rules[rule_id] = rule
         return rules
+
+
+def _context(scope: Construct) -> dict[str, Any]:
+    """The CDK context values infra.settings reads."""
+    keys = [
+        "ConfigFile",
+        "DefaultMode",
+        "SweepMinutes",
+        "SweepHoldSeconds",
+        "Budgets",
+        "Tracing",
+        "AlarmEmail",
+        "SlackChannel",
+        "TicketProviders",
+        "MemberAccounts",
+    ]
+    return {k: v for k in keys if (v := scope.node.try_get_context(k)) is not None}
 
 
 def remediation_actions() -> list[str]:

@@ -1,0 +1,103 @@
+"""The member stack: what esm-medic needs in each account it looks after, when one central install serves many.
+
+Two roles, both assumable only by the central account's esm-medic functions (``aws:PrincipalArn`` under
+``role/EsmMedic*``), only with the agreed ``sts:ExternalId``, and, when ``OrganizationId`` is set, only from inside
+that organization:
+
+- ``esm-medic-diagnosis``: the read-only calls of the diagnosis and the sweeper (``infra.config.READ_ACTIONS``)
+  plus the shape check of MSK SCRAM secrets;
+- ``esm-medic-remediation``: exactly the actions the remediation registry declares, plus restarting an ESM.
+
+The central sweeper assumes the diagnosis role in each member account (no Lambda runs in a member account): one
+AssumeRole per member per credential lifetime is cheaper than a scheduled function in every account, and modes,
+budgets and the kill switch stay in one place. The same template serves as a CloudFormation StackSet for an
+organization (``cdk synth EsmMedicMember`` and deploy the template through StackSets).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.config import ESM_RESTART_ACTIONS, READ_ACTIONS
+from infra.settings import Settings
+
+DIAGNOSIS_ROLE = "esm-medic-diagnosis"
+REMEDIATION_ROLE = "esm-medic-remediation"
+
+
+def _trust(central: str, external_id: str, organization: str, partition: str) -> iam.IPrincipal:
+    conditions: dict[str, Any] = {
+        "StringEquals": {"sts:ExternalId": external_id},
+        "ArnLike": {"aws:PrincipalArn": f"arn:{partition}:iam::{central}:role/EsmMedic*"},
+        # "*" (the default) when no organization is given; an organization id pins the caller's organization
+        "StringLikeIfExists": {"aws:PrincipalOrgID": organization},
+    }
+    return iam.AccountPrincipal(central).with_conditions(conditions)
+
+
+class EsmMedicMemberStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        from infra.stack import remediation_actions
+
+        # parameters, so the same template deploys per account or as a StackSet; context values become defaults
+        central = cdk.CfnParameter(
+            self,
+            "CentralAccount",
+            type="String",
+            allowed_pattern=r"\d{12}",
+            description="The account of the central esm-medic install",
+            **({"default": settings.central_account} if settings.central_account else {}),
+        ).value_as_string
+        external_id = cdk.CfnParameter(
+            self,
+            "ExternalId",
+            type="String",
+            min_length=8,
+            no_echo=True,
+            description="The sts:ExternalId the central install presents",
+            **({"default": settings.external_id} if settings.external_id else {}),
+        ).value_as_string
+        organization = cdk.CfnParameter(
+            self,
+            "OrganizationId",
+            type="String",
+            default=settings.organization_id or "*",
+            allowed_pattern=r"\*|o-[a-z0-9]{10,32}",
+            description="Require callers from this organization ('*': no organization condition)",
+        ).value_as_string
+        trust = _trust(central, external_id, organization, self.partition)
+        self.diagnosis_role = iam.Role(
+            self,
+            "DiagnosisRole",
+            role_name=DIAGNOSIS_ROLE,
+            assumed_by=trust,
+            description="esm-medic (central install): read-only diagnosis and sweeping of Kafka ESMs",
+            max_session_duration=cdk.Duration.hours(1),
+        )
+        self.diagnosis_role.add_to_policy(iam.PolicyStatement(actions=list(READ_ACTIONS), resources=["*"]))
+        self.diagnosis_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:AmazonMSK_*"],
+            )
+        )
+        self.remediation_role = iam.Role(
+            self,
+            "RemediationRole",
+            role_name=REMEDIATION_ROLE,
+            assumed_by=trust,
+            description="esm-medic (central install): the remediation registry's declared actions only",
+            max_session_duration=cdk.Duration.hours(1),
+        )
+        self.remediation_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=sorted({*remediation_actions(), *ESM_RESTART_ACTIONS, "lambda:ListTags"}), resources=["*"]
+            )
+        )
+        cdk.CfnOutput(self, "DiagnosisRoleArn", value=self.diagnosis_role.role_arn)
+        cdk.CfnOutput(self, "RemediationRoleArn", value=self.remediation_role.role_arn)
