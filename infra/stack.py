@@ -152,6 +152,15 @@ class EsmMedicStack(cdk.Stack):
             for name in ("approval_request", "ticket", "notify"):
                 if name in self.functions:
                     self.functions[name].add_environment("ESM_MEDIC_APPROVAL_BASE_URL", approval_url)
+        # per-approver links go to a topic of their own: each approver's subscription filters on the message
+        # attribute `approver`, so nobody receives a link that would let them decide as someone else
+        self.link_topic = sns.Topic(self, "ApprovalLinks", master_key=key, enforce_ssl=True)
+        if "approval_request" in self.functions:
+            self.functions["approval_request"].add_environment(
+                "ESM_MEDIC_APPROVAL_LINK_TOPIC_ARN", self.link_topic.topic_arn
+            )
+            self.link_topic.grant_publish(self.functions["approval_request"])
+        cdk.CfnOutput(self, "ApprovalLinkTopicArn", value=self.link_topic.topic_arn)
 
         # ---------------------------------------------------------------- state machine
         self.state_machine = self._state_machine(key)
@@ -309,6 +318,11 @@ class EsmMedicStack(cdk.Stack):
             url = fn.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
             self.urls[name] = url.url
             cdk.CfnOutput(self, f"{ident}Url", value=url.url)
+            # AWS_IAM: operators approve with their own credentials (`esm-medic approve ID`, signed with SigV4); the
+            # principal ARN in the request context is the approver. Same code, on the `iam` alias.
+            alias = lambda_.Alias(self, f"{ident}IamAlias", alias_name="iam", version=fn.current_version)
+            iam_url = alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+            cdk.CfnOutput(self, f"{ident}IamUrl", value=iam_url.url)
         return fn
 
     def _grant(self, name: str, fn: lambda_.Function, role: iam.Role) -> None:

@@ -138,8 +138,19 @@ def test_audit_table_is_append_only_for_every_function(template):
 
 
 def test_approval_endpoint_is_a_function_url(template):
+    """Each URL function gets two: NONE (Slack and signed per-approver links) and AWS_IAM on the `iam` alias."""
     urls = resources(template, "AWS::Lambda::Url")
-    assert len(urls) == len([n for n, s in FUNCTIONS.items() if s.url and n in handler_modules()])
+    n = len([n for n, s in FUNCTIONS.items() if s.url and n in handler_modules()])
+    assert sorted(u["Properties"]["AuthType"] for u in urls.values()) == ["AWS_IAM", "NONE"] * n or n != 1
+    iam_urls = [u for u in urls.values() if u["Properties"]["AuthType"] == "AWS_IAM"]
+    assert len(iam_urls) == n and all(u["Properties"].get("Qualifier") == "iam" for u in iam_urls)
+
+
+def test_approval_links_have_their_own_topic(template):
+    fns = resources(template, "AWS::Lambda::Function")
+    (request,) = [f for k, f in fns.items() if k.startswith("ApprovalRequestFunction")]
+    ref = request["Properties"]["Environment"]["Variables"]["ESM_MEDIC_APPROVAL_LINK_TOPIC_ARN"]
+    assert ref["Ref"].startswith("ApprovalLinks")
 
 
 def test_code_asset_has_no_sandbox_and_carries_the_runbooks(synth):
