@@ -209,3 +209,35 @@ class Aws:
 
     def account_id(self) -> str:
         return str(self.call("sts", "get_caller_identity")["Account"])
+
+
+def to_item(obj: Any) -> dict[str, Any]:
+    """A plain dict as DynamoDB AttributeValues (boto3 ``TypeSerializer``; floats travel as Decimal)."""
+    import json
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import TypeSerializer
+
+    plain = json.loads(json.dumps(obj, default=str), parse_float=Decimal)
+    ser = TypeSerializer()
+    return {k: ser.serialize(v) for k, v in plain.items()}
+
+
+def from_item(item: Any) -> dict[str, Any]:
+    """DynamoDB AttributeValues as a plain dict (boto3 ``TypeDeserializer``; whole numbers become int)."""
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import TypeDeserializer
+
+    de = TypeDeserializer()
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Decimal):
+            return int(v) if v == v.to_integral_value() else float(v)
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, set, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return {k: plain(de.deserialize(v)) for k, v in (item or {}).items()}
