@@ -366,102 +366,6 @@ def _md_to_mrkdwn(text: str) -> str:
     return "\n".join(out)
 
 
-APPROVE_ACTION_ID = "esm_medic_approve"
-REJECT_ACTION_ID = "esm_medic_reject"
-
-
-def render_slack(msg: Message) -> dict[str, Any]:
-    """A Slack message payload (``text`` fallback + Block Kit ``blocks``) for an incoming webhook.
-
-    Approval requests carry Approve / Reject buttons whose ``value`` is the opaque approval id (never the task
-    token); the Slack app's interactivity URL must point at the approval_http handler's ``/slack/actions``.
-    """
-    esc = slack_escape
-    header = _cut(f"{msg.label}: {msg.function or 'ESM'} {msg.uuid[:8]}".strip(), SLACK_HEADER_MAX)
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": _cut(f"{_KIND_EMOJI.get(msg.kind, '')} *{esc(msg.title)}*\n{esc(msg.summary)}", 3000),
-            },
-        },
-    ]
-    fields = [
-        (k, v)
-        for k, v in (
-            ("ESM", msg.uuid),
-            ("Function", msg.function),
-            ("Entry", msg.entry),
-            ("Step", msg.step),
-            ("Incident", msg.incident_id),
-        )
-        if v
-    ]
-    if fields:
-        blocks.append(
-            {
-                "type": "section",
-                "fields": [{"type": "mrkdwn", "text": _cut(f"*{k}*\n`{esc(v)}`", 2000)} for k, v in fields[:10]],
-            }
-        )
-    cause_lines = [f"*Root cause:* {esc(msg.root_cause)}" if msg.root_cause else "", f"*Fix:* {esc(msg.fix)}"]
-    cause_lines = [c for c in cause_lines if c and not c.endswith("* ")]
-    if msg.root_cause or msg.fix:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(cause_lines), 3000)}})
-    if msg.facts:
-        text = "\n".join(f"*{esc(k)}:* {esc(v)}" for k, v in msg.facts)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SLACK_SECTION_MAX)}})
-    if msg.kind == "recovered" or msg.before or msg.after:
-        text = f"*Before:* {esc(_evidence_line(msg.before))}\n*After:* {esc(_evidence_line(msg.after))}"
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SLACK_SECTION_MAX)}})
-    if msg.details:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(_md_to_mrkdwn(msg.details), 3000)}})
-    if msg.approval:
-        a = msg.approval
-        ctx_parts = [f"Approval `{esc(a.approval_id)}`"]
-        if a.expires_at:
-            ctx_parts.append(f"expires {esc(a.expires_at)}")
-        if a.required_approvals > 1:
-            ctx_parts.append(f"needs {a.required_approvals} different approvers")
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(ctx_parts)}]})
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"esm_medic_approval_{a.approval_id}"[:255],
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": APPROVE_ACTION_ID,
-                        "text": {"type": "plain_text", "text": "Approve"},
-                        "style": "primary",
-                        "value": a.approval_id,
-                        "confirm": {
-                            "title": {"type": "plain_text", "text": "Apply this fix?"},
-                            "text": {"type": "mrkdwn", "text": _cut(esc(msg.fix or msg.title), 300)},
-                            "confirm": {"type": "plain_text", "text": "Approve"},
-                            "deny": {"type": "plain_text", "text": "Cancel"},
-                        },
-                    },
-                    {
-                        "type": "button",
-                        "action_id": REJECT_ACTION_ID,
-                        "text": {"type": "plain_text", "text": "Reject"},
-                        "style": "danger",
-                        "value": a.approval_id,
-                    },
-                ],
-            }
-        )
-    if msg.links:
-        text = " · ".join(f"<{url}|{esc(label)}>" for label, url in msg.links[:10] if url.startswith("http"))
-        if text:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, 3000)}]})
-    fallback = _cut(f"{msg.title}: {msg.summary}", SLACK_FALLBACK_MAX)
-    return {"text": esc(fallback), "blocks": blocks[:SLACK_MAX_BLOCKS]}
-
-
 _ASCII_SUBST = {
     "\u2014": "-",
     "\u2013": "-",
@@ -481,3 +385,14 @@ def render_subject(msg: Message) -> str:
     text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in " ".join(text.split()))
     text = text.strip() or "esm-medic notification"
     return text if len(text) <= SNS_SUBJECT_MAX else text[: SNS_SUBJECT_MAX - 3] + "..."
+
+
+def render_slack(msg: Message) -> dict[str, Any]:
+    """A Slack message payload (Block Kit built with slack_sdk's models; see :mod:`esm_medic.notify.slack_blocks`)."""
+    from esm_medic.notify.slack_blocks import render_slack as _render  # slack_blocks imports this module
+
+    return _render(msg)
+
+
+APPROVE_ACTION_ID = "esm_medic_approve"
+REJECT_ACTION_ID = "esm_medic_reject"

@@ -62,8 +62,10 @@ class ProviderSettings:
         if isinstance(obj, cls):
             return obj
         base = cls.from_env()
+        known = {f.name for f in fields(cls)}
+        if obj is not None and not isinstance(obj, Mapping):
+            obj = {k: getattr(obj, k) for k in known if getattr(obj, k, None)}  # e.g. NotifySettings.ticket_dir
         if isinstance(obj, Mapping):
-            known = {f.name for f in fields(cls)}
             extra = {k: v for k, v in obj.items() if k in known}
             if "providers" in extra and extra["providers"] is not None:
                 extra["providers"] = tuple(extra["providers"])

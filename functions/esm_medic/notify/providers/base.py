@@ -223,3 +223,16 @@ def _path(url: str) -> str:
     """The URL without scheme, host and query (names the endpoint; never a token in a query string)."""
     rest = url.split("://", 1)[-1]
     return "/" + rest.partition("/")[2].partition("?")[0]
+
+
+def project_for(value: str, provider: str) -> str:
+    """The routed project for one provider: ``jira=OPS;github=acme/ops`` picks per provider; a plain value
+    applies to every provider (a GitHub repo must contain a ``/``)."""
+    value = (value or "").strip()
+    if "=" not in value:
+        return value if provider != "github" or "/" in value else ""
+    for part in value.replace(",", ";").split(";"):
+        name, _, proj = part.partition("=")
+        if name.strip().lower() == provider:
+            return proj.strip()
+    return ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from esm_medic.notify.providers.base import Http, Opened, ProviderError, TicketDoc
+from esm_medic.notify.providers.base import Http, Opened, ProviderError, TicketDoc, project_for
 
 BODY_MAX = 65_000  # GitHub's limit is 65 536 characters
 
@@ -33,7 +33,7 @@ class GitHubProvider:
         return self.http.request(method, self.api_url.rstrip("/") + path, headers=headers, **kw)
 
     def _repo(self, doc: TicketDoc) -> str:
-        return doc.project if "/" in doc.project else self.repo
+        return project_for(doc.project, self.name) or self.repo
 
     def open(self, doc: TicketDoc) -> Opened:
         payload = {"title": doc.title[:256], "body": doc.body[:BODY_MAX], "labels": ["esm-medic", doc.label]}

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from esm_medic.notify.providers.base import Http, Opened, ProviderError, TicketDoc
+from esm_medic.notify.providers.base import Http, Opened, ProviderError, TicketDoc, project_for
 
 ADF_TEXT_MAX = 30_000  # Jira rejects descriptions over 32 767 characters
 
@@ -80,7 +80,7 @@ class JiraProvider:
 
     def open(self, doc: TicketDoc) -> Opened:
         fields = {
-            "project": {"key": doc.project or self.project},
+            "project": {"key": project_for(doc.project, self.name) or self.project},
             "summary": " ".join(doc.title.split())[:254],
             "issuetype": {"name": self.issue_type},
             "labels": ["esm-medic", doc.label, *doc.labels],

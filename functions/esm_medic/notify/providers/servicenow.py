@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from esm_medic.notify.providers.base import Http, Opened, ProviderError, TicketDoc
+from esm_medic.notify.providers.base import Http, Opened, ProviderError, TicketDoc, project_for
 
 DESCRIPTION_MAX = 60_000
 RESOLVED = "6"
@@ -43,7 +43,7 @@ class ServiceNowProvider:
             "urgency": "2",
             "impact": "2",
         }
-        group = doc.project or self.assignment_group
+        group = project_for(doc.project, self.name) or self.assignment_group
         if group:
             record["assignment_group"] = group
         result = self._call("POST", "/api/now/table/incident", json=record).json().get("result") or {}
