@@ -14,6 +14,7 @@ import pytest
 from notify_support import DIAGNOSIS, PLAN
 
 from esm_medic.approval import decide_approval, pending_approvals
+from esm_medic.aws import from_item, to_item
 from esm_medic.classify import classify
 from esm_medic.handlers import approval_request as approval_request_handler
 from esm_medic.handlers import notify as notify_handler
@@ -21,7 +22,6 @@ from esm_medic.handlers import ticket as ticket_handler
 from esm_medic.handlers._common import InvalidInput
 from esm_medic.notify import notify, open_ticket
 from esm_medic.notify import sinks as sinks_mod
-from esm_medic.aws import from_item, to_item
 from esm_medic.tables import STATE
 
 UUID = "0b7e6a52-5555-4666-8777-888899990000"

@@ -179,3 +179,25 @@ def test_ten_concurrent_incidents_on_one_esm_make_one_ticket(aws: Any, notify_en
     assert outbox.undelivered(aws) == []
     (ticket,) = notify_env.glob("*.md")
     assert ticket.read_text().count("esm-medic saw this again in incident") == 9
+
+
+def test_notify_handler_recovered_resolves_the_open_ticket_with_proof(aws: Any, notify_env: Path) -> None:
+    from test_notify_handlers import Ctx
+
+    from esm_medic.handlers import notify as notify_handler
+
+    ticket = open_ticket(aws, **ticket_args())
+    event = {
+        "kind": "recovered",
+        "context": {
+            "uuid": UUID,
+            "incident_id": "inc-1",
+            "before": {"LastProcessingResult": "PROBLEM: Connection error."},
+            "after": {"LastProcessingResult": "OK"},
+        },
+    }
+    out = notify_handler.handler(event, Ctx())
+    assert out["tickets"]["resolved"] == [ticket["ticket_id"]]
+    text = Path(ticket["location"]).read_text()
+    assert "## Resolved" in text and "After: LastProcessingResult=OK" in text
+    assert notify_handler.handler(event, Ctx())["tickets"]["resolved"] == []  # resolved once
