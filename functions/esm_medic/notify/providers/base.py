@@ -95,7 +95,7 @@ class TicketProvider(Protocol):
 
 
 # ------------------------------------------------------------------------------------------------ credentials
-_SECRET_PROVIDERS: dict[int, Any] = {}
+_SECRET_PROVIDERS: dict[int, tuple[Any, Any]] = {}
 _SECRET_LOCK = threading.Lock()
 
 
@@ -105,15 +105,30 @@ def secrets_provider(aws: Aws) -> Any:
 
     client = aws.client("secretsmanager")
     with _SECRET_LOCK:
-        prov = _SECRET_PROVIDERS.get(id(client))
-        if prov is None:
-            prov = _SECRET_PROVIDERS[id(client)] = SecretsProvider(boto3_client=client)
-        return prov
+        hit = _SECRET_PROVIDERS.get(id(client))
+        if hit is None or hit[0] is not client:  # an id can be reused by a later client
+            hit = _SECRET_PROVIDERS[id(client)] = (client, SecretsProvider(boto3_client=client))
+        return hit[1]
+
+
+_SSM_PROVIDERS: dict[int, tuple[Any, Any]] = {}
+
+
+def ssm_provider(aws: Aws) -> Any:
+    """A Powertools ``SSMProvider`` on the adapter's client (cached like :func:`secrets_provider`)."""
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    client = aws.client("ssm")
+    with _SECRET_LOCK:
+        hit = _SSM_PROVIDERS.get(id(client))
+        if hit is None or hit[0] is not client:
+            hit = _SSM_PROVIDERS[id(client)] = (client, SSMProvider(boto3_client=client))
+        return hit[1]
 
 
 def clear_credentials_cache() -> None:
     with _SECRET_LOCK:
-        for prov in _SECRET_PROVIDERS.values():
+        for _, prov in (*_SECRET_PROVIDERS.values(), *_SSM_PROVIDERS.values()):
             prov.clear_cache()
 
 
@@ -131,7 +146,7 @@ def read_credentials(aws: Aws | None, provider: str, secret_id: str, keys: tuple
     try:
         value = secrets_provider(aws).get(secret_id, transform="json", max_age=SECRET_MAX_AGE)
     except Exception as exc:
-        cause = exc.__cause__ or exc
+        cause = exc.__cause__ or exc.__context__ or exc  # Powertools wraps the SDK error
         code = error_code(cause) or type(cause).__name__
         raise ProviderError(provider, f"cannot read secret {secret_id}: {code}", retryable=True) from None
     if not isinstance(value, Mapping):
