@@ -9,6 +9,7 @@ task: they are in ``errors`` and in the outbox.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -43,7 +44,10 @@ def parse(event: Any) -> tuple[str, dict[str, Any]]:
 
 
 def metric(name: str, value: float, **dimensions: str) -> None:
-    """One EMF metric with its own dimensions (nothing leaks into later metrics)."""
+    """One EMF metric with its own dimensions (nothing leaks into later metrics); off like the shared Metrics
+    when ``POWERTOOLS_METRICS_DISABLED`` is true (``single_metric`` itself ignores that switch)."""
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").strip().lower() in ("1", "true", "yes", "on"):
+        return
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as m:
         for dim, val in dimensions.items():
             m.add_dimension(name=dim, value=str(val)[:250])

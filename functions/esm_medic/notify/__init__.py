@@ -41,7 +41,10 @@ def send(aws: Aws | None, msg: Message, *, settings: Any = None) -> dict[str, An
         except SinkError as exc:
             errors.append({"sink": sink.name, "error": str(exc)})
         except Exception as exc:  # a sink bug must not break the workflow
+            logger.exception("notification sink raised", extra={"sink": sink.name})
             errors.append({"sink": sink.name, "error": f"{type(exc).__name__}: {exc}"})
+    for err in errors:
+        logger.warning("notification not delivered", extra={"kind": msg.kind, "uuid": msg.uuid, **err})
     fallback = False
     location = ""
     if not sent and msg.kind in FALLBACK_KINDS:

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from esm_medic.notify import outbox
-from esm_medic.notify.message import build_message, function_name_of
+from esm_medic.notify.announce import announce_ticket as _announce
+from esm_medic.notify.message import function_name_of
 from esm_medic.notify.providers import ProviderError, ProviderSettings, TicketDoc, make_provider
 from esm_medic.notify.providers.file import FileProvider
 from esm_medic.notify.redact import redact, redact_text
-from esm_medic.notify.sinks import NotifySettings, SinkError, build_sinks
+from esm_medic.notify.sinks import NotifySettings
 from esm_medic.notify.ticket_render import GAP, NO_INCIDENT, _dict, _esm_view, render_ticket
 from esm_medic.notify.ticket_render import runbook_params as runbook_params
 from esm_medic.tables import STATE
@@ -490,44 +491,3 @@ def _code(exc: BaseException) -> str:
     from esm_medic.aws import error_code
 
     return error_code(exc) or f"{type(exc).__name__}: {exc}"
-
-
-def _announce(
-    aws: Aws | None,
-    settings: NotifySettings,
-    doc: TicketDoc,
-    location: str,
-    incident: str,
-    cls: dict[str, Any],
-    diag: dict[str, Any],
-    plan: dict[str, Any],
-    reason: str,
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """Tell Slack / SNS (when configured) that a ticket was opened; the SNS mail carries the whole ticket."""
-    names = [n for n in settings.sink_names() if n in ("slack", "sns")]
-    if not names:
-        return [], []
-    chosen = NotifySettings.coerce({**settings.__dict__, "sinks": names})
-    context = {
-        "uuid": doc.uuid,
-        "incident_id": incident,
-        "classification": cls,
-        "diagnosis": diag,
-        "plan": plan,
-        "reason": reason,
-        "title": doc.title,
-        "ticket": {"ticket_id": doc.ticket_id, "location": location},
-    }
-    msg = build_message("ticketed", context)
-    sinks, errors = build_sinks(aws, chosen)
-    sent: list[str] = []
-    for sink in sinks:
-        msg.details = doc.body if sink.name == "sns" else ""
-        try:
-            sink.send(msg)
-            sent.append(sink.name)
-        except SinkError as exc:
-            errors.append({"sink": sink.name, "error": str(exc)})
-        except Exception as exc:  # a sink must never break ticketing
-            errors.append({"sink": sink.name, "error": f"{type(exc).__name__}: {exc}"})
-    return sent, [dict(e) for e in errors]
