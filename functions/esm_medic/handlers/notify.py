@@ -13,10 +13,8 @@ import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
 from esm_medic.handlers._common import NAMESPACE, InvalidInput, get_aws, lambda_entry
-from esm_medic.notify import notify_incident
 from esm_medic.notify.message import KINDS
 
 SCHEMA: dict[str, Any] = {
@@ -33,6 +31,8 @@ SCHEMA: dict[str, Any] = {
 def parse(event: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(event, dict):
         raise InvalidInput(f"notify: the event must be a JSON object, got {type(event).__name__}")
+    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
     try:
         validate(event=event, schema=SCHEMA)
     except SchemaValidationError as exc:
@@ -55,6 +55,8 @@ def metric(name: str, value: float, **dimensions: str) -> None:
 
 @lambda_entry("notify")
 def handler(event: Any, context: Any) -> dict[str, Any]:
+    from esm_medic.notify import notify_incident  # lazy: the delivery stack costs ~100 ms of cold start
+
     kind, ctx = parse(event)
     result = notify_incident(get_aws(), kind, ctx)
     metric("NotificationsSent", len(result["sent"]), Kind=kind)

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
-
 from esm_medic.handlers._common import InvalidInput, get_aws, lambda_entry
 from esm_medic.handlers.notify import metric
-from esm_medic.notify import open_ticket_for_esm
 
 BODY_MAX = 50_000
 
@@ -45,6 +42,8 @@ SCHEMA: dict[str, Any] = {
 def parse(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InvalidInput(f"ticket: the event must be a JSON object, got {type(event).__name__}")
+    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
     try:
         validate(event=event, schema=SCHEMA)
     except SchemaValidationError as exc:
@@ -67,6 +66,8 @@ def parse(event: Any) -> dict[str, Any]:
 
 @lambda_entry("ticket")
 def handler(event: Any, context: Any) -> dict[str, Any]:
+    from esm_medic.notify import open_ticket_for_esm  # lazy: the delivery stack costs ~100 ms of cold start
+
     args = parse(event)
     result = open_ticket_for_esm(get_aws(), **args)
     metric("TicketsCommented" if result["duplicate"] else "TicketsOpened", 1)

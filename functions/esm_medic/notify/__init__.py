@@ -14,12 +14,23 @@ from aws_lambda_powertools import Logger
 
 from esm_medic.notify.message import KINDS, Message, build_message, render_slack, render_text
 from esm_medic.notify.sinks import FileSink, NotifySettings, SinkError, build_sinks
-from esm_medic.notify.ticket import fingerprint, open_ticket, resolve_tickets
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
 
 logger = Logger(service="esm-medic", child=True)
+
+#: loaded on first use: the ticket stack (providers, outbox) is not needed to import a handler
+_LAZY = {"open_ticket", "resolve_tickets", "fingerprint"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from esm_medic.notify import ticket
+
+        return getattr(ticket, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: kinds whose message falls back to the local file sink when every configured sink failed
 FALLBACK_KINDS = frozenset({"ticketed", "failed", "pending-approval"})
@@ -74,6 +85,7 @@ def notify(aws: Aws | None, kind: str, context: Mapping[str, Any], *, settings: 
 
 def _slack_app(aws: Aws | None, msg: Message, ctx: Mapping[str, Any], channel: str) -> dict[str, Any] | None:
     from esm_medic.notify.slack_app import SlackAppSettings, publish
+    from esm_medic.notify.ticket import fingerprint
 
     app = SlackAppSettings.from_env()
     if not app.enabled or aws is None:
@@ -90,6 +102,7 @@ def notify_incident(aws: Aws | None, kind: str, context: Mapping[str, Any], *, s
     Due outbox deliveries are retried on the way out. Never raises because of a delivery."""
     from esm_medic.notify import outbox
     from esm_medic.notify.routing import route_for
+    from esm_medic.notify.ticket import resolve_tickets
 
     route = route_for(aws, context)
     msg = build_message(kind, context)
@@ -126,6 +139,7 @@ def open_ticket_for_esm(aws: Aws | None, **kwargs: Any) -> dict[str, Any]:
     """:func:`open_ticket` routed by the ESM's tags (ticket project), and the incident's Slack app message moved
     to *ticketed* with the ticket's link."""
     from esm_medic.notify.routing import route_for
+    from esm_medic.notify.ticket import open_ticket
 
     context = {"uuid": kwargs.get("uuid"), "diagnosis": kwargs.get("diagnosis") or {}}
     route = route_for(aws, context)
