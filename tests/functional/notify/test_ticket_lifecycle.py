@@ -201,3 +201,24 @@ def test_notify_handler_recovered_resolves_the_open_ticket_with_proof(aws: Any, 
     text = Path(ticket["location"]).read_text()
     assert "## Resolved" in text and "After: LastProcessingResult=OK" in text
     assert notify_handler.handler(event, Ctx())["tickets"]["resolved"] == []  # resolved once
+
+
+def test_scheduled_outbox_handler_delivers_github_once_the_backoff_passed(
+    aws: Any, notify_env: Path, providers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_notify_handlers import Ctx
+
+    from esm_medic.handlers import outbox as outbox_handler
+
+    monkeypatch.setattr(outbox_handler, "get_aws", lambda: aws)
+    monkeypatch.setenv("ESM_MEDIC_TICKET_PROVIDERS", "github")
+    providers.add("POST", f"{GH}/repos/acme/ops/issues", body="down", status=502)
+    open_ticket(aws, **ticket_args())
+    assert outbox_handler.handler({}, Ctx()) == {"results": [], "delivered": 0, "undelivered": 1}  # backoff not over
+    providers.replace("POST", f"{GH}/repos/acme/ops/issues", json={"number": 3, "html_url": "https://gh/3"}, status=201)
+    providers.add("GET", f"{GH}/repos/acme/ops/issues", json=[])
+    later = outbox._now() + 31
+    monkeypatch.setattr(outbox, "_now", lambda: later)
+    out = outbox_handler.handler({}, Ctx())
+    assert out["delivered"] == 1 and out["undelivered"] == 0
+    assert outbox_handler.handler({}, Ctx())["results"] == []
