@@ -45,17 +45,21 @@ def send(aws: Aws | None, msg: Message, *, settings: Any = None) -> dict[str, An
         sinks, errors = build_sinks(aws, s)
     except ValueError as exc:  # a bad ESM_MEDIC_NOTIFY_SINKS value
         sinks, errors = [], [{"sink": "config", "error": str(exc)}]
+    failed: list[str] = []
     for sink in sinks:
         try:
             sink.send(msg)
             sent.append(sink.name)
         except SinkError as exc:
             errors.append({"sink": sink.name, "error": str(exc)})
+            failed.append(sink.name)
         except Exception as exc:  # a sink bug must not break the workflow
             logger.exception("notification sink raised", extra={"sink": sink.name})
             errors.append({"sink": sink.name, "error": f"{type(exc).__name__}: {exc}"})
     for err in errors:
         logger.warning("notification not delivered", extra={"kind": msg.kind, "uuid": msg.uuid, **err})
+    if aws is not None and failed:
+        _keep(aws, msg, failed, errors)
     fallback = False
     location = ""
     if not sent and msg.kind in FALLBACK_KINDS:
@@ -71,6 +75,21 @@ def send(aws: Aws | None, msg: Message, *, settings: Any = None) -> dict[str, An
         if location:
             out["location"] = location
     return out
+
+
+def _keep(aws: Aws, msg: Message, failed: list[str], errors: list[dict[str, Any]]) -> None:
+    """Put what a sink could not deliver in the outbox (the next drain or ``esm-medic outbox redeliver`` sends it)."""
+    from esm_medic.notify import outbox
+
+    for name in failed:
+        try:
+            item = outbox.enqueue_message(aws, name, msg.to_dict())
+        except Exception as exc:  # no STATE table (a bare CLI run): the error entry and the file fallback remain
+            logger.warning("cannot keep the notification in the outbox", extra={"sink": name, "error": repr(exc)})
+            continue
+        for err in errors:
+            if err.get("sink") == name and item is not None:
+                err["outbox"] = item["item_id"]
 
 
 def notify(aws: Aws | None, kind: str, context: Mapping[str, Any], *, settings: Any = None) -> dict[str, Any]:

@@ -99,6 +99,16 @@ class Message:
         d["severity"] = self.severity
         return d
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """The inverse of :meth:`to_dict` (the outbox keeps undelivered messages as dicts)."""
+        d = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        d["facts"] = [tuple(f) for f in d.get("facts") or []]
+        d["links"] = [tuple(link) for link in d.get("links") or []]
+        if isinstance(d.get("approval"), Mapping):
+            d["approval"] = ApprovalInfo(**d["approval"])
+        return cls(**d)
+
 
 # ------------------------------------------------------------------------------------------------ context access
 def _get(obj: Any, *path: str) -> Any:

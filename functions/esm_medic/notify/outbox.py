@@ -33,7 +33,7 @@ logger = Logger(service="esm-medic", child=True)
 
 PREFIX = "OUTBOX#"
 SK = "OUTBOX"
-OPS = ("open", "comment", "resolve")
+OPS = ("open", "comment", "resolve", "notify")  # notify: a Slack / SNS message a sink could not deliver
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 BACKOFF_BASE = 30.0
 BACKOFF_MAX = 3600.0
@@ -106,6 +106,53 @@ def enqueue(
         "dynamodb", "put_item", TableName=STATE.name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
     )
     return item if put else None
+
+
+def enqueue_message(aws: Aws, sink: str, message: dict[str, Any]) -> dict[str, Any] | None:
+    """Keep a notification a sink could not deliver (``message`` is ``Message.to_dict()``); None if kept before."""
+    from esm_medic.aws import to_item
+
+    raw = f"{message.get('uuid')}|{message.get('kind')}|{message.get('incident_id')}|{sink}|{message.get('title')}"
+    iid = sha256(f"{raw}|{message.get('summary')}".encode()).hexdigest()[:24]
+    now = _now()
+    label = f"{message.get('kind')}:{str(message.get('uuid') or '-')[:8]}"
+    item = {
+        "pk": PREFIX + iid,
+        "sk": SK,
+        "kind": "outbox",
+        "item_id": iid,
+        "op": "notify",
+        "provider": sink,
+        "doc": {"ticket_id": label, "uuid": message.get("uuid") or ""},
+        "message": message,
+        "generation": 1,
+        "status": PENDING,
+        "attempts": 0,
+        "next_at": int(now),
+        "created_at": _iso(now),
+        "created_ts": now,
+        "errors": [],
+    }
+    put = aws.conditional(
+        "dynamodb", "put_item", TableName=STATE.name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+    )
+    return item if put else None
+
+
+def _send_message(aws: Aws, item: dict[str, Any]) -> tuple[str, str]:
+    from esm_medic.notify.message import Message
+    from esm_medic.notify.sinks import NotifySettings, SinkError, build_sinks
+
+    name = str(item["provider"])
+    settings = NotifySettings.coerce({**NotifySettings.from_env().__dict__, "sinks": [name]})
+    sinks, errors = build_sinks(aws, settings)
+    if errors or not sinks:
+        raise ProviderError(name, errors[0]["error"] if errors else "sink not configured", retryable=False)
+    try:
+        receipt = sinks[0].send(Message.from_dict(item["message"]))
+    except SinkError as exc:
+        raise ProviderError(name, str(exc), retryable=True) from None
+    return str(receipt or "sent"), ""
 
 
 def get(aws: Aws, iid: str) -> dict[str, Any] | None:
@@ -201,6 +248,8 @@ def _ledger_set_ref(aws: Aws, doc: TicketDoc, provider: str, generation: int, re
 
 
 def _perform(aws: Aws, item: dict[str, Any], settings: ProviderSettings) -> tuple[str, str]:
+    if item["op"] == "notify":
+        return _send_message(aws, item)
     doc = TicketDoc(**item["doc"])
     name, op, gen = str(item["provider"]), str(item["op"]), int(item.get("generation") or 1)
     provider = make_provider(aws, name, settings)

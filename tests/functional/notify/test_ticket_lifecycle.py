@@ -222,3 +222,31 @@ def test_scheduled_outbox_handler_delivers_github_once_the_backoff_passed(
     out = outbox_handler.handler({}, Ctx())
     assert out["delivered"] == 1 and out["undelivered"] == 0
     assert outbox_handler.handler({}, Ctx())["results"] == []
+
+
+def test_slack_webhook_notification_kept_in_the_outbox_and_sent_once_later(
+    aws: Any, notify_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esm_medic.notify import notify
+    from esm_medic.notify import sinks as sinks_mod
+
+    hook = "https://hooks.slack.com/services/T1/B1/XYZ"
+    monkeypatch.setenv("ESM_MEDIC_SLACK_WEBHOOK_URL", hook)
+    monkeypatch.setenv("ESM_MEDIC_NOTIFY_SINKS", "slack")
+    monkeypatch.setattr(sinks_mod.time, "sleep", lambda s: None)
+    answers = [503, 503, 503, 200]
+    posts: list[dict[str, Any]] = []
+
+    class Session:
+        def post(self, url: str, json: Any = None, timeout: Any = None) -> Any:
+            posts.append(json)
+            return type("R", (), {"status_code": answers.pop(0), "text": "x", "headers": {}})()
+
+    monkeypatch.setattr(sinks_mod, "http_session", lambda: Session())
+    result = notify(aws, "pending-approval", {"uuid": UUID, "incident_id": "inc-s"})
+    assert result["sent"] == ["file"] and result["fallback"]  # the file sink caught it meanwhile
+    (item,) = outbox.undelivered(aws)
+    assert item["op"] == "notify" and item["provider"] == "slack" and result["errors"][0]["outbox"] == item["item_id"]
+    assert [r["status"] for r in outbox.drain(aws, force=True)] == ["delivered"]
+    assert outbox.drain(aws, force=True) == [] and len(posts) == 4  # 3 failed tries, then exactly one delivery
+    assert "Approval needed" in posts[-1]["text"]
