@@ -47,7 +47,7 @@ class ProviderSettings:
         e = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = e.get(f"ESM_MEDIC_{f.name.upper()}")
+            raw = e.get(f"ESM_MEDIC_{f.name.upper()}" if f.name != "timeout" else "ESM_MEDIC_TICKET_TIMEOUT")
             if f.name == "providers":
                 raw = e.get("ESM_MEDIC_TICKET_PROVIDERS")
                 if raw and raw.strip():
