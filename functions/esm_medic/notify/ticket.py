@@ -44,6 +44,7 @@ BODY_MAX_IN_STATE = 300_000  # DynamoDB items are at most 400 KB
 RESOLVED_KEEP_DAYS = 90  # a relapse within this window links the resolved ticket
 INCIDENTS_KEPT = 50
 OPEN, RESOLVED = "open", "resolved"
+DELIVERY_BUDGET = 20.0  # seconds of provider calls per handler invocation (the ticket Lambda has 60)
 
 
 # ------------------------------------------------------------------------------------------------ keys
@@ -125,19 +126,30 @@ def _deliver_all(
     key: str = "",
     durable: bool,
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """Deliver one op to every configured provider, through the outbox when it is available."""
+    """Deliver one op to every configured provider, through the outbox when it is available. Every item is
+    enqueued before the first call, and calls stop once :data:`DELIVERY_BUDGET` seconds are spent (the rest stays
+    queued for the next drain), so a slow provider never costs the others their durable record."""
     results: dict[str, dict[str, Any]] = {}
     errors: list[dict[str, Any]] = []
-    for name in ps.names():
-        if durable and aws is not None:
+    names = ps.names()
+    if not (durable and aws is not None):
+        for name in names:
+            results[name] = _deliver_direct(aws, ps, name, doc, op, text)
+    else:
+        items = {}
+        for name in names:
             item = outbox.enqueue(aws, op=op, provider=name, doc=doc, generation=generation, text=text, key=key)
             if item is None:
                 results[name] = {"status": "already-queued"}
+            else:
+                items[name] = item
+        deadline = time.monotonic() + DELIVERY_BUDGET
+        for name, item in items.items():
+            if time.monotonic() > deadline:
+                results[name] = {"item_id": item["item_id"], "status": "queued"}
                 continue
-            res = outbox.deliver(aws, item, ps)
-        else:
-            res = _deliver_direct(aws, ps, name, doc, op, text)
-        results[name] = res
+            results[name] = outbox.deliver(aws, item, ps)
+    for name, res in results.items():
         if res.get("error"):
             errors.append({"sink": name, **res["error"]})
     return results, errors
@@ -163,7 +175,7 @@ def _deliver_direct(
 
 
 def _delivered(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    return [n for n, r in results.items() if r.get("status") in (outbox.DELIVERED, "already-queued")]
+    return [n for n, r in results.items() if r.get("status") == outbox.DELIVERED]
 
 
 # ------------------------------------------------------------------------------------------------ open
@@ -246,7 +258,7 @@ def open_ticket(
             "fingerprint": fp,
             "generation": generation,
             "uuid": uuid,
-            "root_cause": outbox_safe(root_cause_of(cls, diag)),
+            "root_cause": redact_text(root_cause_of(cls, diag))[:500],
             "entry": str(cls.get("entry") or GAP),
             "title": title,
             "body": body[:BODY_MAX_IN_STATE],
@@ -289,10 +301,6 @@ def open_ticket(
     out.update(sent=sent, fallback=fallback, relapse_of=(previous or {}).get("ticket_id"))
     logger.info("ticket opened", extra={"ticket_id": ticket_id, "fingerprint": fp, "delivered": delivered})
     return out
-
-
-def outbox_safe(text: str) -> str:
-    return redact_text(text)[:500]
 
 
 def existing_doc(doc: TicketDoc, body: str) -> TicketDoc:

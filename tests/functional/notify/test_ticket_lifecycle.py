@@ -250,3 +250,16 @@ def test_slack_webhook_notification_kept_in_the_outbox_and_sent_once_later(
     assert [r["status"] for r in outbox.drain(aws, force=True)] == ["delivered"]
     assert outbox.drain(aws, force=True) == [] and len(posts) == 4  # 3 failed tries, then exactly one delivery
     assert "Approval needed" in posts[-1]["text"]
+
+
+def test_jira_and_github_left_queued_when_the_delivery_budget_is_spent(
+    aws: Any, notify_env: Path, providers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esm_medic.notify import ticket as ticket_mod
+
+    monkeypatch.setenv("ESM_MEDIC_TICKET_PROVIDERS", "jira,github")
+    monkeypatch.setattr(ticket_mod, "DELIVERY_BUDGET", -1.0)
+    result = open_ticket(aws, **ticket_args())
+    assert [r["status"] for r in result["providers"].values()] == ["queued", "queued"]
+    assert result["fallback"] and Path(result["location"]).is_file() and len(providers.calls) == 0
+    assert [i["provider"] for i in outbox.undelivered(aws)] == ["jira", "github"]  # recorded before any call

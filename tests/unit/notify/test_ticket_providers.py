@@ -121,7 +121,7 @@ def test_jira_servicenow_github_pagerduty_timeout(case: Case, slept: list[float]
     with pytest.raises(ProviderError) as info:
         case.make(http(case.name, slept)).open(doc())
     assert "timed out" in str(info.value) and info.value.retryable and info.value.status is None
-    assert len(responses.calls) == 2
+    assert len(responses.calls) == 1 and slept == []  # a second wait is the outbox's job, not the Lambda's
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -205,8 +205,8 @@ class Http:
         for attempt in range(max(1, self.attempts)):
             try:
                 resp = session().request(method, url, timeout=(3.05, self.timeout), **kwargs)
-            except requests.Timeout:
-                err = ProviderError(self.provider, f"timed out after {self.timeout:g}s", retryable=True)
+            except requests.Timeout:  # not retried in the call: a second wait is the outbox's job
+                raise ProviderError(self.provider, f"timed out after {self.timeout:g}s", retryable=True) from None
             except requests.RequestException as exc:
                 err = ProviderError(self.provider, f"request failed: {type(exc).__name__}", retryable=True)
             else:
