@@ -9,12 +9,10 @@ task: they are in ``errors`` and in the outbox.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-from esm_medic.handlers._common import NAMESPACE, InvalidInput, get_aws, lambda_entry
+from esm_medic.handlers._common import InvalidInput, get_aws, lambda_entry
+from esm_medic.handlers._metric import metric
 from esm_medic.notify.message import KINDS
 
 SCHEMA: dict[str, Any] = {
@@ -41,16 +39,6 @@ def parse(event: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(context, dict):
         context = {k: v for k, v in event.items() if k != "kind"}
     return str(event["kind"]), context
-
-
-def metric(name: str, value: float, **dimensions: str) -> None:
-    """One EMF metric with its own dimensions (nothing leaks into later metrics); off like the shared Metrics
-    when ``POWERTOOLS_METRICS_DISABLED`` is true (``single_metric`` itself ignores that switch)."""
-    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").strip().lower() in ("1", "true", "yes", "on"):
-        return
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as m:
-        for dim, val in dimensions.items():
-            m.add_dimension(name=dim, value=str(val)[:250])
 
 
 @lambda_entry("notify")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from esm_medic.handlers._common import get_aws, lambda_entry
-from esm_medic.handlers.notify import metric
+from esm_medic.handlers._metric import metric
 
 
 @lambda_entry("outbox")
