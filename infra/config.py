@@ -52,6 +52,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     # people
     "notify": FunctionSpec(30, 256, ("sns", "ssm", "state"), description="Notifications"),
     "ticket": FunctionSpec(60, 256, ("sns", "ssm", "state", "audit", "idempotency"), description="Tickets"),
+    "outbox": FunctionSpec(120, 256, ("sns", "ssm", "state"), description="Deliver due ticket outbox items"),
     "approval_request": FunctionSpec(
         30, 256, ("sns", "ssm", "state", "audit", "esm-tags"), description="Ask for approval"
     ),

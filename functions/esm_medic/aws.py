@@ -225,7 +225,9 @@ def to_attribute_values(item: Any) -> dict[str, Any]:
             return {k: exact(x) for k, x in v.items()}
         if isinstance(v, list | tuple):
             return [exact(x) for x in v]
-        return v
+        if v is None or isinstance(v, str | int | bool | bytes | Decimal | set | frozenset):
+            return v
+        return str(v)  # datetimes, enums, paths: their text
 
     ser = TypeSerializer()
     return {str(k): ser.serialize(exact(v)) for k, v in item.items()}

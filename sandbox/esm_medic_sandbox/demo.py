@@ -386,6 +386,9 @@ def _show_ticket(out: Out, location: str) -> None:
         shown = path.relative_to(Path.cwd())
     except ValueError:
         shown = path
+    from esm_medic.notify.providers import configured_provider_names
+
+    out.detail(f"ticket providers: {', '.join(configured_provider_names())} (set by ESM_MEDIC_TICKET_PROVIDERS)")
     out.detail(f"ticket file: {shown} (the first lines of its runbook section:)")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

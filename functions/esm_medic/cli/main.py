@@ -12,7 +12,7 @@ from typing import NoReturn
 from esm_medic import __version__
 
 #: command modules under esm_medic.cli, in help order
-COMMAND_MODULES = ("explain", "diagnose", "fix", "demo", "sweep", "sandbox", "approve")
+COMMAND_MODULES = ("explain", "diagnose", "fix", "demo", "sweep", "sandbox", "approve", "outbox")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

@@ -2,15 +2,17 @@
 
 Input: ``{"kind": "recovered"|"pending-approval"|"ticketed"|"failed"|"notify"|"shadow", "context": {...}}``; when
 ``context`` is absent, the rest of the event (the workflow state) is the context. Output: the result of
-:func:`esm_medic.notify.notify` (``{"kind", "title", "sent", "errors"}``). Sink failures never fail the task.
+:func:`esm_medic.notify.notify_incident` (``{"kind", "title", "sent", "errors"}``, plus ``tickets`` when a
+recovery resolved open tickets, and ``slack`` when the Slack app message moved). Delivery failures never fail the
+task: they are in ``errors`` and in the outbox.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
+from esm_medic.handlers._common import InvalidInput, get_aws, lambda_entry
+from esm_medic.handlers._metric import metric
 from esm_medic.notify.message import KINDS
 
 SCHEMA: dict[str, Any] = {
@@ -24,19 +26,14 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
-    import fastjsonschema
-
-    return fastjsonschema.compile(SCHEMA)
-
-
 def parse(event: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(event, dict):
         raise InvalidInput(f"notify: the event must be a JSON object, got {type(event).__name__}")
+    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
     try:
-        _validator()(event)
-    except Exception as exc:  # fastjsonschema.JsonSchemaException
+        validate(event=event, schema=SCHEMA)
+    except SchemaValidationError as exc:
         raise InvalidInput(f"notify: invalid input: {exc}") from None
     context = event.get("context")
     if not isinstance(context, dict):
@@ -46,11 +43,13 @@ def parse(event: Any) -> tuple[str, dict[str, Any]]:
 
 @lambda_entry("notify")
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    from esm_medic.notify import notify
+    from esm_medic.notify import notify_incident  # lazy: the delivery stack costs ~100 ms of cold start
 
     kind, ctx = parse(event)
-    result = notify(get_aws(), kind, ctx)
-    count("NotificationsSent", len(result["sent"]), kind=kind)
+    result = notify_incident(get_aws(), kind, ctx)
+    metric("NotificationsSent", len(result["sent"]), Kind=kind)
     if result["errors"]:
-        count("NotificationErrors", len(result["errors"]))
+        metric("NotificationErrors", len(result["errors"]), Kind=kind)
+    if result.get("tickets", {}).get("resolved"):
+        metric("TicketsResolved", len(result["tickets"]["resolved"]))
     return result

@@ -1,4 +1,5 @@
-"""Lambda handler ``esm_medic.handlers.ticket.handler``: open (or find) the ticket for an ESM incident.
+"""Lambda handler ``esm_medic.handlers.ticket.handler``: open the ticket for an ESM and root cause (or comment on
+the open one).
 
 Input (the workflow state; extra keys are ignored)::
 
@@ -7,15 +8,15 @@ Input (the workflow state; extra keys are ignored)::
      "decision": {"outcome"|"action": "...", "reason": "..."}}   # used when reason / outcome are absent
 
 Output: :func:`esm_medic.notify.open_ticket`'s result (``ticket_id``, ``location``, ``title``, ``body`` (cut at
-50 000 characters to keep the state small), ``duplicate``, ``sent``, ``errors``).
+50 000 characters to keep the state small), ``duplicate``, ``providers``, ``sent``, ``errors``).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
+from esm_medic.handlers._common import InvalidInput, get_aws, lambda_entry
+from esm_medic.handlers._metric import metric
 
 BODY_MAX = 50_000
 
@@ -38,19 +39,14 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
-    import fastjsonschema
-
-    return fastjsonschema.compile(SCHEMA)
-
-
 def parse(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InvalidInput(f"ticket: the event must be a JSON object, got {type(event).__name__}")
+    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
     try:
-        _validator()(event)
-    except Exception as exc:  # fastjsonschema.JsonSchemaException
+        validate(event=event, schema=SCHEMA)
+    except SchemaValidationError as exc:
         raise InvalidInput(f"ticket: invalid input: {exc}") from None
     decision = event.get("decision") or {}
     reason = event.get("reason") or decision.get("reason") or "esm-medic will not change this ESM by itself"
@@ -70,11 +66,15 @@ def parse(event: Any) -> dict[str, Any]:
 
 @lambda_entry("ticket")
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    from esm_medic.notify import open_ticket
+    from esm_medic.notify import open_ticket_for_esm  # lazy: the delivery stack costs ~100 ms of cold start
 
     args = parse(event)
-    result = open_ticket(get_aws(), **args)
-    count("TicketsDuplicate" if result["duplicate"] else "TicketsOpened", 1)
+    result = open_ticket_for_esm(get_aws(), **args)
+    metric("TicketsCommented" if result["duplicate"] else "TicketsOpened", 1)
+    for name in result.get("delivered") or []:
+        metric("TicketDeliveries", 1, Provider=name)
+    for err in result.get("errors") or []:
+        metric("TicketDeliveryErrors", 1, Provider=str(err.get("sink") or "unknown"))
     if len(result["body"]) > BODY_MAX:
         result["body"] = result["body"][:BODY_MAX] + "\n… (truncated; the full ticket is at the location)\n"
     return result

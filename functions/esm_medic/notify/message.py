@@ -13,6 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from esm_medic.notify.pages import render_approval_page as render_approval_page
+from esm_medic.notify.pages import render_result_page as render_result_page
+from esm_medic.notify.redact import REDACTED as REDACTED
+from esm_medic.notify.redact import is_secret_key as is_secret_key
+from esm_medic.notify.redact import redact, redact_text
+
 #: Notification kinds (the workflow names them).
 KINDS: tuple[str, ...] = ("recovered", "pending-approval", "ticketed", "failed", "notify", "shadow")
 
@@ -41,70 +47,12 @@ _KIND_SEVERITY = {
     "shadow": "info",
 }
 
-REDACTED = "***redacted***"
-
 # Slack Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
 SLACK_HEADER_MAX = 150
 SLACK_SECTION_MAX = 3000
 SLACK_FALLBACK_MAX = 3000
 SLACK_MAX_BLOCKS = 50
 SNS_SUBJECT_MAX = 99
-
-# ------------------------------------------------------------------------------------------------ redaction
-_SECRET_KEY = re.compile(
-    r"(pass(word|wd|phrase)?|secret_?string|secretstring|secret_?value|private_?key|privatekey|"
-    r"client_?secret|signing_?(secret|key)|api_?key|access_?key|session_?token|task_?token|auth(orization)?_?token|"
-    r"^token$|^secret$|credential|certificate_?key|keystore)",
-    re.IGNORECASE,
-)
-# keys that name a secret without holding its value (ARNs, names, ids) stay visible
-_SECRET_KEY_OK = re.compile(r"(arn|name|id|uri|type|count|present|exists|format|length|keys)$", re.IGNORECASE)
-_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|\Z)", re.DOTALL)
-_KV_SECRET = re.compile(
-    r"""(?P<k>(?<![:/\w-])[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|access[_-]?key)[\w-]*"""
-    r"""["']?\s*[:=]\s*)(?P<q>["']?)(?!arn:)(?P<v>[^\s"',;}&]+)(?P=q)""",
-    re.IGNORECASE,
-)
-_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
-_AKID = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
-
-
-def redact_text(text: str) -> str:
-    """Mask secret-looking values inside free text (PEM blocks, ``password=...``, bearer tokens, AWS keys)."""
-    if not text:
-        return text
-    out = _PEM.sub("[PEM block redacted]", text)
-    out = _KV_SECRET.sub(lambda m: f"{m.group('k')}{m.group('q')}{REDACTED}{m.group('q')}", out)
-    out = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
-    return _AKID.sub(REDACTED, out)
-
-
-def is_secret_key(key: str) -> bool:
-    k = str(key)
-    return bool(_SECRET_KEY.search(k)) and not _SECRET_KEY_OK.search(k)
-
-
-def _redact_item(key: str, value: Any, depth: int) -> Any:
-    if is_secret_key(key) and value not in (None, ""):
-        if isinstance(value, str) and value.startswith("arn:"):
-            return value  # the ARN names the secret; it is not the secret
-        return REDACTED
-    return redact(value, depth + 1)
-
-
-def redact(obj: Any, _depth: int = 0) -> Any:
-    """A deep copy of ``obj`` with values under secret-named keys replaced and free text masked."""
-    if _depth > 20:
-        return "…"
-    if isinstance(obj, Mapping):
-        return {str(k): _redact_item(str(k), v, _depth) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [redact(v, _depth + 1) for v in obj]
-    if isinstance(obj, str):
-        return redact_text(obj)
-    if isinstance(obj, (int, float, bool)) or obj is None:
-        return obj
-    return redact_text(str(obj))
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -150,6 +98,16 @@ class Message:
         d = asdict(self)
         d["severity"] = self.severity
         return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """The inverse of :meth:`to_dict` (the outbox keeps undelivered messages as dicts)."""
+        d = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        d["facts"] = [tuple(f) for f in d.get("facts") or []]
+        d["links"] = [tuple(link) for link in d.get("links") or []]
+        if isinstance(d.get("approval"), Mapping):
+            d["approval"] = ApprovalInfo(**d["approval"])
+        return cls(**d)
 
 
 # ------------------------------------------------------------------------------------------------ context access
@@ -418,102 +376,6 @@ def _md_to_mrkdwn(text: str) -> str:
     return "\n".join(out)
 
 
-APPROVE_ACTION_ID = "esm_medic_approve"
-REJECT_ACTION_ID = "esm_medic_reject"
-
-
-def render_slack(msg: Message) -> dict[str, Any]:
-    """A Slack message payload (``text`` fallback + Block Kit ``blocks``) for an incoming webhook.
-
-    Approval requests carry Approve / Reject buttons whose ``value`` is the opaque approval id (never the task
-    token); the Slack app's interactivity URL must point at the approval_http handler's ``/slack/actions``.
-    """
-    esc = slack_escape
-    header = _cut(f"{msg.label}: {msg.function or 'ESM'} {msg.uuid[:8]}".strip(), SLACK_HEADER_MAX)
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": _cut(f"{_KIND_EMOJI.get(msg.kind, '')} *{esc(msg.title)}*\n{esc(msg.summary)}", 3000),
-            },
-        },
-    ]
-    fields = [
-        (k, v)
-        for k, v in (
-            ("ESM", msg.uuid),
-            ("Function", msg.function),
-            ("Entry", msg.entry),
-            ("Step", msg.step),
-            ("Incident", msg.incident_id),
-        )
-        if v
-    ]
-    if fields:
-        blocks.append(
-            {
-                "type": "section",
-                "fields": [{"type": "mrkdwn", "text": _cut(f"*{k}*\n`{esc(v)}`", 2000)} for k, v in fields[:10]],
-            }
-        )
-    cause_lines = [f"*Root cause:* {esc(msg.root_cause)}" if msg.root_cause else "", f"*Fix:* {esc(msg.fix)}"]
-    cause_lines = [c for c in cause_lines if c and not c.endswith("* ")]
-    if msg.root_cause or msg.fix:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(cause_lines), 3000)}})
-    if msg.facts:
-        text = "\n".join(f"*{esc(k)}:* {esc(v)}" for k, v in msg.facts)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SLACK_SECTION_MAX)}})
-    if msg.kind == "recovered" or msg.before or msg.after:
-        text = f"*Before:* {esc(_evidence_line(msg.before))}\n*After:* {esc(_evidence_line(msg.after))}"
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SLACK_SECTION_MAX)}})
-    if msg.details:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(_md_to_mrkdwn(msg.details), 3000)}})
-    if msg.approval:
-        a = msg.approval
-        ctx_parts = [f"Approval `{esc(a.approval_id)}`"]
-        if a.expires_at:
-            ctx_parts.append(f"expires {esc(a.expires_at)}")
-        if a.required_approvals > 1:
-            ctx_parts.append(f"needs {a.required_approvals} different approvers")
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(ctx_parts)}]})
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"esm_medic_approval_{a.approval_id}"[:255],
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": APPROVE_ACTION_ID,
-                        "text": {"type": "plain_text", "text": "Approve"},
-                        "style": "primary",
-                        "value": a.approval_id,
-                        "confirm": {
-                            "title": {"type": "plain_text", "text": "Apply this fix?"},
-                            "text": {"type": "mrkdwn", "text": _cut(esc(msg.fix or msg.title), 300)},
-                            "confirm": {"type": "plain_text", "text": "Approve"},
-                            "deny": {"type": "plain_text", "text": "Cancel"},
-                        },
-                    },
-                    {
-                        "type": "button",
-                        "action_id": REJECT_ACTION_ID,
-                        "text": {"type": "plain_text", "text": "Reject"},
-                        "style": "danger",
-                        "value": a.approval_id,
-                    },
-                ],
-            }
-        )
-    if msg.links:
-        text = " · ".join(f"<{url}|{esc(label)}>" for label, url in msg.links[:10] if url.startswith("http"))
-        if text:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, 3000)}]})
-    fallback = _cut(f"{msg.title}: {msg.summary}", SLACK_FALLBACK_MAX)
-    return {"text": esc(fallback), "blocks": blocks[:SLACK_MAX_BLOCKS]}
-
-
 _ASCII_SUBST = {
     "\u2014": "-",
     "\u2013": "-",
@@ -535,88 +397,12 @@ def render_subject(msg: Message) -> str:
     return text if len(text) <= SNS_SUBJECT_MAX else text[: SNS_SUBJECT_MAX - 3] + "..."
 
 
-# ------------------------------------------------------------------------------------------------ approval pages
-_PAGE_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}"
-    "table{border-collapse:collapse}td{padding:.25rem .75rem .25rem 0;vertical-align:top}"
-    "code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.5rem;overflow:auto}"
-    "button{font-size:1rem;padding:.5rem 1.25rem;margin-right:.75rem}"
-    ".approve{background:#1a7f37;color:#fff}.reject{background:#cf222e;color:#fff}"
-)
+def render_slack(msg: Message) -> dict[str, Any]:
+    """A Slack message payload (Block Kit built with slack_sdk's models; see :mod:`esm_medic.notify.slack_blocks`)."""
+    from esm_medic.notify.slack_blocks import render_slack as _render  # slack_blocks imports this module
+
+    return _render(msg)
 
 
-def _page(title: str, body_html: str) -> str:
-    from html import escape
-
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        '<meta name=robots content="noindex,nofollow">'
-        f"<title>{escape(title)}</title><style>{_PAGE_STYLE}</style></head><body>"
-        f"<h1>{escape(title)}</h1>{body_html}</body></html>"
-    )
-
-
-def render_approval_page(
-    view: Mapping[str, Any], *, action: str, decision: str = "", sig: str = "", identity: str = ""
-) -> str:
-    """The confirmation page a GET shows: what will change, and a form whose POST (only) decides.
-
-    ``action`` is the form's target path; ``identity`` is the approver the channel authenticated ("" -> the
-    page asks for a name).
-    """
-    from html import escape
-
-    rows = [
-        ("ESM", view.get("uuid")),
-        ("Function", view.get("function")),
-        ("Incident", view.get("incident_id")),
-        ("Fix", view.get("fix")),
-        ("Plan", view.get("plan_summary")),
-        ("Requested", view.get("created_at")),
-        ("Expires", view.get("expires_at")),
-    ]
-    required = int(view.get("required_approvals") or 1)
-    if required > 1:
-        have = ", ".join(view.get("approvers") or []) or "none yet"
-        rows.append(("Approvals", f"{required} different people needed (so far: {have})"))
-    table = "".join(
-        f"<tr><td><b>{escape(k)}</b></td><td>{escape(str(v))}</td></tr>" for k, v in rows if v not in (None, "", "-")
-    )
-    plan = view.get("plan")
-    plan_html = ""
-    if isinstance(plan, Mapping) and plan:
-        plan_html = (
-            "<details><summary>Full plan</summary><pre>"
-            + escape(json.dumps(redact(plan), indent=2, sort_keys=True, default=str)[:20000])
-            + "</pre></details>"
-        )
-    who = (
-        f"<p>Deciding as <b>{escape(identity)}</b>.</p>"
-        if identity
-        else "<p><label>Your name or e-mail: <input name=approver required maxlength=200 autocomplete=email>"
-        "</label></p>"
-    )
-    pre = {"approve": "Approve", "reject": "Reject"}.get(decision, "")
-    hint = f"<p>You followed the <b>{pre}</b> link. Nothing has happened yet.</p>" if pre else ""
-    form = (
-        f'<form method=post action="{escape(action)}">'
-        f'<input type=hidden name=sig value="{escape(sig)}">'
-        f"{who}"
-        "<p><label>Reason (optional):<br><textarea name=reason rows=3 cols=60 maxlength=2000></textarea></label></p>"
-        "<button class=approve type=submit name=decision value=approve>Approve the fix</button>"
-        "<button class=reject type=submit name=decision value=reject>Reject</button>"
-        "</form>"
-    )
-    body = (
-        f"{hint}<p>esm-medic asks for approval to change an AWS resource. Opening this page changed nothing; "
-        "only one of the buttons below decides.</p>"
-        f"<table>{table}</table>{plan_html}{form}"
-    )
-    return _page("esm-medic: approve a fix?", body)
-
-
-def render_result_page(title: str, message: str) -> str:
-    from html import escape
-
-    return _page(title, f"<p>{escape(message)}</p>")
+APPROVE_ACTION_ID = "esm_medic_approve"
+REJECT_ACTION_ID = "esm_medic_reject"

@@ -112,12 +112,8 @@ def default_ticket_dir() -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ secrets
-_secret_cache: dict[str, tuple[float, str]] = {}
-_secret_lock = threading.Lock()
-
-
 def resolve_secret(aws: Aws | None, ref: str, *, max_age: float = SECRET_CACHE_SECONDS) -> str:
-    """The value a reference points at, cached for ``max_age`` seconds per process.
+    """The value a reference points at, through Powertools Parameters (cached ``max_age`` seconds per container).
 
     - ``secretsmanager:<id>[#key]`` or ``arn:aws:secretsmanager:...[#key]``: Secrets Manager ``SecretString``
       (``#key`` picks one field of a JSON secret);
@@ -126,23 +122,20 @@ def resolve_secret(aws: Aws | None, ref: str, *, max_age: float = SECRET_CACHE_S
 
     Raises :class:`SinkError` with the error code (never the value) when it cannot be read.
     """
+    from esm_medic.notify.providers.base import secrets_provider, ssm_provider
+
     ref = (ref or "").strip()
     if not ref:
         raise SinkError("empty secret reference")
-    now = time.monotonic()
-    with _secret_lock:
-        hit = _secret_cache.get(ref)
-        if hit and now - hit[0] < max_age:
-            return hit[1]
     if aws is None:
         raise SinkError(f"cannot read {_describe_ref(ref)}: no AWS adapter")
     from esm_medic.aws import error_code
 
+    age = max(0, int(max_age))
     try:
         if ref.startswith("secretsmanager:") or (ref.startswith("arn:") and ref.split(":")[2:3] == ["secretsmanager"]):
-            secret_id = ref.removeprefix("secretsmanager:")
-            secret_id, _, key = secret_id.partition("#")
-            value = str(aws.call("secretsmanager", "get_secret_value", SecretId=secret_id).get("SecretString") or "")
+            secret_id, _, key = ref.removeprefix("secretsmanager:").partition("#")
+            value = str(secrets_provider(aws).get(secret_id, max_age=age) or "")
             if key:
                 try:
                     doc = json.loads(value)
@@ -150,24 +143,22 @@ def resolve_secret(aws: Aws | None, ref: str, *, max_age: float = SECRET_CACHE_S
                     raise SinkError(f"{_describe_ref(ref)} is not JSON, cannot pick field {key!r}") from exc
                 value = str(doc.get(key, "")) if isinstance(doc, dict) else ""
         else:
-            name = ref.removeprefix("ssm:")
-            resp = aws.call("ssm", "get_parameter", Name=name, WithDecryption=True)
-            value = str(resp.get("Parameter", {}).get("Value") or "")
+            value = str(ssm_provider(aws).get(ref.removeprefix("ssm:"), decrypt=True, max_age=age) or "")
     except SinkError:
         raise
     except Exception as exc:
-        code = error_code(exc) or type(exc).__name__
-        raise SinkError(f"cannot read {_describe_ref(ref)}: {code}") from exc
+        cause = exc.__cause__ or exc.__context__ or exc  # Powertools wraps the SDK error
+        code = error_code(cause) or type(cause).__name__
+        raise SinkError(f"cannot read {_describe_ref(ref)}: {code}") from None
     if not value:
         raise SinkError(f"{_describe_ref(ref)} is empty")
-    with _secret_lock:
-        _secret_cache[ref] = (now, value)
     return value
 
 
 def clear_secret_cache() -> None:
-    with _secret_lock:
-        _secret_cache.clear()
+    from esm_medic.notify.providers.base import clear_credentials_cache
+
+    clear_credentials_cache()
 
 
 def _describe_ref(ref: str) -> str:

@@ -1,404 +1,186 @@
-"""Tickets: the write-up a human gets when esm-medic will not (or cannot) fix an ESM by itself.
+"""Tickets: one open ticket per ESM and root-cause fingerprint, delivered to every configured provider.
 
-A ticket is Markdown: what happened, the classification, the diagnosis findings, root cause and fix, the plan, the
-decision and why it needs a human, and the entry's runbook with the real ids filled in. An unrecognised status
-text opens a *catalogue gap* ticket instead (raw text + redacted ESM config), so the catalogue can grow.
+The fingerprint is the ESM uuid plus the root cause (the diagnosis' root-cause id, else the catalogue entry, else
+the normalised status text of a catalogue gap), so ten concurrent incidents with one cause make one ticket. The
+ledger (STATE ``pk = TICKET#<uuid>``, ``sk = FP#<fingerprint>``) records the ticket, its generation, its incidents
+and each provider's ref:
 
-Tickets are deduplicated per (ESM uuid, incident id, catalogue entry): the ticket id is derived from that key, a
-conditional put in the STATE table (``pk = TICKET#<id>``, ``sk = TICKET``) claims it, and the file sink writes
-``<ticket-id>.md`` only if it does not exist. A second call returns the existing ticket with ``duplicate: true``.
+- no record: a conditional put claims it and the ticket opens at every provider (through the outbox);
+- an open record: a new incident adds a comment (once per incident); a retry of the same incident adds nothing;
+- a resolved record (the ESM recovered, :func:`resolve_tickets` with the before/after proof): a relapse opens the
+  next generation, whose body links the previous ticket.
+
+When no provider accepts the ticket, it falls back to the file sink, and the deliveries stay in the outbox.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.notify.message import build_message, redact, redact_text
-from esm_medic.notify.sinks import FileSink, NotifySettings, SinkError, build_sinks
+from aws_lambda_powertools import Logger
+
+from esm_medic.notify import outbox
+from esm_medic.notify.announce import announce_ticket as _announce
+from esm_medic.notify.message import function_name_of
+from esm_medic.notify.providers import ProviderError, ProviderSettings, TicketDoc, make_provider
+from esm_medic.notify.providers.file import FileProvider
+from esm_medic.notify.redact import redact, redact_text
+from esm_medic.notify.sinks import NotifySettings
+from esm_medic.notify.ticket_render import GAP, NO_INCIDENT, _dict, _esm_view, render_ticket
+from esm_medic.notify.ticket_render import runbook_params as runbook_params
 from esm_medic.tables import STATE
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
 
-TICKET_SK = "TICKET"
-DEDUP_DAYS = 30  # the STATE record (and so the dedup window) lives this long
+logger = Logger(service="esm-medic", child=True)
+
 BODY_MAX_IN_STATE = 300_000  # DynamoDB items are at most 400 KB
-GAP = "catalogue-gap"
-NO_INCIDENT = "-"
-
-#: runbook placeholders that must never be filled in (a ticket never carries secret values)
-NEVER_FILL = frozenset({"password"})
-
-
-# ------------------------------------------------------------------------------------------------ ids and params
-def ticket_key(uuid: str, incident_id: str | None, entry: str | None) -> str:
-    return f"{uuid}|{incident_id or NO_INCIDENT}|{entry or GAP}"
+RESOLVED_KEEP_DAYS = 90  # a relapse within this window links the resolved ticket
+INCIDENTS_KEPT = 50
+OPEN, RESOLVED = "open", "resolved"
+DELIVERY_BUDGET = 20.0  # seconds of provider calls per handler invocation (the ticket Lambda has 60)
 
 
-def ticket_id_for(uuid: str, incident_id: str | None, entry: str | None) -> str:
-    digest = hashlib.sha256(ticket_key(uuid, incident_id, entry).encode()).hexdigest()[:12]
-    return f"esm-medic-{digest}"
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _arn_part(arn: str, index: int) -> str:
-    parts = arn.split(":")
-    return parts[index] if arn.startswith("arn:") and len(parts) > index else ""
-
-
-def _esm_view(diagnosis: Mapping[str, Any]) -> dict[str, Any]:
-    """A flat view of the ESM whatever shape the diagnosis carries (API item or EsmConfig dict)."""
-    from esm_medic.esm import EsmConfig
-
-    raw = _dict(diagnosis.get("esm"))
-    if not raw:
-        return {}
-    if "UUID" in raw or "EventSourceArn" in raw or "FunctionArn" in raw:
-        cfg = EsmConfig.from_api(raw)
-        return {
-            "uuid": cfg.uuid,
-            "function_arn": cfg.function_arn,
-            "function_name": cfg.function_name,
-            "cluster_arn": cfg.cluster_arn,
-            "topics": list(cfg.topics),
-            "consumer_group_id": cfg.consumer_group_id,
-            "bootstrap_servers": list(cfg.bootstrap_servers),
-            "secret_arn": cfg.auth_secret_arn,
-            "destination_arn": cfg.on_failure_destination,
-            "region": cfg.region,
-            "account": cfg.account,
-            "subnets": list(cfg.vpc_subnets),
-            "security_groups": list(cfg.vpc_security_groups),
-        }
-    # the diagnosis engine's summary (uuid, arn, function, secrets, cluster_arn, role_arn, ...)
-    view = dict(raw)
-    fn = str(raw.get("function_arn") or raw.get("function") or "")
-    view.setdefault("function_arn", fn)
-    if fn and "function_name" not in view:
-        view["function_name"] = _arn_part(fn, 6) or fn
-    secrets = raw.get("secrets")
-    if isinstance(secrets, Mapping) and secrets and "secret_arn" not in view:
-        order = ("CLIENT_CERTIFICATE_TLS_AUTH", "SASL_SCRAM_512_AUTH", "SASL_SCRAM_256_AUTH", "BASIC_AUTH")
-        view["secret_arn"] = next((secrets[t] for t in order if secrets.get(t)), next(iter(secrets.values())))
-    if raw.get("on_failure_destination"):
-        view.setdefault("destination_arn", raw["on_failure_destination"])
-    for arn in (str(raw.get("arn") or ""), fn, str(raw.get("cluster_arn") or "")):
-        if _arn_part(arn, 3) and not view.get("region"):
-            view["region"] = _arn_part(arn, 3)
-        if _arn_part(arn, 4) and not view.get("account"):
-            view["account"] = _arn_part(arn, 4)
-    return view
-
-
-_NORM = re.compile(r"[^a-z0-9]+")
-
-
-def _norm(key: str) -> str:
-    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", str(key))
-    return _NORM.sub("-", s.lower()).strip("-")
-
-
-def _scan(obj: Any, wanted: set[str], out: dict[str, str], depth: int = 0) -> None:
-    """Collect string values whose key (normalised: ``KeyArn`` / ``key_arn`` -> ``key-arn``) is a wanted name."""
-    if depth > 8:
-        return
-    if isinstance(obj, Mapping):
-        for k, v in obj.items():
-            nk = _norm(str(k))
-            if nk in wanted and nk not in out and isinstance(v, (str, int)) and str(v):
-                out[nk] = str(v)
-            elif isinstance(v, (Mapping, list, tuple)):
-                _scan(v, wanted, out, depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _scan(v, wanted, out, depth + 1)
-
-
-def runbook_params(
-    uuid: str,
-    classification: Mapping[str, Any],
-    diagnosis: Mapping[str, Any] | None,
-    plan: Mapping[str, Any] | None,
-    region: str = "",
-) -> dict[str, str]:
-    """Values for the runbook placeholders, from the real ids the classification, diagnosis and plan carry."""
-    from esm_medic.esm import split_host_port
-    from esm_medic.runbooks import KNOWN_PLACEHOLDERS
-
-    diag = _dict(diagnosis)
-    pl = _dict(plan)
-    esm = _esm_view(diag)
-    network = _dict(diag.get("network"))
-    rc = _dict(diag.get("root_cause"))
-    fix_params = {**_dict(rc.get("fix_params")), **_dict(pl.get("params") or pl.get("fix_params"))}
-    cls_params = _dict(classification.get("params"))
-    p: dict[str, str] = {}
-
-    def put(key: str, *values: Any) -> None:
-        for v in values:
-            if isinstance(v, (list, tuple)):
-                v = v[0] if v else None
-            if v not in (None, "") and key not in p:
-                p[key] = str(v)
-                return
-
-    cluster_arn = str(esm.get("cluster_arn") or cls_params.get("cluster_arn") or "")
-    put("esm-uuid", uuid)
-    put("function-name", esm.get("function_name"), classification.get("function"), diag.get("function"))
-    put("cluster-arn", cluster_arn)
-    if cluster_arn:
-        resource = _arn_part(cluster_arn, 5).split("/")
-        put("cluster-name", resource[1] if len(resource) > 1 else None)
-        put("cluster-uuid", resource[2] if len(resource) > 2 else None)
-    put("region", region, esm.get("region"), _arn_part(cluster_arn, 3))
-    put("account-id", esm.get("account"), _arn_part(cluster_arn, 4))
-    put("sg-id", fix_params.get("group_id"), network.get("security_groups"), esm.get("security_groups"))
-    put("vpc-id", fix_params.get("vpc_id"), network.get("vpc_id"))
-    subnets = fix_params.get("subnet_ids") or network.get("subnets") or esm.get("subnets") or []
-    if isinstance(subnets, (list, tuple)) and subnets:
-        put("subnet-id", subnets[0])
-        put("subnet-ids", " ".join(str(s) for s in subnets))
-    put("role-name", fix_params.get("role_name"))
-    role_arn = str(esm.get("role_arn") or cls_params.get("role_arn") or "")
-    put("role-arn", role_arn)
-    if role_arn and "role-name" not in p:
-        put("role-name", role_arn.rsplit("/", 1)[-1])
-    put("secret-arn", esm.get("secret_arn"), cls_params.get("secret_arn"))
-    put("key-arn", cls_params.get("kms_key_arn"))
-    put("topic", cls_params.get("topic"), esm.get("topics"))
-    put("group", cls_params.get("group"), esm.get("consumer_group_id"))
-    put("destination-arn", esm.get("destination_arn"))
-    servers = esm.get("bootstrap_servers") or []
-    host, port = str(cls_params.get("host") or ""), str(cls_params.get("port") or "")
-    if not host and isinstance(servers, (list, tuple)) and servers:
-        h, prt = split_host_port(str(servers[0]))
-        host, port = h, str(prt or "")
-    put("broker-host", host)
-    put("bootstrap-host", host)
-    put("broker-port", port, network.get("ports"), fix_params.get("ports"))
-    # anything else a finding's evidence or the plan names exactly (key-arn, ca-arn, dhcp-options-id, ...)
-    wanted = {k for k in KNOWN_PLACEHOLDERS if k not in p and k not in NEVER_FILL}
-    found: dict[str, str] = {}
-    _scan(
-        [fix_params, pl, [f.get("evidence") for f in diag.get("findings") or [] if isinstance(f, Mapping)]],
-        wanted,
-        found,
-    )
-    for k, v in found.items():
-        p.setdefault(k, v)
-    put("start-time", (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    for k in NEVER_FILL:
-        p.pop(k, None)
-    return {k: redact_text(v) for k, v in p.items()}
-
-
-# ------------------------------------------------------------------------------------------------ rendering
-def _cell(text: Any) -> str:
-    return redact_text(" ".join(str(text if text is not None else "").split())).replace("|", "\\|")
-
-
-def _shift_headings(text: str) -> str:
-    """Demote Markdown headings by one level (outside code fences) so a runbook nests under a ticket section."""
-    out, fence = [], False
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            fence = not fence
-        elif not fence and re.match(r"^#{1,5} ", line):
-            line = "#" + line
-        out.append(line)
-    return "\n".join(out)
-
-
-def _json_block(obj: Any) -> str:
-    return "```json\n" + json.dumps(redact(obj), indent=2, sort_keys=True, default=str) + "\n```"
-
-
-def render_ticket(
-    *,
-    ticket_id: str,
-    uuid: str,
-    incident_id: str | None,
-    reason: str,
-    classification: Mapping[str, Any],
-    diagnosis: Mapping[str, Any] | None,
-    plan: Mapping[str, Any] | None,
-    outcome: str,
-    function: str,
-    region: str = "",
-) -> tuple[str, str, bool]:
-    """(title, Markdown body, is_catalogue_gap)."""
-    from esm_medic.catalogue import get_catalogue
-    from esm_medic.steps import STEP_TITLES, Step
-
-    entry_id = classification.get("entry") or None
-    entry = get_catalogue().get(str(entry_id)) if entry_id else None
-    gap = entry is None
-    entry_title = entry.title if entry else str(classification.get("title") or "catalogue gap: unrecognised status")
-    if gap:
-        entry_title = f"catalogue gap: {entry_title}" if not entry_title.startswith("catalogue gap") else entry_title
-    title = f"[esm-medic] {function or 'unknown-function'} ESM {uuid} — {entry_title}"
-    diag = _dict(diagnosis)
-    pl = _dict(plan)
-    rc = _dict(diag.get("root_cause"))
-    step = str(diag.get("step") or classification.get("step") or "unknown")
-    try:
-        step_title = STEP_TITLES[Step(step)]
-    except ValueError:
-        step_title = step
-    raw_text = str(classification.get("text") or "")
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-    lines = [
-        f"# {title}",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| Ticket | `{ticket_id}` |",
-        f"| ESM | `{_cell(uuid)}` |",
-        f"| Function | `{_cell(function or '?')}` |",
-        f"| Incident | `{_cell(incident_id or NO_INCIDENT)}` |",
-        f"| Region | {_cell(region or '?')} |",
-        f"| Opened | {now} |",
-        f"| Outcome | {_cell(outcome or 'ticketed')} |",
-        "",
-        "## What happened",
-        "",
-        redact_text(reason.strip()) or "esm-medic could not repair this ESM by itself.",
-        "",
-    ]
-    if raw_text:
-        lines += [
-            f"The ESM reported (`{_cell(classification.get('field') or 'status')}`):",
-            "",
-            "```text",
-            redact_text(raw_text[:4000]),
-            "```",
-            "",
-        ]
-    lines += ["## Classification", ""]
-    if gap:
-        lines.append("- Catalogue entry: **none** (this text matches no catalogue entry: a catalogue gap)")
-    else:
-        lines.append(f"- Catalogue entry: `{entry_id}` ({_cell(entry_title)})")
-    lines += [
-        f"- Failed set-up step: `{step}` — {step_title}",
-        f"- Confidence: {float(classification.get('confidence') or 0.0):.2f}",
-    ]
-    if classification.get("catalogue_version"):
-        lines.append(f"- Catalogue version: {_cell(classification['catalogue_version'])}")
-    lines += ["", "## Diagnosis", ""]
-    findings = [f for f in diag.get("findings") or [] if isinstance(f, Mapping)]
-    if findings:
-        lines += ["| Check | Status | Summary |", "|---|---|---|"]
-        for f in findings:
-            status = str(f.get("status") or "")
-            mark = {"fail": "**FAIL**", "pass": "pass", "warn": "warn", "unknown": "unknown", "skip": "skip"}
-            summary = _cell(f.get("summary"))
-            if f.get("missing_permission"):
-                summary += f" (missing permission: `{_cell(f['missing_permission'])}`)"
-            lines.append(f"| `{_cell(f.get('check'))}` | {mark.get(status, _cell(status))} | {summary} |")
-    else:
-        lines.append("No diagnosis findings (the diagnosis did not run or found nothing to check).")
-    lines += ["", "## Root cause and fix", ""]
-    fix_id = str(pl.get("fix") or pl.get("action") or rc.get("fix") or "")
+# ------------------------------------------------------------------------------------------------ keys
+def root_cause_of(classification: Mapping[str, Any], diagnosis: Mapping[str, Any] | None) -> str:
+    rc = _dict(_dict(diagnosis).get("root_cause"))
     if rc.get("id"):
-        conf = f" (confidence {float(rc.get('confidence') or 0.0):.2f})" if rc.get("confidence") is not None else ""
-        lines.append(f"- Root cause: `{_cell(rc['id'])}` — {_cell(rc.get('summary'))}{conf}")
-    else:
-        lines.append("- Root cause: not determined")
-    if entry is not None:
-        cat_fix = entry.fix_for(str(rc.get("id") or "")) or next(
-            (fx for fx in entry.fixes if fx.action == fix_id), None
-        )
-        if cat_fix is not None:
-            lines.append(f"- Fix: `{cat_fix.action}` (safety `{cat_fix.safety}`) — {_cell(cat_fix.summary)}")
-        elif fix_id:
-            lines.append(f"- Fix: `{_cell(fix_id)}`")
-    elif fix_id:
-        lines.append(f"- Fix: `{_cell(fix_id)}`")
-    fix_params = _dict(rc.get("fix_params"))
-    if fix_params:
-        lines += ["", "Fix parameters:", "", _json_block(fix_params)]
-    lines += ["", "## Plan", ""]
-    lines += [_json_block(pl)] if pl else ["No change was planned."]
-    lines += [
-        "",
-        "## Decision and why it needs a human",
-        "",
-        f"- Outcome: **{_cell(outcome or 'ticketed')}**",
-        f"- Why: {redact_text(reason.strip()) or 'no automatic fix applies'}",
-        "",
-    ]
-    if gap:
-        esm_cfg = diag.get("esm") or classification.get("esm") or {}
-        lines += [
-            "## Catalogue gap",
-            "",
-            "This status text is not in the error catalogue. Please add an entry (pattern, step, root causes, "
-            "checks, fixes) to `catalogue/catalogue.json` and a runbook `runbooks/<entry-id>.md`, with the text "
-            "below as an example.",
-            "",
-            "Raw text:",
-            "",
-            "```text",
-            redact_text(raw_text[:4000]) or "(empty)",
-            "```",
-            "",
-            "ESM configuration (redacted):",
-            "",
-            _json_block(esm_cfg) if esm_cfg else "(not available)",
-            "",
-        ]
-    else:
-        lines += ["## Runbook", ""]
-        try:
-            from esm_medic import runbooks
-
-            book = runbooks.load(entry.runbook.removesuffix(".md") if entry else str(entry_id))
-            params: dict[str, object] = dict(runbook_params(uuid, classification, diag, pl, region))
-            lines += [_shift_headings(book.render(params)).strip(), ""]
-        except Exception as exc:  # a missing runbook must not stop the ticket
-            lines += [f"(runbook for `{entry_id}` unavailable: {type(exc).__name__}: {exc})", ""]
-    return title, "\n".join(lines).rstrip() + "\n", gap
+        return f"cause:{rc['id']}"
+    if classification.get("entry"):
+        return f"entry:{classification['entry']}"
+    text = re.sub(r"\d+", "#", " ".join(str(classification.get("text") or "").lower().split()))
+    return f"{GAP}:{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
-# ------------------------------------------------------------------------------------------------ dedup store
-def _claim(aws: Aws, ticket_id: str, item: dict[str, Any]) -> dict[str, Any] | None:
-    """Conditional put of the ticket record; returns the existing record when the ticket already exists."""
-    from esm_medic.aws import is_conditional_check_failed
+def fingerprint(uuid: str, classification: Mapping[str, Any], diagnosis: Mapping[str, Any] | None) -> str:
+    return hashlib.sha256(f"{uuid}|{root_cause_of(classification, diagnosis)}".encode()).hexdigest()[:16]
 
-    try:
-        aws.call(
+
+def ticket_id_for(uuid: str, fp: str, generation: int = 1) -> str:
+    digest = hashlib.sha256(f"{uuid}|{fp}".encode()).hexdigest()[:12]
+    return f"esm-medic-{digest}" + (f"-r{generation}" if generation > 1 else "")
+
+
+# ------------------------------------------------------------------------------------------------ ledger
+def _ledger(aws: Aws, uuid: str, fp: str) -> dict[str, Any] | None:
+    from esm_medic.aws import from_attribute_values
+
+    resp = aws.call("dynamodb", "get_item", TableName=STATE.name, Key=outbox.ledger_key(uuid, fp), ConsistentRead=True)
+    return from_attribute_values(resp["Item"]) if resp.get("Item") else None
+
+
+def _claim_new(aws: Aws, record: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """Create the ledger record (or turn a resolved one into the next generation); False when someone was first."""
+    from esm_medic.aws import to_attribute_values
+
+    if previous is None:
+        return aws.conditional(
             "dynamodb",
             "put_item",
             TableName=STATE.name,
-            Item=item,
+            Item=to_attribute_values(record),
             ConditionExpression="attribute_not_exists(pk)",
         )
-        return None
-    except Exception as exc:
-        if not is_conditional_check_failed(exc):
-            raise
-    resp = aws.call(
+    return aws.conditional(
         "dynamodb",
-        "get_item",
+        "put_item",
         TableName=STATE.name,
-        Key={"pk": {"S": f"TICKET#{ticket_id}"}, "sk": {"S": TICKET_SK}},
-        ConsistentRead=True,
+        Item=to_attribute_values(record),
+        ConditionExpression="#s = :resolved AND generation = :g",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues=to_attribute_values(
+            {":resolved": RESOLVED, ":g": int(previous.get("generation") or 1)}
+        ),
     )
-    existing = resp.get("Item") or {}
-    return {k: next(iter(v.values())) for k, v in existing.items()}
 
 
+def _add_incident(aws: Aws, uuid: str, fp: str, incident: str) -> bool:
+    """Record one more incident on an open ticket; False when it was recorded before (a retry)."""
+    from esm_medic.aws import to_attribute_values
+
+    return aws.conditional(
+        "dynamodb",
+        "update_item",
+        TableName=STATE.name,
+        Key=outbox.ledger_key(uuid, fp),
+        UpdateExpression="SET incidents = list_append(incidents, :i), repeats = repeats + :one",
+        ConditionExpression="#s = :open AND NOT contains(incidents, :id)",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues=to_attribute_values({":i": [incident], ":one": 1, ":open": OPEN, ":id": incident}),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ delivery
+def _deliver_all(
+    aws: Aws | None,
+    ps: ProviderSettings,
+    doc: TicketDoc,
+    *,
+    op: str,
+    generation: int,
+    text: str = "",
+    key: str = "",
+    durable: bool,
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Deliver one op to every configured provider, through the outbox when it is available. Every item is
+    enqueued before the first call, and calls stop once :data:`DELIVERY_BUDGET` seconds are spent (the rest stays
+    queued for the next drain), so a slow provider never costs the others their durable record."""
+    results: dict[str, dict[str, Any]] = {}
+    errors: list[dict[str, Any]] = []
+    names = ps.names()
+    if not (durable and aws is not None):
+        for name in names:
+            results[name] = _deliver_direct(aws, ps, name, doc, op, text)
+    else:
+        items = {}
+        for name in names:
+            item = outbox.enqueue(aws, op=op, provider=name, doc=doc, generation=generation, text=text, key=key)
+            if item is None:
+                results[name] = {"status": "already-queued"}
+            else:
+                items[name] = item
+        deadline = time.monotonic() + DELIVERY_BUDGET
+        for name, item in items.items():
+            if time.monotonic() > deadline:
+                results[name] = {"item_id": item["item_id"], "status": "queued"}
+                continue
+            results[name] = outbox.deliver(aws, item, ps)
+    for name, res in results.items():
+        if res.get("error"):
+            errors.append({"sink": name, **res["error"]})
+    return results, errors
+
+
+def _deliver_direct(
+    aws: Aws | None, ps: ProviderSettings, name: str, doc: TicketDoc, op: str, text: str
+) -> dict[str, Any]:
+    """Without the STATE table there is no outbox: try once, report the failure (the file fallback keeps it)."""
+    try:
+        provider = make_provider(aws, name, ps)
+        if op == "open":
+            opened = provider.find_open(doc) if name == "file" else None
+            opened = opened or provider.open(doc)
+            return {"status": outbox.DELIVERED, "ref": opened.ref, "url": opened.url}
+        found = provider.find_open(doc)
+        if found is None:
+            raise ProviderError(name, f"no open ticket to {op}", retryable=False)
+        (provider.comment if op == "comment" else provider.resolve)(found.ref, doc, text)
+        return {"status": outbox.DELIVERED, "ref": found.ref}
+    except ProviderError as exc:
+        return {"status": "failed", "error": exc.to_dict()}
+
+
+def _delivered(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return [n for n, r in results.items() if r.get("status") == outbox.DELIVERED]
+
+
+# ------------------------------------------------------------------------------------------------ open
 def open_ticket(
     aws: Aws | None,
     *,
@@ -410,28 +192,38 @@ def open_ticket(
     outcome: str = "ticketed",
     incident_id: str | None = None,
     settings: Any = None,
+    project: str = "",
 ) -> dict[str, Any]:
-    """Open (or find) the ticket for this ESM incident. Never raises on a sink or store failure.
+    """Open the ticket for this ESM and root cause, or comment on the open one. Never raises on a delivery or
+    store failure (they are in ``errors`` and in the outbox).
 
-    Returns ``{"ticket_id", "location", "title", "body", "duplicate", "sent", "errors"}``.
+    Returns ``{"ticket_id", "fingerprint", "location", "title", "body", "duplicate", "relapse_of", "catalogue_gap",
+    "providers": {name: result}, "delivered", "sent", "errors", "fallback"}``.
     """
     s = NotifySettings.coerce(settings)
-    cls = _dict(classification)
-    diag = _dict(diagnosis)
-    pl = _dict(plan)
+    ps = ProviderSettings.coerce(settings)
+    cls, diag, pl = _dict(classification), _dict(diagnosis), _dict(plan)
     incident = str(incident_id or pl.get("incident_id") or diag.get("incident_id") or cls.get("incident_id") or "")
-    entry = str(cls.get("entry") or "") or None
-    ticket_id = ticket_id_for(uuid, incident, entry)
-    region = ""
+    fp = fingerprint(uuid, cls, diag)
+    region = _region(aws)
+    function = function_name_of(
+        {"uuid": uuid, "diagnosis": diag, "classification": cls, "function": cls.get("function")}
+    )
+    function = function or str(_esm_view(diag).get("function_name") or "")
+    errors: list[dict[str, Any]] = []
+    durable = aws is not None
+    existing: dict[str, Any] | None = None
     if aws is not None:
         try:
-            region = aws.region
-        except Exception:
-            region = ""
-    ctx = {"uuid": uuid, "diagnosis": diag, "classification": cls, "function": cls.get("function")}
-    from esm_medic.notify.message import function_name_of
-
-    function = function_name_of(ctx) or str(_esm_view(diag).get("function_name") or "")
+            existing = _ledger(aws, uuid, fp)
+        except Exception as exc:
+            durable = False
+            errors.append({"sink": "state", "error": f"cannot record the ticket: {_code(exc)}"})
+    generation = 1
+    previous = None
+    if existing is not None and existing.get("status") == RESOLVED:
+        previous, generation = existing, int(existing.get("generation") or 1) + 1
+    ticket_id = ticket_id_for(uuid, fp, generation)
     title, body, gap = render_ticket(
         ticket_id=ticket_id,
         uuid=uuid,
@@ -444,121 +236,268 @@ def open_ticket(
         function=function,
         region=region,
     )
-    errors: list[dict[str, str]] = []
-    duplicate = False
-    stored_key = f"TICKET#{ticket_id}"
-    file_sink = FileSink(s.resolved_ticket_dir())
-    location = str(file_sink.ticket_path(ticket_id))
-    state_ok = False
-    if aws is not None:
-        now = int(time.time())
-        item = {
-            "pk": {"S": stored_key},
-            "sk": {"S": TICKET_SK},
-            "kind": {"S": "ticket"},
-            "ticket_id": {"S": ticket_id},
-            "uuid": {"S": uuid},
-            "incident_id": {"S": incident or NO_INCIDENT},
-            "entry": {"S": entry or GAP},
-            "title": {"S": title},
-            "body": {"S": body[:BODY_MAX_IN_STATE]},
-            "location": {"S": location},
-            "outcome": {"S": outcome or "ticketed"},
-            "status": {"S": "open"},
-            "created_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
-            "expires_at": {"N": str(now + DEDUP_DAYS * 86400)},
+    if previous is not None:
+        body = _relapse_note(previous) + body
+    doc = TicketDoc(
+        fingerprint=fp,
+        ticket_id=ticket_id,
+        uuid=uuid,
+        title=title,
+        body=body,
+        severity="warning" if gap else "error",
+        function=function,
+        entry=str(cls.get("entry") or GAP),
+        project=project,
+    )
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    if durable and aws is not None and (existing is None or previous is not None):
+        record = {
+            "pk": f"TICKET#{uuid}",
+            "sk": f"FP#{fp}",
+            "kind": "ticket",
+            "status": OPEN,
+            "ticket_id": ticket_id,
+            "fingerprint": fp,
+            "generation": generation,
+            "uuid": uuid,
+            "root_cause": redact_text(root_cause_of(cls, diag))[:500],
+            "entry": str(cls.get("entry") or GAP),
+            "title": title,
+            "body": body[:BODY_MAX_IN_STATE],
+            "created_at": now,
+            "outcome": outcome or "ticketed",
+            "incidents": [incident or NO_INCIDENT],
+            "repeats": 0,
+            "refs": {},
+            "urls": {},
+            "project": project,
+            "previous": [*(previous or {}).get("previous", []), _summary(previous)] if previous else [],
         }
+        if not _claim_new(aws, record, previous):
+            existing, previous = _ledger(aws, uuid, fp), None  # a concurrent incident opened it first
+    if durable and aws is not None and existing is not None and previous is None:
+        return _repeat(aws, ps, existing, doc, incident, reason, cls, errors)
+    if not durable:
+        path = FileProvider(ps.resolved_ticket_dir()).path(doc)
+        if path.exists() and "file" in ps.names():
+            return _result(existing_doc(doc, path.read_text(encoding="utf-8")), str(path), gap, True, {}, errors)
+    results, errs = _deliver_all(aws, ps, doc, op="open", generation=generation, durable=durable)
+    errors += errs
+    delivered = _delivered(results)
+    location = str((results.get("file") or {}).get("ref") or "")
+    fallback = False
+    if not delivered:
+        fallback = True
         try:
-            existing = _claim(aws, ticket_id, item)
-            state_ok = True
-            if existing is not None:
-                duplicate = True
-                title = str(existing.get("title") or title)
-                body = str(existing.get("body") or body)
-                location = str(existing.get("location") or location)
-        except Exception as exc:
-            from esm_medic.aws import error_code
+            location = FileProvider(ps.resolved_ticket_dir()).open(doc).ref
+        except ProviderError as exc:
+            errors.append({"sink": "file", **exc.to_dict()})
+            location = f"dynamodb://{STATE.name}/TICKET#{uuid}/FP#{fp}" if durable else ""
+    if not location:
+        location = next((str(r.get("url") or r.get("ref")) for r in results.values() if r.get("ref")), "")
+    if durable and aws is not None:
+        _set_location(aws, uuid, fp, location)
+    sent, notify_errors = _announce(aws, s, doc, location, incident, cls, diag, pl, reason)
+    errors += notify_errors
+    out = _result(doc, location, gap, False, results, errors)
+    out.update(sent=sent, fallback=fallback, relapse_of=(previous or {}).get("ticket_id"))
+    logger.info("ticket opened", extra={"ticket_id": ticket_id, "fingerprint": fp, "delivered": delivered})
+    return out
 
-            errors.append({"sink": "state", "error": f"cannot record the ticket: {error_code(exc) or exc}"})
-    if not duplicate:
-        try:
-            path, created = file_sink.write_ticket(ticket_id, body)
-            location = path
-            if not created and not state_ok:
-                duplicate = True  # no table to ask: the existing file is the dedup record
-        except SinkError as exc:
-            errors.append({"sink": "file", "error": str(exc)})
-            if state_ok:
-                location = f"dynamodb://{STATE.name}/{stored_key}"
-    sent: list[str] = []
-    if not duplicate:
-        sent, notify_errors = _announce(aws, s, ticket_id, location, title, body, uuid, incident, cls, diag, pl, reason)
-        errors += notify_errors
-        if not state_ok and any(e["sink"] == "file" for e in errors):
-            # nothing durable holds the ticket: print it so at least the logs keep it
-            import sys
 
-            sys.stdout.write(body + "\n")
-            sent.append("stdout")
+def existing_doc(doc: TicketDoc, body: str) -> TicketDoc:
+    return TicketDoc(**{**doc.__dict__, "body": body})
+
+
+def _repeat(
+    aws: Aws,
+    ps: ProviderSettings,
+    rec: dict[str, Any],
+    doc: TicketDoc,
+    incident: str,
+    reason: str,
+    cls: Mapping[str, Any],
+    errors: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The ticket is open: comment once per new incident, nothing for a retry of a known one."""
+    doc = TicketDoc(
+        **{**doc.__dict__, "ticket_id": str(rec["ticket_id"]), "title": str(rec["title"]), "body": str(rec["body"])}
+    )
+    results: dict[str, dict[str, Any]] = {}
+    if incident and _add_incident(aws, doc.uuid, doc.fingerprint, incident):
+        text = (
+            f"esm-medic saw this again in incident {incident} at {datetime.now(UTC).isoformat(timespec='seconds')}: "
+            f"{redact_text(reason.strip())}"
+        )
+        if cls.get("text"):
+            text += f"\n\nStatus text: {redact_text(str(cls['text'])[:1000])}"
+        results, errs = _deliver_all(
+            aws,
+            ps,
+            doc,
+            op="comment",
+            generation=int(rec.get("generation") or 1),
+            text=text,
+            key=incident,
+            durable=True,
+        )
+        errors += errs
+    gap = str(rec.get("entry") or "") == GAP
+    out = _result(doc, str(rec.get("location") or ""), gap, True, results, errors)
+    out["incidents"] = list(rec.get("incidents") or []) + ([incident] if results else [])
+    return out
+
+
+def _result(
+    doc: TicketDoc,
+    location: str,
+    gap: bool,
+    duplicate: bool,
+    results: Mapping[str, Any],
+    errors: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
-        "ticket_id": ticket_id,
+        "ticket_id": doc.ticket_id,
+        "fingerprint": doc.fingerprint,
         "location": location,
-        "title": title,
-        "body": body,
+        "title": doc.title,
+        "body": doc.body,
         "duplicate": duplicate,
         "catalogue_gap": gap,
-        "sent": sent,
+        "providers": dict(results),
+        "delivered": _delivered(results),
+        "pending": [r["item_id"] for r in results.values() if r.get("item_id") and r.get("status") != "delivered"],
+        "sent": [],
         "errors": errors,
+        "fallback": False,
+        "relapse_of": None,
     }
 
 
-def _announce(
-    aws: Aws | None,
-    settings: NotifySettings,
-    ticket_id: str,
-    location: str,
-    title: str,
-    body: str,
-    uuid: str,
-    incident: str,
-    cls: dict[str, Any],
-    diag: dict[str, Any],
-    plan: dict[str, Any],
-    reason: str,
-) -> tuple[list[str], list[dict[str, str]]]:
-    """Tell Slack / SNS (when configured) that a ticket was opened; the SNS mail carries the whole ticket."""
-    names = [n for n in settings.sink_names() if n in ("slack", "sns")]
-    if not names:
-        return [], []
-    chosen = NotifySettings.coerce(
-        {
-            **{f: getattr(settings, f) for f in ("slack_webhook", "sns_topic_arn")},
-            "sinks": names,
-            "ticket_dir": settings.ticket_dir,
-            "slack_timeout": settings.slack_timeout,
-            "slack_retries": settings.slack_retries,
-        }
+def _set_location(aws: Aws, uuid: str, fp: str, location: str) -> None:
+    from esm_medic.aws import to_attribute_values
+
+    try:
+        aws.call(
+            "dynamodb",
+            "update_item",
+            TableName=STATE.name,
+            Key=outbox.ledger_key(uuid, fp),
+            UpdateExpression="SET #l = :l",
+            ExpressionAttributeNames={"#l": "location"},
+            ExpressionAttributeValues=to_attribute_values({":l": location}),
+        )
+    except Exception as exc:  # the ticket exists; only its pointer is missing
+        logger.warning("cannot record the ticket location", extra={"error": _code(exc)})
+
+
+def _summary(rec: Mapping[str, Any] | None) -> dict[str, Any]:
+    r = rec or {}
+    keys = ("ticket_id", "generation", "created_at", "resolved_at", "refs", "urls", "location")
+    return {k: r.get(k) for k in keys}
+
+
+def _relapse_note(previous: Mapping[str, Any]) -> str:
+    links = [f"{p}: {u or (previous.get('refs') or {}).get(p)}" for p, u in (previous.get("urls") or {}).items()]
+    refs = ", ".join(links) or str(previous.get("location") or "")
+    return (
+        f"> **Relapse.** The same root cause was resolved in ticket `{previous.get('ticket_id')}` "
+        f"({previous.get('resolved_at') or 'earlier'}); previous ticket: {refs}\n\n"
     )
-    context = {
-        "uuid": uuid,
-        "incident_id": incident,
-        "classification": cls,
-        "diagnosis": diag,
-        "plan": plan,
-        "reason": reason,
-        "title": title,
-        "ticket": {"ticket_id": ticket_id, "location": location},
-    }
-    msg = build_message("ticketed", context)
-    sinks, errors = build_sinks(aws, chosen)
-    sent: list[str] = []
-    for sink in sinks:
-        msg.details = body if sink.name == "sns" else ""
-        try:
-            sink.send(msg)
-            sent.append(sink.name)
-        except SinkError as exc:
-            errors.append({"sink": sink.name, "error": str(exc)})
-        except Exception as exc:  # a sink must never break ticketing
-            errors.append({"sink": sink.name, "error": f"{type(exc).__name__}: {exc}"})
-    return sent, errors
+
+
+# ------------------------------------------------------------------------------------------------ resolve
+def resolve_tickets(
+    aws: Aws | None,
+    *,
+    uuid: str,
+    before: Any = None,
+    after: Any = None,
+    incident_id: str | None = None,
+    settings: Any = None,
+) -> dict[str, Any]:
+    """The ESM recovered: resolve each of its open tickets with the proof (status before and after)."""
+    from esm_medic.aws import from_attribute_values, to_attribute_values
+
+    out: dict[str, Any] = {"resolved": [], "providers": {}, "errors": []}
+    if aws is None or not uuid:
+        return out
+    ps = ProviderSettings.coerce(settings)
+    try:
+        items = aws.paginate(
+            "dynamodb",
+            "query",
+            "Items",
+            TableName=STATE.name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :fp)",
+            FilterExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=to_attribute_values({":pk": f"TICKET#{uuid}", ":fp": "FP#", ":open": OPEN}),
+        )
+        records = [from_attribute_values(i) for i in items]
+    except Exception as exc:
+        out["errors"].append({"sink": "state", "error": f"cannot read the tickets: {_code(exc)}"})
+        return out
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    proof = (
+        f"esm-medic verified the recovery at {stamp}"
+        + (f" (incident {incident_id})" if incident_id else "")
+        + f".\n\nBefore: {_evidence(before)}\nAfter: {_evidence(after)}"
+    )
+    for rec in records:
+        ok = aws.conditional(
+            "dynamodb",
+            "update_item",
+            TableName=STATE.name,
+            Key=outbox.ledger_key(uuid, str(rec["fingerprint"])),
+            UpdateExpression="SET #s = :r, resolved_at = :t, expires_at = :e",
+            ConditionExpression="#s = :open AND generation = :g",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=to_attribute_values(
+                {
+                    ":r": RESOLVED,
+                    ":t": stamp,
+                    ":e": int(time.time()) + RESOLVED_KEEP_DAYS * 86400,
+                    ":open": OPEN,
+                    ":g": int(rec.get("generation") or 1),
+                }
+            ),
+        )
+        if not ok:
+            continue  # resolved (or relapsed) concurrently
+        doc = TicketDoc(
+            fingerprint=str(rec["fingerprint"]),
+            ticket_id=str(rec["ticket_id"]),
+            uuid=uuid,
+            title=str(rec.get("title") or ""),
+            body="",
+            project=str(rec.get("project") or ""),
+        )
+        results, errs = _deliver_all(
+            aws, ps, doc, op="resolve", generation=int(rec.get("generation") or 1), text=proof, durable=True
+        )
+        out["resolved"].append(doc.ticket_id)
+        out["providers"][doc.ticket_id] = results
+        out["errors"] += errs
+    return out
+
+
+def _evidence(value: Any) -> str:
+    if isinstance(value, Mapping):
+        clean = redact({k: v for k, v in value.items() if v not in (None, "")})
+        return ", ".join(f"{k}={v}" for k, v in clean.items()) or "—"
+    return redact_text(str(value)) if value not in (None, "") else "—"
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _region(aws: Aws | None) -> str:
+    try:
+        return aws.region if aws is not None else ""
+    except Exception:
+        return ""
+
+
+def _code(exc: BaseException) -> str:
+    from esm_medic.aws import error_code
+
+    return error_code(exc) or f"{type(exc).__name__}: {exc}"

@@ -14,6 +14,7 @@ import pytest
 from notify_support import DIAGNOSIS, PLAN
 
 from esm_medic.approval import decide_approval, pending_approvals
+from esm_medic.aws import from_attribute_values, to_attribute_values
 from esm_medic.classify import classify
 from esm_medic.handlers import approval_request as approval_request_handler
 from esm_medic.handlers import notify as notify_handler
@@ -93,21 +94,24 @@ def test_ticket_dedup_through_the_state_table(aws: Any, notify_env: Path) -> Non
     assert Path(first["location"]).read_text() == first["body"]
     assert "--group-id sg-77" in first["body"] and f"--cluster-arn {CLUSTER}" in first["body"]
     assert "hunter2" not in first["body"]
-    record = aws.call(
-        "dynamodb",
-        "get_item",
-        TableName=STATE.name,
-        Key={"pk": {"S": f"TICKET#{first['ticket_id']}"}, "sk": {"S": "TICKET"}},
-    )["Item"]
-    assert record["status"]["S"] == "open" and record["entry"]["S"] == "connection-broker-unreachable"
-    assert int(record["expires_at"]["N"]) > time.time() + 86400
+    record = from_attribute_values(
+        aws.call(
+            "dynamodb",
+            "get_item",
+            TableName=STATE.name,
+            Key=to_attribute_values({"pk": f"TICKET#{UUID}", "sk": f"FP#{first['fingerprint']}"}),
+        )["Item"]
+    )
+    assert record["status"] == "open" and record["entry"] == "connection-broker-unreachable"
+    assert record["refs"] == {"file": first["location"]} and record["incidents"] == ["inc-1"]
     Path(first["location"]).unlink()  # the table, not the file, is the dedup record
     second = open_ticket(aws, **ticket_args(reason="retried by the workflow"))
-    assert second["duplicate"] is True
+    assert second["duplicate"] is True and second["providers"] == {}  # a retry of the same incident adds nothing
     assert (second["ticket_id"], second["title"], second["body"]) == (first["ticket_id"], first["title"], first["body"])
     assert not Path(first["location"]).exists()  # nothing new written
-    other = open_ticket(aws, **ticket_args(incident_id="inc-2"))
-    assert other["duplicate"] is False and other["ticket_id"] != first["ticket_id"]
+    other = open_ticket(aws, **ticket_args(incident_id="inc-2", reason="seen again"))
+    assert other["duplicate"] is True and other["ticket_id"] == first["ticket_id"]  # keyed by ESM + root cause
+    assert other["delivered"] == ["file"] and "incident inc-2" in Path(first["location"]).read_text()
 
 
 def test_ticket_survives_a_missing_table(aws: Any, notify_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from esm_medic.classify import classify
-from esm_medic.notify.ticket import open_ticket, render_ticket, runbook_params, ticket_id_for
+from esm_medic.notify.ticket import fingerprint, open_ticket, render_ticket, runbook_params, ticket_id_for
 
 UUID = "6f1c2a3b-1111-4222-8333-444455556666"
 CLUSTER = "arn:aws:kafka:eu-west-1:123456789012:cluster/orders/1a2b3c4d-5e6f-7a8b-9c0d-111122223333-2"
@@ -171,12 +171,18 @@ def test_unknown_text_opens_a_catalogue_gap_ticket_with_a_redacted_config() -> N
         assert leaked not in body
 
 
-def test_ticket_ids_are_stable_per_uuid_incident_entry() -> None:
-    a = ticket_id_for(UUID, "inc-1", "topic-not-found")
-    assert a == ticket_id_for(UUID, "inc-1", "topic-not-found")
-    assert a != ticket_id_for(UUID, "inc-2", "topic-not-found")
-    assert a != ticket_id_for(UUID, "inc-1", "topic-authorization-failed")
-    assert a.startswith("esm-medic-")
+def test_ticket_ids_are_keyed_by_esm_and_root_cause_not_by_incident() -> None:
+    cls = classify(CONNECTION).to_dict()
+    fp = fingerprint(UUID, {**cls, "incident_id": "inc-1"}, diagnosis())
+    assert fp == fingerprint(UUID, {**cls, "incident_id": "inc-2"}, diagnosis())  # 10 incidents, one ticket
+    other_cause = diagnosis(root_cause={"id": "nacl-blocks-brokers"})
+    assert fp != fingerprint(UUID, cls, other_cause)
+    assert fp != fingerprint("another-esm", cls, diagnosis())
+    a = ticket_id_for(UUID, fp)
+    assert a == ticket_id_for(UUID, fp) and a.startswith("esm-medic-")
+    assert ticket_id_for(UUID, fp, 2) == f"{a}-r2"  # a relapse after recovery is the next generation
+    gap1 = fingerprint(UUID, {"text": "PROBLEM: weird 123"}, None)
+    assert gap1 == fingerprint(UUID, {"text": "problem:  WEIRD 456"}, None)  # gaps group by normalised text
 
 
 def test_without_aws_the_file_sink_is_the_dedup_record(ticket_dir: Path) -> None:
