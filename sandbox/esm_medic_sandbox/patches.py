@@ -10,7 +10,10 @@ Each patch lives in its own module, whose docstring says which moto gap it close
                         DISABLED rules, TestEventPattern;
 - :mod:`.patch_sfn`     CloudFormation DefinitionSubstitutions into the executing backend, unnamed executions,
                         JSONata via jsonata-python;
-- :mod:`.patch_ec2`     ModifyVpcEndpoint PrivateDnsEnabled;
+- :mod:`.patch_ec2`     ModifyVpcEndpoint PrivateDnsEnabled, DryRun, rule descriptions, endpoint pending /
+                        deleting windows, DependencyViolation on a group still in use;
+- :mod:`.patch_timing`  ESM Creating / Enabling / Disabling / Updating windows, Route 53 PENDING -> INSYNC (the
+                        length of every window is :func:`esm_medic_sandbox.timing.delay`);
 - :mod:`.patch_control` the ``/moto-api/esm-medic/...`` control routes (drive ESM status from another process).
 
 In-process Lambda execution is separate: :mod:`.inproc` (``sandbox()`` and ``serve()`` apply both).
@@ -66,9 +69,19 @@ def apply() -> None:
             patch_kafka,
             patch_lambda,
             patch_sfn,
+            patch_timing,
         )
 
-        for module in (patch_lambda, patch_kafka, patch_iam, patch_events, patch_sfn, patch_ec2, patch_control):
+        for module in (
+            patch_lambda,
+            patch_timing,
+            patch_kafka,
+            patch_iam,
+            patch_events,
+            patch_sfn,
+            patch_ec2,
+            patch_control,
+        ):
             module.apply()
             _APPLIED.append(module.__name__.rsplit(".", 1)[-1])
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from esm_medic_sandbox import timing
+
 lock = threading.RLock()
 _lock = lock
 _generation = 0
@@ -22,7 +24,10 @@ def _bump(*_: Any) -> None:
 
 
 def generation() -> int:
-    """The current account-change counter (for tests and the demo)."""
+    """The current account-change counter (for tests and the demo). A sandbox transition window that ended since
+    the last look (an endpoint turned available, a cluster ACTIVE) counts as a change."""
+    if timing.due():
+        _bump()
     return _generation
 
 
