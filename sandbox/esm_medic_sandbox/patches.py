@@ -14,6 +14,7 @@ Each patch lives in its own module, whose docstring says which moto gap it close
                         deleting windows, DependencyViolation on a group still in use;
 - :mod:`.patch_timing`  ESM Creating / Enabling / Disabling / Updating windows, Route 53 PENDING -> INSYNC (the
                         length of every window is :func:`esm_medic_sandbox.timing.delay`);
+- :mod:`.patch_regions` an unknown region answered like AWS (400 InvalidSignatureException), not HTTP 500;
 - :mod:`.patch_control` the ``/moto-api/esm-medic/...`` control routes (drive ESM status from another process).
 
 In-process Lambda execution is separate: :mod:`.inproc` (``sandbox()`` and ``serve()`` apply both).
@@ -68,6 +69,7 @@ def apply() -> None:
             patch_iam,
             patch_kafka,
             patch_lambda,
+            patch_regions,
             patch_sfn,
             patch_timing,
         )
@@ -81,6 +83,7 @@ def apply() -> None:
             patch_sfn,
             patch_ec2,
             patch_control,
+            patch_regions,
         ):
             module.apply()
             _APPLIED.append(module.__name__.rsplit(".", 1)[-1])

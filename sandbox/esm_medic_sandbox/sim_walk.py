@@ -35,6 +35,11 @@ class _Identity:
     security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _join(items: Any) -> str:
+    """A readable list for decision texts: ``a, b`` (never a Python repr)."""
+    return ", ".join(str(i) for i in items) or "none"
+
+
 def _account_region(esm: m.EsmView) -> tuple[str, str]:
     return esm.account or "123456789012", esm.region or "us-east-1"
 
@@ -160,7 +165,7 @@ class _Walk(_PathChecks):
                 "network",
                 "network-identity",
                 False,
-                f"subnets / security groups missing: {missing}",
+                f"subnets / security groups missing: {_join(missing)}",
                 subnets=list(subnet_ids),
                 security_groups=list(sg_ids),
             )
@@ -172,7 +177,7 @@ class _Walk(_PathChecks):
             "network",
             "network-identity",
             True,
-            f"ENIs in {len(subnets)} subnet(s) of {vpc_id} with {sorted(sgs)} ({source})",
+            f"ENIs in {len(subnets)} subnet(s) of {vpc_id} with {_join(sorted(sgs))} ({source})",
             source=source,
             vpc_id=vpc_id,
             subnets=sorted(subnets),
@@ -200,7 +205,7 @@ class _Walk(_PathChecks):
         unresolved = [h for h, _ in esm.brokers if not resolves(h, zone_names)]
         if unresolved or not esm.brokers:
             raise self.fail(
-                "dns", "broker-dns", "typo", "dns", f"unresolvable broker names: {unresolved}", hosts=unresolved
+                "dns", "broker-dns", "typo", "dns", f"unresolvable broker names: {_join(unresolved)}", hosts=unresolved
             )
         self.note("dns", "broker-dns", True, f"{len(esm.brokers)} broker name(s) resolve")
 
@@ -245,8 +250,8 @@ class _Walk(_PathChecks):
                     "sg-ingress",
                     cause,
                     "brokers",
-                    f"no inbound TCP {port} from {sorted(sg_ids)} on the broker SGs"
-                    + (f" (self rules only open {other})" if other else ""),
+                    f"no inbound TCP {port} from {_join(sorted(sg_ids))} on the broker SGs"
+                    + (f" (self rules only open {_join(other)})" if other else ""),
                     port=port,
                     security_groups=sorted(sg_ids),
                     auth_mode=mode,
@@ -274,7 +279,7 @@ class _Walk(_PathChecks):
             "network",
             "broker-path",
             True,
-            f"TCP {list(ports)} open between the ENIs and the brokers",
+            f"TCP {_join(ports)} open between the ENIs and the brokers",
             ports=list(ports),
             auth_mode=mode,
         )

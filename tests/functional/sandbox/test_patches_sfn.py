@@ -203,4 +203,5 @@ def test_apply_is_idempotent() -> None:
         "patch_sfn",
         "patch_ec2",
         "patch_control",
+        "patch_regions",
     ]
