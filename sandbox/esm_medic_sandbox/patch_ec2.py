@@ -86,11 +86,14 @@ def settle_endpoints(backend: Any) -> None:
 
 
 def lingering_groups(backend: Any) -> set[str]:
-    """Security groups still used by the network interfaces of recently deleted endpoints."""
+    """Security groups used by the network interfaces of interface endpoints: live ones, and recently deleted ones
+    whose interfaces linger."""
     out: set[str] = set()
     for endpoint in list(getattr(backend, "vpc_end_points", {}).values()):
         linger = getattr(endpoint, "_esm_medic_eni_window", None)
-        if timing.active(linger) is not None:
+        live = str(getattr(endpoint, "state", "")).lower() not in ("deleted", "deleting", "failed", "rejected")
+        interface = str(getattr(endpoint, "vpc_endpoint_type", "") or "").lower() == "interface"
+        if (interface and live) or timing.active(linger) is not None:
             out.update(str(g) for g in getattr(endpoint, "security_group_ids", None) or [])
     return out
 
