@@ -357,6 +357,18 @@ class FleetResult:
         return len(self.uuids)
 
 
+def _settled(aws: Aws, uuid: str, timeout: float = 60.0) -> None:
+    """Wait (bounded) until the ESM ``uuid`` has left its transitional state (the sandbox's delay)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = aws.call("lambda", "get_event_source_mapping", UUID=uuid).get("State")
+        if state not in ("Creating", "Enabling", "Disabling", "Updating"):
+            return
+        time.sleep(0.1)
+
+
 def build_fleet(
     aws: Aws,
     clusters: int = 10,
@@ -371,7 +383,8 @@ def build_fleet(
     About ``broken_ratio`` of the ESMs are broken, half by network and half by IAM where the numbers allow:
     whole clusters lose their SG self rule (every ESM on them reports connection-broker-unreachable), and the
     rest of the broken ESMs use a function whose role can connect but lacks the topic / group actions
-    (cluster-authorization-failed). ESMs are spread round-robin over the clusters, one topic each.
+    (cluster-authorization-failed). ESMs are spread round-robin over the clusters, one topic each. The fleet is
+    returned once its ESMs have left ``Creating`` (a fleet that has been running, not one being created).
     """
     if clusters < 1 or esms < 0 or not 0.0 <= broken_ratio <= 1.0:
         raise ValueError("clusters >= 1, esms >= 0 and 0 <= broken_ratio <= 1 are required")
@@ -424,6 +437,8 @@ def build_fleet(
             broken.append(uuid)
         else:
             expected[uuid] = HEALTHY
+    if uuids:
+        _settled(aws, uuids[-1])
     return FleetResult(
         uuids=uuids,
         expected=expected,
