@@ -1,7 +1,8 @@
 """Shared fixtures for every test kind.
 
-- ``aws_env`` (autouse): fake credentials, region us-east-1, no profile / endpoint override, default AMIs off, for
-  every test; restored afterwards. Tests never reach a real AWS account.
+- ``aws_env`` (autouse): fake credentials, region us-east-1, no profile / endpoint override, default AMIs off,
+  instant sandbox transitions (``ESM_MEDIC_SANDBOX_DELAY_SECONDS=0``; a test turns them on with
+  ``esm_medic_sandbox.timing.delays(seconds)``), for every test; restored afterwards. Tests never reach a real AWS account.
 - ``sandbox_aws``: an ``esm_medic.aws.Aws`` adapter inside ``esm_medic_sandbox.env.sandbox()`` (moto with
   Step Functions execution on, Docker-less Lambda, all esm-medic patches, in-process Lambda handlers).
 - ``msk_stack``: a factory ``msk_stack(auth="iam", name="orders", public_access=False) -> MskStack`` building a
@@ -21,7 +22,8 @@ import pytest
 def aws_env() -> Iterator[dict[str, str | None]]:
     from esm_medic_sandbox.env import sandbox_env
 
-    with sandbox_env() as values:
+    # sandbox transitions (ESM Creating, endpoint pending, ...) are instant unless a test asks for delays
+    with sandbox_env(ESM_MEDIC_SANDBOX_DELAY_SECONDS="0") as values:
         yield values
 
 

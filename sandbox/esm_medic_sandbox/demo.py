@@ -155,6 +155,23 @@ class StepPrinter:
         self.steps: list[dict[str, Any]] = []
         self.approval_printed = False
 
+    def _restart_states(self, action_id: str, uuid: str) -> str:
+        """The ESM states the restart waited through (Disabling -> Disabled ...), from its audit row."""
+        if not action_id or not uuid:
+            return ""
+        try:
+            rows = self.workflow.audit(uuid)
+        except Exception:  # the audit is a detail of the demo output, never a reason to fail it
+            return ""
+        for row in rows:
+            details = row.get("details") or {}
+            if row.get("action_id") == action_id and row.get("status") == "restarted" and isinstance(details, dict):
+                seen = [str(details.get("initial_state") or "")]
+                seen += [str(x) for x in details.get("states") or []]
+                seen.append(str(details.get("final_state") or ""))
+                return " -> ".join(dict.fromkeys(x for x in seen if x))
+        return ""
+
     def poll(self) -> None:
         events = self.workflow.history(self.arn)
         for ev in events[self.seen :]:
@@ -218,6 +235,9 @@ class StepPrinter:
             for kind, ids in (r.get("created") or {}).items():
                 if ids:
                     out.detail(f"created {kind}: {', '.join(map(str, ids))[:100]}")
+            states = self._restart_states(str(r.get("action_id") or ""), str(s.get("uuid") or r.get("uuid") or ""))
+            if states:
+                out.detail(f"ESM states seen while restarting: {states}")
         elif name == "Verify":
             v = s.get("verification") or {}
             st = v.get("status") or {}
@@ -460,6 +480,8 @@ def _run_cases(
                 "ESM_MEDIC_DEFAULT_MODE": "auto",
                 "ESM_MEDIC_TICKET_DIR": str(folder),
                 "ESM_MEDIC_NOTIFY_SINKS": "file",
+                # the sandbox's transitions last a second or so: poll the ESM state at that pace
+                "ESM_MEDIC_POLL_SECONDS": "0.5",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_LOG_LEVEL": "CRITICAL",
             },

@@ -11,7 +11,11 @@ mode, at ``http://motoapi.amazonaws.com/moto-api/esm-medic/...``.
     ``DELETE ?uuid=U``: drops every override of U.
     Unknown UUID: 404 ``{"error": ...}``; bad input (invalid JSON, unknown State): 400.
 ``/moto-api/esm-medic/health``
-    ``GET``: ``{"status": "ok", "patches": [...], "inproc": bool}``; the CLI uses it to check a server is ours.
+    ``GET``: ``{"status": "ok", "patches": [...], "inproc": bool, "delay_seconds": float}``; the CLI uses it to
+    check a server is ours.
+``/moto-api/esm-medic/delay``
+    ``GET``: ``{"delay_seconds": float}``, how long the sandbox's transitional states last (:mod:`.timing`).
+    ``POST {"seconds": float | null}``: set it in the server process (null: back to the environment / default).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from esm_medic_sandbox import patch_lambda
 
 STATUS_PATH = "/moto-api/esm-medic/esm-status"
 HEALTH_PATH = "/moto-api/esm-medic/health"
+DELAY_PATH = "/moto-api/esm-medic/delay"
 
 _APPLIED = False
 _LOCK = threading.Lock()
@@ -100,9 +105,30 @@ def esm_status(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str
 
 
 def health(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
-    from esm_medic_sandbox import inproc, patches
+    from esm_medic_sandbox import inproc, patches, timing
 
-    return _reply(200, {"status": "ok", "patches": patches.applied(), "inproc": inproc.is_applied()})
+    body = {
+        "status": "ok",
+        "patches": patches.applied(),
+        "inproc": inproc.is_applied(),
+        "delay_seconds": timing.delay(),
+    }
+    return _reply(200, body)
+
+
+def delay(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    from esm_medic_sandbox import timing
+
+    if str(getattr(request, "method", "GET")).upper() == "POST":
+        try:
+            data = json.loads(_request_body(request) or "{}")
+            seconds = data.get("seconds") if isinstance(data, dict) else "?"
+            if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+                raise ValueError(seconds)
+        except ValueError:
+            return _reply(400, {"error": 'expected JSON {"seconds": <number> | null}'})
+        timing.set_delay(None if seconds is None else float(seconds))
+    return _reply(200, {"delay_seconds": timing.delay()})
 
 
 def apply() -> None:
@@ -114,4 +140,5 @@ def apply() -> None:
 
         urls.url_paths["{0}" + STATUS_PATH] = esm_status
         urls.url_paths["{0}" + HEALTH_PATH] = health
+        urls.url_paths["{0}" + DELAY_PATH] = delay
         _APPLIED = True

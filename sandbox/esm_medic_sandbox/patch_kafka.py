@@ -3,8 +3,16 @@
 moto gaps and what we do:
 
 1. Clusters stay ``CREATING`` forever. Every cluster made by ``CreateCluster`` or ``CreateClusterV2``
-   (provisioned or serverless) is ``ACTIVE`` right after the create call (the create response itself still says
-   ``CREATING``, as AWS does).
+   (provisioned or serverless) is ``CREATING`` for :func:`timing.delay` seconds, then ``ACTIVE`` (at once when the
+   delay is 0; the create response itself always says ``CREATING``, as AWS does).
+6. Cluster ARNs were ``cluster/<uuid>`` (``serverless-cluster/<uuid>`` for Serverless). AWS writes
+   ``cluster/<name>/<uuid>-<n>`` (``-s<n>`` for Serverless), and the topic / group ARNs of MSK IAM access control
+   are built from that name and id; the sandbox now does the same.
+7. ``DescribeCluster`` / ``DescribeClusterV2`` returned placeholders: ``"string"`` as the configuration ARN and
+   state code, ``zookeeper.example.com``, an ``activeOperationArn`` of ``region:account-id`` even when no operation
+   runs. They now answer like AWS: ZooKeeper names shaped like the brokers' (``z-1.<name>.<id>.c2.kafka...:2181``,
+   ``:2182`` over TLS), no configuration ARN unless one was given, ``stateInfo`` only when there is something to
+   say, and an ``activeOperationArn`` only while the cluster is being created.
 2. ``CreateClusterV2`` (provisioned) drops ``clientAuthentication``, ``encryptionInfo``, ``configurationInfo``,
    ``enhancedMonitoring``, ``openMonitoring`` and ``loggingInfo``; we keep them so ``DescribeClusterV2`` returns
    them (esm-medic derives the auth mode and broker ports from them).
@@ -41,6 +49,8 @@ import ipaddress
 import threading
 from typing import Any
 from urllib.parse import unquote
+
+from esm_medic_sandbox import timing
 
 _APPLIED = False
 _LOCK = threading.Lock()
@@ -102,6 +112,69 @@ def _client_subnets(cluster: Any) -> list[str]:
             out.extend(vc.get("subnetIds") or [])
         return out
     return list((cluster.broker_node_group_info or {}).get("clientSubnets") or [])
+
+
+def cluster_arn(cluster: Any) -> str:
+    """``arn:<partition>:kafka:<region>:<account>:cluster/<name>/<uuid>-<n>`` (``-s<n>`` for Serverless)."""
+    from moto.utilities.utils import get_partition
+
+    n = int(hashlib.sha1(str(cluster.cluster_id).encode()).hexdigest()[:4], 16) % 25 + 1
+    suffix = f"s{n % 3 + 1}" if cluster.cluster_type == "SERVERLESS" else str(n)
+    return (
+        f"arn:{get_partition(cluster.region_name)}:kafka:{cluster.region_name}:{cluster.account_id}:"
+        f"cluster/{cluster.cluster_name}/{cluster.cluster_id}-{suffix}"
+    )
+
+
+def zookeeper_hosts(cluster: Any, port: int) -> str:
+    suffix = f"{_dns_label(cluster.cluster_name)}.{_short_id(cluster)}.c2.kafka.{cluster.region_name}.amazonaws.com"
+    return ",".join(f"z-{i}.{suffix}:{port}" for i in (1, 2, 3))
+
+
+def _operation_arn(cluster: Any) -> str:
+    op = hashlib.sha1(f"{cluster.arn}/create".encode()).hexdigest()
+    op_id = f"{op[:8]}-{op[8:12]}-{op[12:16]}-{op[16:20]}-{op[20:32]}"
+    return cluster.arn.replace(":cluster/", ":cluster-operation/", 1) + f"/{op_id}"
+
+
+def real_shaped(cluster: Any, info: dict[str, Any]) -> dict[str, Any]:
+    """Replace moto's placeholders in a DescribeCluster(V2) ClusterInfo (camelCase keys) with AWS-shaped values."""
+    if info.get("state") == "CREATING":
+        info["activeOperationArn"] = _operation_arn(cluster)
+    else:
+        info.pop("activeOperationArn", None)
+    if (info.get("stateInfo") or {}).get("code") == "string":
+        info.pop("stateInfo", None)
+    for holder in (info, info.get("provisioned")):
+        if not isinstance(holder, dict):
+            continue
+        software = holder.get("currentBrokerSoftwareInfo")
+        if isinstance(software, dict) and software.get("configurationArn") in ("string", None):
+            software.pop("configurationArn", None)
+            software.pop("configurationRevision", None)
+        for key, port in (("zookeeperConnectString", 2181), ("zookeeperConnectStringTls", 2182)):
+            if "example.com" in str(holder.get(key, "")):
+                holder[key] = zookeeper_hosts(cluster, port)
+    return info
+
+
+def settle(backend: Any) -> None:
+    """Clusters whose CREATING window has ended become ACTIVE (lazily, on each read)."""
+    for cluster in list(backend.clusters.values()):
+        window = getattr(cluster, "_esm_medic_window", None)
+        if window is not None and not window.active:
+            cluster.state = window.final
+            cluster._esm_medic_window = None
+
+
+def _start_creating(cluster: Any) -> None:
+    window = timing.Window.start("CREATING", "ACTIVE")
+    if window is None:
+        cluster.state = "ACTIVE"
+        return
+    cluster.state = "CREATING"
+    cluster._esm_medic_window = window
+    timing.register_deadline(window.until)
 
 
 def broker_hosts(cluster: Any, public: bool = False) -> list[str]:
@@ -291,7 +364,7 @@ def apply() -> None:
         if _APPLIED:
             return
         from moto.kafka.exceptions import NotFoundException
-        from moto.kafka.models import KafkaBackend
+        from moto.kafka.models import FakeKafkaCluster, KafkaBackend
         from moto.kafka.responses import KafkaResponse
 
         orig_create = KafkaBackend.create_cluster
@@ -299,10 +372,11 @@ def apply() -> None:
         orig_describe = KafkaBackend.describe_cluster
         orig_describe_v2 = KafkaBackend.describe_cluster_v2
         orig_delete = KafkaBackend.delete_cluster
+        orig_list = KafkaBackend.list_clusters
 
         def create_cluster(self: Any, *args: Any, **kwargs: Any) -> Any:
             result = orig_create(self, *args, **kwargs)
-            self.clusters[result[0]].state = "ACTIVE"
+            _start_creating(self.clusters[result[0]])
             return result
 
         def create_cluster_v2(self: Any, cluster_name: str, tags: Any, provisioned: Any, serverless: Any) -> Any:
@@ -319,7 +393,7 @@ def apply() -> None:
                 cluster.enhanced_monitoring = provisioned.get("enhancedMonitoring") or "DEFAULT"
                 cluster.open_monitoring = provisioned.get("openMonitoring")
                 cluster.logging_info = provisioned.get("loggingInfo")
-            cluster.state = "ACTIVE"
+            _start_creating(cluster)
             return result
 
         def _known(self: Any, cluster_arn: str) -> None:
@@ -328,11 +402,17 @@ def apply() -> None:
 
         def describe_cluster(self: Any, cluster_arn: str) -> Any:
             _known(self, cluster_arn)
-            return orig_describe(self, cluster_arn)
+            settle(self)
+            return real_shaped(self.clusters[cluster_arn], orig_describe(self, cluster_arn))
 
         def describe_cluster_v2(self: Any, cluster_arn: str) -> Any:
             _known(self, cluster_arn)
-            return orig_describe_v2(self, cluster_arn)
+            settle(self)
+            return real_shaped(self.clusters[cluster_arn], orig_describe_v2(self, cluster_arn))
+
+        def list_clusters(self: Any, *args: Any, **kwargs: Any) -> Any:
+            settle(self)
+            return orig_list(self, *args, **kwargs)
 
         def delete_cluster(self: Any, cluster_arn: str, current_version: str) -> Any:
             _known(self, cluster_arn)
@@ -343,6 +423,8 @@ def apply() -> None:
         KafkaBackend.describe_cluster = describe_cluster  # type: ignore[method-assign]
         KafkaBackend.describe_cluster_v2 = describe_cluster_v2  # type: ignore[method-assign]
         KafkaBackend.delete_cluster = delete_cluster  # type: ignore[method-assign]
+        KafkaBackend.list_clusters = list_clusters  # type: ignore[method-assign]
+        FakeKafkaCluster._generate_arn = cluster_arn  # type: ignore[method-assign,assignment]
         KafkaResponse.get_bootstrap_brokers = _get_bootstrap_brokers  # type: ignore[attr-defined]
         KafkaResponse.list_nodes = _list_nodes  # type: ignore[attr-defined]
         KafkaResponse.batch_associate_scram_secret = _batch_associate_scram_secret  # type: ignore[attr-defined]

@@ -11,7 +11,8 @@ moto gaps and what we do:
    duplicate mapping for the same source + function + topic) and every field is stored and returned verbatim,
    including ``LoggingConfig`` and ``StartingPositionTimestamp`` that moto drops.
 2. ESM status is hard-coded by moto (``State`` Enabled/Disabled only, ``StateTransitionReason`` "User
-   initiated", no ``LastProcessingResult``). Kafka ESMs get the documented healthy defaults
+   initiated", no ``LastProcessingResult``). Every ESM says ``USER_INITIATED`` as AWS does; Kafka ESMs get the
+   documented healthy defaults
    (``StateTransitionReason="USER_INITIATED"``, ``LastProcessingResult="No records processed"``) and every ESM
    goes through this precedence, each time it is rendered (``get_configuration``: the responses of
    Create / Get / List / Update / Delete, and CloudFormation):
@@ -350,10 +351,10 @@ def _patch_model() -> None:
     def raw_configuration(self: Any) -> dict[str, Any]:
         """moto's item plus the Kafka defaults / extra fields, before the provider and the overrides."""
         item: dict[str, Any] = orig_get_configuration(self)
+        if item.get("StateTransitionReason") == "User initiated":  # AWS writes the code, for every source
+            item["StateTransitionReason"] = KAFKA_DEFAULT_REASON
         if is_kafka_esm(self):
             item.setdefault("StateTransitionReason", KAFKA_DEFAULT_REASON)
-            if item.get("StateTransitionReason") == "User initiated":
-                item["StateTransitionReason"] = KAFKA_DEFAULT_REASON
             item.setdefault("LastProcessingResult", KAFKA_DEFAULT_RESULT)
             item.update(getattr(self, "_esm_medic_extra", None) or {})
         return item

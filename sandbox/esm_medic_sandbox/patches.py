@@ -10,7 +10,11 @@ Each patch lives in its own module, whose docstring says which moto gap it close
                         DISABLED rules, TestEventPattern;
 - :mod:`.patch_sfn`     CloudFormation DefinitionSubstitutions into the executing backend, unnamed executions,
                         JSONata via jsonata-python;
-- :mod:`.patch_ec2`     ModifyVpcEndpoint PrivateDnsEnabled;
+- :mod:`.patch_ec2`     ModifyVpcEndpoint PrivateDnsEnabled, DryRun, rule descriptions, endpoint pending /
+                        deleting windows, DependencyViolation on a group still in use;
+- :mod:`.patch_timing`  ESM Creating / Enabling / Disabling / Updating windows, Route 53 PENDING -> INSYNC (the
+                        length of every window is :func:`esm_medic_sandbox.timing.delay`);
+- :mod:`.patch_regions` an unknown region answered like AWS (400 InvalidSignatureException), not HTTP 500;
 - :mod:`.patch_control` the ``/moto-api/esm-medic/...`` control routes (drive ESM status from another process).
 
 In-process Lambda execution is separate: :mod:`.inproc` (``sandbox()`` and ``serve()`` apply both).
@@ -65,10 +69,22 @@ def apply() -> None:
             patch_iam,
             patch_kafka,
             patch_lambda,
+            patch_regions,
             patch_sfn,
+            patch_timing,
         )
 
-        for module in (patch_lambda, patch_kafka, patch_iam, patch_events, patch_sfn, patch_ec2, patch_control):
+        for module in (
+            patch_lambda,
+            patch_timing,
+            patch_kafka,
+            patch_iam,
+            patch_events,
+            patch_sfn,
+            patch_ec2,
+            patch_control,
+            patch_regions,
+        ):
             module.apply()
             _APPLIED.append(module.__name__.rsplit(".", 1)[-1])
 

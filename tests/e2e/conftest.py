@@ -83,6 +83,8 @@ def e2e(tmp_path: Path) -> Iterator[Callable[..., E2E]]:
             "ESM_MEDIC_DEFAULT_MODE": mode,
             "ESM_MEDIC_TICKET_DIR": str(ticket_dir),
             "ESM_MEDIC_NOTIFY_SINKS": "file",
+            # sandbox transitions (when a test turns them on) last a fraction of a second: poll at that pace
+            "ESM_MEDIC_POLL_SECONDS": "0.2",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             **(env or {}),

@@ -21,10 +21,12 @@ def fresh_handlers() -> None:
 
 
 def test_default_demo_reaches_every_outcome(tmp_path: Path) -> None:
+    from esm_medic_sandbox import timing
     from esm_medic_sandbox.demo import DEFAULT_CASES, run_demo
 
     buf = io.StringIO()
-    code, summary = run_demo(stream=buf, ticket_dir=tmp_path / "tickets")
+    with timing.delays(timing.DEFAULT_DELAY_SECONDS):  # as `esm-medic demo` runs: AWS-like transitions on
+        code, summary = run_demo(stream=buf, ticket_dir=tmp_path / "tickets")
     text = buf.getvalue()
     assert code == 0, text
     assert summary["ok"] is True and [c["scenario"] for c in summary["cases"]] == [c.scenario for c in DEFAULT_CASES]
@@ -47,6 +49,7 @@ def test_default_demo_reaches_every_outcome(tmp_path: Path) -> None:
     runbook_lines = re.findall(r"^\s+\| .+$", text, flags=re.M)
     assert len(runbook_lines) >= 5
     assert "3/3 all cases reached their expected outcome" in text
+    assert "ESM states seen while restarting: " in text and "Disabling" in text
 
 
 def test_json_summary_for_one_scenario(tmp_path: Path) -> None:

@@ -15,10 +15,12 @@ Each test then delivers the same event again: no second execution starts and not
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from esm_medic_sandbox import timing
 from esm_medic_sandbox.scenarios import SCENARIOS
 
 STALE_ERROR = {
@@ -51,6 +53,13 @@ def expectation(name: str) -> dict[str, Any]:
 def _subsequence(items: list[str], wanted: list[str]) -> bool:
     it = iter(items)
     return all(any(x == w for x in it) for w in wanted)
+
+
+@pytest.fixture(autouse=True)
+def aws_like_delays() -> Iterator[float]:
+    """Every scenario runs with the sandbox's transitional states on (short, to keep the file quick)."""
+    with timing.delays(0.3) as seconds:
+        yield seconds
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -295,6 +295,8 @@ class VerifyResult:
     ok: bool
     details: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: not ok only because what the fix created is still in a transitional AWS state (an endpoint ``pending``)
+    settling: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -843,7 +843,7 @@ def verify_fix(
     out["classification"] = {"entry": c.entry, "step": c.step, "kind": c.kind}
     original = str(applied.details.get("step") or cls.step)
     if not vr.ok:
-        status = "verify-failed"
+        status = "pending" if vr.settling else "verify-failed"
     elif item is None:
         status, reasons = "pending", [*reasons, "the ESM cannot be read"]
     elif state in TRANSITIONAL_STATES:

@@ -351,7 +351,7 @@ def test_sqs_mappings_still_work(sandbox_aws, stack) -> None:
         "lambda", "create_event_source_mapping", EventSourceArn=arn, FunctionName=stack.function_name
     )
     assert esm["BatchSize"] == 10
-    assert esm["StateTransitionReason"] == "User initiated"  # moto's own value for non-Kafka sources
+    assert esm["StateTransitionReason"] == "USER_INITIATED"  # as AWS writes it, for every source
 
 
 def test_cloudformation_kafka_mappings_create_and_delete(sandbox_aws, stack) -> None:

@@ -196,10 +196,12 @@ def test_apply_is_idempotent() -> None:
     assert (EventSourceMapping.get_configuration, LambdaFunction._invoke_lambda, LambdaFunction.invoke) == before
     assert patches.applied() == [
         "patch_lambda",
+        "patch_timing",
         "patch_kafka",
         "patch_iam",
         "patch_events",
         "patch_sfn",
         "patch_ec2",
         "patch_control",
+        "patch_regions",
     ]

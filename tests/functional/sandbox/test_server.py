@@ -176,3 +176,20 @@ def test_cli_serve_and_set_status_in_subprocesses(capsys, monkeypatch, tmp_path)
                 proc.kill()
             errors.close()
     assert rc == 0
+
+
+def test_delay_control_route(running) -> None:
+    from esm_medic_sandbox import timing
+
+    url, _ = running
+    route = f"{url}/moto-api/esm-medic/delay"
+    try:
+        assert server._request(route, "POST", {"seconds": 2.5}) == {"delay_seconds": 2.5}
+        assert server._request(route, "GET") == {"delay_seconds": 2.5}
+        assert server.health_remote(url)["delay_seconds"] == 2.5
+        with pytest.raises(server.ControlError) as err:
+            server._request(route, "POST", {"seconds": "soon"})
+        assert err.value.status == 400
+        assert server._request(route, "POST", {"seconds": None}) == {"delay_seconds": timing.delay()}
+    finally:
+        timing.set_delay(None)

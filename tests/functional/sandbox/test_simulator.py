@@ -20,7 +20,6 @@ from esm_medic_sandbox.simulator import (
 )
 
 from esm_medic.aws import Aws
-from esm_medic.esm import EsmConfig
 
 NET = ipaddress.ip_network
 
@@ -190,14 +189,14 @@ def test_kafka_resource_arns() -> None:
         "EventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/prod/abcd-1",
         "Topics": ["orders"],
     }
-    arns = simulator.kafka_resource_arns(EsmConfig.from_api(item), {"ClusterName": "prod"})
+    arns = simulator.kafka_resource_arns(item, {"ClusterName": "prod"})
     assert arns["topics"] == ["arn:aws:kafka:us-east-1:123456789012:topic/prod/abcd-1/orders"]
     assert arns["group"] == "arn:aws:kafka:us-east-1:123456789012:group/prod/abcd-1/u-1"
     item["AmazonManagedKafkaEventSourceConfig"] = {"ConsumerGroupId": "my-group"}
-    assert simulator.kafka_resource_arns(EsmConfig.from_api(item), {})["group"].endswith("/abcd-1/my-group")
+    assert simulator.kafka_resource_arns(item, {})["group"].endswith("/abcd-1/my-group")
     # moto's ARNs have no name segment: the name comes from the cluster description
     moto_item = {"UUID": "u", "EventSourceArn": "arn:aws:kafka:us-east-1:1:cluster/abcd-2", "Topics": ["t"]}
-    assert simulator.kafka_resource_arns(EsmConfig.from_api(moto_item), {"ClusterName": "c"})["topics"] == [
+    assert simulator.kafka_resource_arns(moto_item, {"ClusterName": "c"})["topics"] == [
         "arn:aws:kafka:us-east-1:1:topic/c/abcd-2/t"
     ]
 

@@ -565,6 +565,7 @@ class CreateVpcEndpoints(Action):
         ids = list(record.created.get("vpc_endpoint_ids", []))
         by_id = {e.get("VpcEndpointId"): e for e in self._endpoints()}
         problems, states = [], {}
+        settling = 0
         for i in ids:
             e = by_id.get(i)
             state = str((e or {}).get("State", "missing")).lower()
@@ -573,6 +574,7 @@ class CreateVpcEndpoints(Action):
                 problems.append(f"endpoint {i} is gone ({state})")
             elif state != "available":
                 problems.append(f"endpoint {i} is {state}, not available yet")
+                settling += state == "pending"
             elif not e.get("PrivateDnsEnabled"):
                 problems.append(f"endpoint {i} has private DNS off")
         for sg_id in record.created.get("security_group_ids", []):
@@ -584,7 +586,12 @@ class CreateVpcEndpoints(Action):
             }
             if not sources <= present:
                 problems.append(f"{sg_id} does not admit 443 from {sorted(sources - present)}")
-        return VerifyResult(ok=not problems, details={"endpoint_states": states}, problems=problems)
+        return VerifyResult(
+            ok=not problems,
+            details={"endpoint_states": states},
+            problems=problems,
+            settling=bool(problems) and settling == len(problems),
+        )
 
     # ------------------------------------------------------------------ rollback
     def rollback(self, record: ActionRecord) -> RollbackResult:
