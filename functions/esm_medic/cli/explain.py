@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import textwrap
+from functools import lru_cache
 from typing import Any
 
 from esm_medic.cli.common import (
@@ -123,6 +124,7 @@ def paragraph_excerpt(text: str, max_chars: int = EXCERPT_CHARS) -> str:
     return text[:cut].rstrip() + "\n\n…"
 
 
+@lru_cache(maxsize=256)
 def _runbook_text(entry_id: str | None, lang: str, full: bool) -> str | None:
     if not entry_id:
         return None

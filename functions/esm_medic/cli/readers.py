@@ -25,6 +25,11 @@ MAX_JSON_DEPTH = 64
 _TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}]')
 # how a JSON document (not "[ERROR] ..." or "{not json") starts
 _JSON_START = re.compile(r'\s*(?:\{\s*(?:"|\}|$)|\[\s*(?:["{\[\]\-0-9]|true\b|false\b|null\b|$))')
+_START_NO_CLOSE = (
+    r'[ \t]*(?:\{[ \t]*(?:"|\}|\r?$)|\[[ \t]*(?:["{\[\]\-0-9]|true\b|false\b|null\b|\r?$))(?!.*[\]}][ \t\r]*$)'
+)
+# in line mode: every non-blank line except one that starts like JSON and cannot close on its own line
+_LINE_WORTH_READING = re.compile(rf"(?m)^(?!{_START_NO_CLOSE}).*\S.*$")
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,6 @@ def iter_documents(text: str, *, as_text: bool = False, stats: ReadStats | None 
     n = len(text)
     pos = 0
     line_no = 1
-    line_mode = as_text  # after an unclosed document: line by line
     while pos < n:
         eol = text.find("\n", pos)
         eol = n if eol < 0 else eol
@@ -105,24 +109,13 @@ def iter_documents(text: str, *, as_text: bool = False, stats: ReadStats | None 
             yield stripped
             pos, line_no = eol + 1, line_no + 1
             continue
-        if line_mode:
-            try:
-                doc = json.loads(stripped)
-            except (ValueError, RecursionError):
-                stats.skipped_lines += 1
-            else:
-                stats.documents += 1
-                yield from _items(doc)
-            pos, line_no = eol + 1, line_no + 1
-            continue
         start = pos + (len(line) - len(line.lstrip()))
         end, deepest = _extent(text, start)
         if deepest > MAX_JSON_DEPTH:
             stats.problems += 1
             yield Problem(line_no, "too-deep", f"line {line_no}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-            line_mode = True
-            pos, line_no = eol + 1, line_no + 1
-            continue
+            yield from _line_mode(text, eol + 1, stats)
+            return
         if end is None:
             stats.problems += 1
             yield Problem(
@@ -130,9 +123,8 @@ def iter_documents(text: str, *, as_text: bool = False, stats: ReadStats | None 
                 "unclosed-json",
                 f"line {line_no}: a JSON document starts here and never closes (truncated input?)",
             )
-            line_mode = True
-            pos, line_no = eol + 1, line_no + 1
-            continue
+            yield from _line_mode(text, eol + 1, stats)
+            return
         chunk = text[start:end]
         try:
             doc = json.loads(chunk)
@@ -157,6 +149,28 @@ def iter_documents(text: str, *, as_text: bool = False, stats: ReadStats | None 
             stats.texts += 1
             yield text[pos:rest_end].strip()
             pos, line_no = rest_end + 1, line_no + 1
+
+
+def _line_mode(text: str, pos: int, stats: ReadStats) -> Iterator[Any]:
+    """The rest of an input after a document that never closes: each line on its own. Lines that start like
+    JSON and cannot close on their line are skipped by the regex engine (linear, and fast in C)."""
+    lines = text.count("\n", pos) + (0 if text.endswith("\n") or pos >= len(text) else 1)
+    read = 0
+    for m in _LINE_WORTH_READING.finditer(text, pos):
+        read += 1
+        line = m.group().strip()
+        if not looks_like_json(line):
+            stats.texts += 1
+            yield line
+            continue
+        try:
+            doc = json.loads(line)
+        except (ValueError, RecursionError):
+            read -= 1
+        else:
+            stats.documents += 1
+            yield from _items(doc)
+    stats.skipped_lines += max(0, lines - read)
 
 
 def read_one(text: str, *, as_text: bool = False) -> tuple[Any, list[Problem], int]:
