@@ -46,7 +46,7 @@ class _State:
     json_mode = False
     stdin_closed = False
     region = ""
-    endpoint = ""
+    endpoint = ""  # the endpoint override already checked
 
 
 STATE = _State()
@@ -238,20 +238,28 @@ class _ShortTimeouts:
         return self._session.client(service, **kwargs)
 
 
+def preflight(args: argparse.Namespace) -> None:
+    """Before an AWS-facing command runs: the region (or the AWS CLI's advice) and a reachable endpoint."""
+    if not hasattr(args, "region") or not hasattr(args, "endpoint_url"):
+        return
+    STATE.region = resolve_region(args)
+    if args.endpoint_url:
+        check_endpoint(args.endpoint_url)
+        STATE.endpoint = args.endpoint_url
+
+
 def make_aws(args: argparse.Namespace) -> Aws:
     """An ``Aws`` for a command: the region resolved as the AWS CLI does (or a clear stop), the endpoint
     checked, short connect timeouts and few retries."""
-    import boto3
-
     from esm_medic.aws import Aws
 
     region = resolve_region(args)
     endpoint = getattr(args, "endpoint_url", None) or None
-    if endpoint:
+    if endpoint and endpoint != STATE.endpoint:
         check_endpoint(endpoint)
     profile = getattr(args, "profile", None) or None
     try:
-        session = boto3.Session(profile_name=profile, region_name=region)
+        session = Aws(region=region, profile=profile, endpoint_url=endpoint).session
     except Exception as exc:
         raise CliError("no-profile", f"cannot use the AWS profile {profile!r}: {exc}", EXIT_USAGE) from None
     STATE.region, STATE.endpoint = region, endpoint or ""

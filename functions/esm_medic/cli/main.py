@@ -20,6 +20,7 @@ from esm_medic.cli.common import (
     CliError,
     aws_error_message,
     fail,
+    preflight,
     prepare_streams,
 )
 
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     STATE.json_mode = bool(getattr(args, "json", False))
     try:
         _check_ids(args)
+        preflight(args)
         return int(func(args) or 0)
     except CliError as exc:
         return fail(exc.message, exc.exit_code, exc.code)
@@ -98,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(aws_error_message(exc), EXIT_FAILURE, "error")
     finally:
         STATE.json_mode = False
+        STATE.endpoint = ""
 
 
 if __name__ == "__main__":  # pragma: no cover
