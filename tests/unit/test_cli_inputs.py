@@ -169,3 +169,28 @@ def test_malformed_ids_are_usage_errors(capsys, monkeypatch, argv, needle):
 def test_fuzz_small_profile_has_no_unhandled_exceptions():
     result = fuzz(600, pool_size=200)
     assert result["exceptions"] == 0, result["first_failure"]
+
+
+def test_missing_deployment_and_aws_errors_read_as_advice(monkeypatch):
+    from botocore.exceptions import ClientError, ParamValidationError
+
+    from esm_medic.remediate.audit import AuditError
+
+    monkeypatch.setattr(common.STATE, "region", "eu-central-1")
+    missing = ClientError(
+        {"Error": {"Code": "ResourceNotFoundException", "Message": "Requested resource not found"}}, "Query"
+    )
+    for exc in (missing, _chained(AuditError("cannot read the audit table esm-medic-audit"), missing)):
+        message = common.aws_error_message(exc)
+        assert "not deployed in eu-central-1" in message and "--region" in message
+        assert "sandbox serve --region eu-central-1" in message
+    message = common.aws_error_message(ParamValidationError(report="Invalid length for parameter UUID"))
+    assert message.startswith("invalid request") and "ParamValidationError" not in message
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetItem")
+    assert common.aws_error_message(throttled) == "Rate exceeded (ThrottlingException)"
+    assert not common.aws_error_message(KeyError("x")).startswith("KeyError")
+
+
+def _chained(exc: BaseException, cause: BaseException) -> BaseException:
+    exc.__cause__ = cause
+    return exc

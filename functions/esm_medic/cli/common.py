@@ -283,6 +283,23 @@ def _deploy_hint(region: str) -> str:
     )
 
 
+_DYNAMODB_OPERATIONS = frozenset(
+    {
+        "Query",
+        "Scan",
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "DescribeTable",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "TransactGetItems",
+    }
+)
+
+
 def aws_error_message(exc: BaseException) -> str:
     """A one-line, human explanation of an AWS/botocore failure (credentials, endpoint, access, deployment).
     Never starts with an exception class name."""
@@ -303,7 +320,10 @@ def aws_error_message(exc: BaseException) -> str:
     if name == "ParamValidationError":
         return "invalid request: " + " ".join(str(cause).split()).replace("Parameter validation failed: ", "")
     code = error_code(cause)
-    if code == "ResourceNotFoundException" and "table" in (error_message(cause) + str(exc)).lower():
+    operation = str(getattr(cause, "operation_name", "") or "")
+    if code == "ResourceNotFoundException" and (
+        "table" in (error_message(cause) + str(exc)).lower() or operation in _DYNAMODB_OPERATIONS
+    ):
         return _deploy_hint(STATE.region)
     if is_access_denied(cause):
         return f"access denied: {error_message(cause)}"
