@@ -231,7 +231,7 @@ class _ShortTimeouts:
         from botocore.config import Config
 
         short = Config(
-            connect_timeout=CLI_CONNECT_TIMEOUT, retries={"mode": "standard", "max_attempts": CLI_MAX_ATTEMPTS}
+            connect_timeout=CLI_CONNECT_TIMEOUT, retries={"mode": "standard", "total_max_attempts": CLI_MAX_ATTEMPTS}
         )
         given = kwargs.get("config")
         kwargs["config"] = given.merge(short) if given is not None else short
