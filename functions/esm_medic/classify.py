@@ -4,8 +4,12 @@ Accepts raw text, a GetEventSourceMapping / ListEventSourceMappings item, an ESM
 record, or an EventBridge event carrying any of those (including esm-medic's own ``ESM Status Change`` events).
 Never raises on bad input: unknown or malformed input classifies to step ``unknown`` with the raw text kept.
 
-Patterns are compiled once; each is guarded by the literal text it requires, so a text is searched only with
-the few patterns that can match it. Named groups in patterns become extracted parameters (topic, group, ...).
+Patterns are compiled once; one Aho-Corasick pass over a text finds the few patterns that can match it
+(``esm_medic.catalogue.matcher``), searched in catalogue order, first match wins. Status fields are found at any
+depth of a CloudTrail record (``requestParameters``, ``responseElements``, ``errorCode`` / ``errorMessage``), in
+camelCase, PascalCase or snake_case, bare or in an EventBridge envelope; a ListEventSourceMappings page is read by
+its items. Named groups in patterns become extracted parameters (topic, group, ...). The memo of repeated texts is
+bounded in entries and bytes.
 No boto3 here.
 """
 
