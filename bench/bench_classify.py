@@ -144,7 +144,7 @@ def main(n: int = 100_000) -> dict[str, Any]:
         strategies["hyperscan"] = hs
     answers = {name: [fn(s) for s in norms] for name, fn in strategies.items()}
     disagree = sorted(name for name, a in answers.items() if a != answers["naive"])
-    match_us = {name: round(_time(fn, norms) * 1e6, 2) for name, fn in strategies.items()}
+    match_us = {name: round(_time(fn, norms[:2000]) * 1e6, 2) for name, fn in strategies.items()}
 
     # the whole classification
     t_unique = _time(clf._classify_text_uncached, unique[: n // 2])
