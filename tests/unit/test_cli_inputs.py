@@ -194,3 +194,16 @@ def test_missing_deployment_and_aws_errors_read_as_advice(monkeypatch):
 def _chained(exc: BaseException, cause: BaseException) -> BaseException:
     exc.__cause__ = cause
     return exc
+
+
+def test_confirmation_with_stdin_closed_is_no_terminal(monkeypatch):
+    """fix --apply and rollback ask through _confirm: with stdin closed there is no terminal, so they refuse with
+    their documented message and exit 2 instead of an AttributeError."""
+    from esm_medic.cli.fix import _confirm
+
+    monkeypatch.setattr("sys.stdin", None)
+    common.prepare_streams()
+    assert common.STATE.stdin_closed and _confirm("Apply?") is None
+    with pytest.raises(common.CliError) as exc:
+        common.read_stdin()
+    assert exc.value.exit_code == 2 and "closed" in exc.value.message
