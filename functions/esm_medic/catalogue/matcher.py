@@ -157,8 +157,12 @@ class Matcher:
         self._clauses = tuple(clauses)
         self._literal = tuple(_pure_literal(p.pattern) if not p.groupindex else None for p in self.patterns)
         self._automaton = ahocorasick.Automaton()
+        # one int per literal: the patterns it is the required literal of (low bits), and the literal itself
+        # (the bits above ``self._shift``), so a hit costs a single ``|=``
+        self._shift = len(self.patterns)
+        self._pattern_bits = (1 << self._shift) - 1
         for lit, bit_index in lit_ids.items():
-            self._automaton.add_word(lit, (1 << bit_index, primary.get(lit, 0)))
+            self._automaton.add_word(lit, primary.get(lit, 0) | (1 << (bit_index + self._shift)))
         if lit_ids:
             self._automaton.make_automaton()
         self._has_words = bool(lit_ids)
@@ -167,20 +171,20 @@ class Matcher:
         """Bit mask of the patterns that may match ``lowered`` (its required literal occurs in it)."""
         mask = self._always
         if self._has_words:
-            for _end, (_bit, pmask) in self._automaton.iter(lowered):
-                mask |= pmask
-        return mask
+            for _end, bits in self._automaton.iter(lowered):
+                mask |= bits
+        return mask & self._pattern_bits
 
     def first(self, text: str, lowered: str | None = None) -> tuple[int, re.Match[str] | _Literal] | None:
         """The first pattern (in order) that matches ``text``, with its match; None when none does."""
         if lowered is None:
             lowered = text.lower()
-        mask = self._always
-        found = 0
+        hits = self._always
         if self._has_words:
-            for _end, (bit, pmask) in self._automaton.iter(lowered):
-                mask |= pmask
-                found |= bit
+            for _end, bits in self._automaton.iter(lowered):
+                hits |= bits
+        mask = hits & self._pattern_bits
+        found = hits >> self._shift
         ascii_text = text.isascii()
         patterns, clauses, literal = self.patterns, self._clauses, self._literal
         while mask:
