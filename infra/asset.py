@@ -21,7 +21,12 @@ PACKAGE = ROOT / "functions" / "esm_medic"
 RUNBOOKS = ROOT / "runbooks"
 BUILD = ROOT / "build"
 # [tracer]: with active tracing the handlers create a Powertools Tracer, which needs the X-Ray SDK
-LAYER_REQUIREMENTS = ("aws-lambda-powertools[tracer,validation]==3.37.0", "jsonschema==4.26.0", "requests==2.34.2", "pyahocorasick==2.3.1")
+LAYER_REQUIREMENTS = (
+    "aws-lambda-powertools[tracer,validation]==3.37.0",
+    "jsonschema==4.26.0",
+    "requests==2.34.2",
+    "pyahocorasick==2.3.1",
+)
 LAMBDA_PYTHON = "3.13"
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
 EXCLUDE_DIRS = {"sandbox", "__pycache__", ".mypy_cache"}
