@@ -34,6 +34,7 @@ LAYER_REQUIREMENTS = (
     "jsonschema==4.26.0",
     "requests==2.34.2",
     "slack-sdk==3.48.0",
+    "pyahocorasick==2.3.1",
 )
 LAMBDA_PYTHON = "3.13"
 LAMBDA_PLATFORM = "manylinux2014_x86_64"

@@ -4,8 +4,12 @@ Accepts raw text, a GetEventSourceMapping / ListEventSourceMappings item, an ESM
 record, or an EventBridge event carrying any of those (including esm-medic's own ``ESM Status Change`` events).
 Never raises on bad input: unknown or malformed input classifies to step ``unknown`` with the raw text kept.
 
-Patterns are compiled once; each is guarded by the literal text it requires, so a text is searched only with
-the few patterns that can match it. Named groups in patterns become extracted parameters (topic, group, ...).
+Patterns are compiled once; one Aho-Corasick pass over a text finds the few patterns that can match it
+(``esm_medic.catalogue.matcher``), searched in catalogue order, first match wins. Status fields are found at any
+depth of a CloudTrail record (``requestParameters``, ``responseElements``, ``errorCode`` / ``errorMessage``), in
+camelCase, PascalCase or snake_case, bare or in an EventBridge envelope; a ListEventSourceMappings page is read by
+its items. Named groups in patterns become extracted parameters (topic, group, ...). The memo of repeated texts is
+bounded in entries and bytes.
 No boto3 here.
 """
 
@@ -14,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from esm_medic.catalogue import Catalogue, Entry, get_catalogue
+from esm_medic.catalogue.matcher import Matcher
 
 MAX_TEXT = 4096  # characters of one text that are matched (the rest is kept, not searched)
 
@@ -106,100 +112,77 @@ def normalize(text: str) -> str:
     return t
 
 
-def required_literals(pattern: str) -> tuple[str, ...]:
-    """Lower-cased literals of which every match of ``pattern`` contains at least one; () when unknown.
-
-    The longest run of top-level literal characters is required; a top-level alternation requires one of its
-    branches' literals (when every branch has one). The test is exact: a text containing none of them cannot match.
-    """
-    import re._parser as sre_parse  # stdlib; used once per pattern at start-up
-
-    def longest(items: object) -> str:
-        best = cur = ""
-        for op, av in items:  # type: ignore[attr-defined]
-            if op is sre_parse.LITERAL:
-                cur += chr(av)
-            else:
-                best, cur = max(best, cur, key=len), ""
-        return max(best, cur, key=len).lower()
-
-    def branch_literals(av: object) -> tuple[str, ...]:
-        branches = [longest(b) for b in av[1]]  # type: ignore[index]
-        return tuple(branches) if all(branches) else ()
-
-    try:
-        parsed = sre_parse.parse(pattern)
-    except re.error:
-        return ()
-    whole = longest(parsed)
-    if whole:
-        return (whole,)
-    for op, av in parsed:  # a mandatory top-level group holding an alternation: one of its literals is required
-        if op is sre_parse.BRANCH:
-            return branch_literals(av)
-        if op is sre_parse.SUBPATTERN:
-            inner = list(av[3])
-            if len(inner) == 1 and inner[0][0] is sre_parse.BRANCH:
-                found = branch_literals(inner[0][1])
-                if found:
-                    return found
-    return ()
-    whole = longest(parsed)
-    if whole:
-        return (whole,)
-    items = list(parsed)
-    if len(items) == 1 and items[0][0] is sre_parse.BRANCH:
-        branches = [longest(b) for b in items[0][1][1]]
-        if all(branches):
-            return tuple(branches)
-    return ()
-
-
 class Classifier:
     """Compiled matcher over one catalogue.
 
-    Each pattern carries the literal text it requires; a text is searched only with the patterns whose literal it
-    contains (one lower-cased substring test each), in catalogue order, first match wins. Results for repeated texts
-    are memoised.
+    One Aho-Corasick pass over the lower-cased text finds the patterns whose required literal occurs in it; only
+    those are searched, in catalogue order, first match wins (``esm_medic.catalogue.matcher``). Results for repeated
+    texts are memoised in a memo bounded in entries and in bytes; texts longer than ``MEMO_MAX_TEXT`` are never
+    held.
     """
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
-        self._patterns: list[tuple[Entry, re.Pattern[str], tuple[str, ...]]] = [
-            (entry, compiled, required_literals(source))
-            for entry in catalogue.entries
-            for compiled, source in zip(entry.compiled, entry.patterns, strict=True)
-        ]
+        self._entries: list[Entry] = [entry for entry in catalogue.entries for _ in entry.compiled]
+        self._matcher = Matcher([p for entry in catalogue.entries for p in entry.compiled])
         self._flags = {e.id: (e.auto_fixable, e.fixable) for e in catalogue.entries}
-        self._cached = lru_cache(maxsize=8192)(self._classify_text_uncached)
+        self._memo: dict[str, Classification] = {}
+        self._memo_bytes = 0
+        self._memo_lock = threading.Lock()
 
     # ------------------------------------------------------------------ text
     def classify_text(self, text: str, field: str = "text") -> Classification:
-        c = self._cached(text)
+        """Classify one status text; never raises (a non-string is classified by its ``str``)."""
+        try:
+            c = self._memo.get(text)
+            if c is None:
+                c = self._classify_text_uncached(text)
+                if len(text) <= MEMO_MAX_TEXT:
+                    self._remember(text, c)
+        except Exception:
+            return self.classify(text) if not isinstance(text, str) else self._failed(text)
         if field != c.field:
             c = _replace(c, field=field)
         return c
 
-    def _match(self, norm: str) -> tuple[Entry, re.Match[str]] | None:
-        lowered = norm.lower()
-        for entry, pattern, literals in self._patterns:
-            if literals:
-                for lit in literals:
-                    if lit in lowered:
-                        break
-                else:
-                    continue
-            m = pattern.search(norm)
-            if m is not None:
-                return entry, m
-        return None
+    def _remember(self, text: str, c: Classification) -> None:
+        size = _ENTRY_OVERHEAD + 2 * (len(text) + len(c.normalized) + len(c.matched))
+        with self._memo_lock:
+            memo = self._memo
+            while memo and (len(memo) >= MEMO_MAX_ENTRIES or self._memo_bytes + size > MEMO_MAX_BYTES):
+                old_text, old = _pop_oldest(memo)
+                self._memo_bytes -= _ENTRY_OVERHEAD + 2 * (len(old_text) + len(old.normalized) + len(old.matched))
+            memo[text] = c
+            self._memo_bytes += size
+
+    @property
+    def memo_bytes(self) -> int:
+        """Approximate bytes held by the memo (bounded by ``MEMO_MAX_BYTES``)."""
+        return self._memo_bytes
+
+    def _match(self, norm: str) -> tuple[Entry, Any] | None:
+        hit = self._matcher.first(norm)
+        if hit is None:
+            return None
+        return self._entries[hit[0]], hit[1]
+
+    def _failed(self, text: str) -> Classification:
+        return Classification(
+            None,
+            "unknown",
+            "unknown",
+            0.0,
+            _short(text),
+            title="Unclassifiable input",
+            catalogue_version=self.catalogue.version,
+        )
 
     def _classify_text_uncached(self, text: str) -> Classification:
         version = self.catalogue.version
-        if not text or not text.strip():
+        if not text or text.isspace():
             return Classification(None, "unknown", "empty", 0.0, text, catalogue_version=version)
         norm = normalize(text)
-        hit = self._match(norm)
+        hit = self._matcher.first(norm)
         if hit is None:
             return Classification(
                 None,
@@ -212,32 +195,38 @@ class Classifier:
                 params=extract_params(norm),
                 catalogue_version=version,
             )
-        entry, m = hit
+        index, m = hit
+        entry = self._entries[index]
         params = extract_params(norm)
-        params.update({k: v for k, v in m.groupdict().items() if v})
+        groups = m.groupdict()
+        if groups:
+            params.update({k: v for k, v in groups.items() if v})
         if entry.generic:
             params["_generic"] = "1"
+        flags = self._flags[entry.id]
         return Classification(
-            entry=entry.id,
-            step=entry.step,
-            kind=entry.kind,
-            confidence=entry.confidence,
-            text=text,
-            title=entry.title,
-            normalized=norm,
-            span=m.span(),
-            matched=m.group(0),
-            params=params,
-            auto_fixable=self._flags[entry.id][0],
-            fixable=self._flags[entry.id][1],
-            transient=entry.transient,
-            runbook=entry.runbook,
-            catalogue_version=version,
+            entry.id,
+            entry.step,
+            entry.kind,
+            entry.confidence,
+            text,
+            "text",
+            entry.title,
+            norm,
+            m.span(),
+            m.group(0),
+            params,
+            flags[0],
+            flags[1],
+            entry.transient,
+            entry.runbook,
+            version,
         )
 
     # ------------------------------------------------------------------ structured input
     def classify(self, obj: Any) -> Classification:
-        """Classify text, bytes, JSON text, an ESM item, a log/CloudTrail record or an EventBridge event."""
+        """Classify text, bytes, JSON text, an ESM item (or a ListEventSourceMappings page), a log or CloudTrail
+        record, or an EventBridge event carrying any of those."""
         try:
             return self._classify_any(obj)
         except Exception as exc:  # never let odd input escape as an exception
@@ -259,7 +248,7 @@ class Classifier:
             if depth == 0 and stripped[:1] in ("{", "["):
                 try:
                     return self._classify_any(json.loads(stripped), depth + 1)
-                except ValueError:
+                except (ValueError, RecursionError):
                     pass
             return self.classify_text(obj)
         if isinstance(obj, Mapping) and depth < 4:
@@ -270,55 +259,118 @@ class Classifier:
         return Classification(None, "unknown", "empty", 0.0, _short(obj), catalogue_version=self.catalogue.version)
 
     def _classify_mapping(self, obj: Mapping[str, Any], depth: int) -> Classification:
-        uuid = str(obj.get("UUID") or obj.get("uuid") or "")
+        keys = _keymap(obj)
+        pages = keys.get("eventsourcemappings")
+        if isinstance(pages, list):  # a ListEventSourceMappings page: its items, worst first
+            return self._classify_any(pages, depth) if pages else self._empty("")
         detail = obj.get("detail")
         if isinstance(detail, Mapping):  # EventBridge envelope
             return self._classify_detail(detail, depth)
+        uuid = _uuid_of(keys)
+        new = obj.get("new")
+        if isinstance(new, Mapping) and not _status_fields(keys):  # esm-medic "ESM Status Change" detail
+            c = self._classify_mapping(new, depth + 1)
+            return _replace(c, uuid=uuid or c.uuid)
         candidates: list[Classification] = []
-        for fname in STATUS_FIELDS:
-            value = obj.get(fname)
-            if isinstance(value, str) and value.strip():
-                candidates.append(self.classify_text(value, fname))
-        error = obj.get("error")
-        if isinstance(error, Mapping):  # ESM system log record
-            msg = " ".join(str(error.get(k) or "") for k in ("errorCode", "errorMessage")).strip()
-            if msg:
-                candidates.append(self.classify_text(msg, "log"))
-        if "errorCode" in obj or "errorMessage" in obj:  # CloudTrail record
-            msg = " ".join(str(obj.get(k) or "") for k in ("errorCode", "errorMessage")).strip()
-            if msg:
-                candidates.append(self.classify_text(msg, "cloudtrail"))
-        for key in ("text", "message", "reason"):
-            value = obj.get(key)
-            if isinstance(value, str) and value.strip():
-                candidates.append(self.classify_text(value, key))
+        self._collect(obj, candidates, 0)
         if not candidates:
-            for key in ("new", "status", "responseElements", "esm"):
-                inner = obj.get(key)
+            return self._empty(uuid)
+        return _pick(candidates, uuid or _nested_uuid(obj))
+
+    def _collect(self, obj: Mapping[str, Any], out: list[Classification], level: int) -> None:
+        """Candidates of one mapping: its status fields (any casing), an error code / message pair (a CloudTrail
+        record, or an ESM system-log record's ``error``), its text fields; then those of nested records (e.g.
+        CloudTrail's ``responseElements`` / ``requestParameters``), nearest first."""
+        keys = _keymap(obj)
+        for fname in STATUS_FIELDS:
+            value = keys.get(fname.lower())
+            if isinstance(value, str) and value.strip():
+                out.append(self.classify_text(value, fname))
+        error = keys.get("error")
+        if isinstance(error, Mapping):  # ESM system log record
+            msg = _code_and_message(_keymap(error))
+            if msg:
+                out.append(self.classify_text(msg, "log"))
+        if "errorcode" in keys or "errormessage" in keys:  # CloudTrail record
+            msg = _code_and_message(keys)
+            if msg:
+                out.append(self.classify_text(msg, "cloudtrail"))
+        for key in ("text", "message", "reason"):
+            value = keys.get(key)
+            if isinstance(value, str) and value.strip():
+                out.append(self.classify_text(value, key))
+        if level >= _MAX_NESTING or len(out) >= _MAX_CANDIDATES:
+            return
+        for key, value in obj.items():
+            if isinstance(key, str) and key.lower() in _NOT_CURRENT:
+                continue
+            for inner in value if isinstance(value, list) else (value,):
                 if isinstance(inner, Mapping):
-                    c = self._classify_mapping(inner, depth + 1)
-                    return _replace(c, uuid=uuid or c.uuid)
-            return Classification(
-                None, "unknown", "empty", 0.0, "", uuid=uuid, catalogue_version=self.catalogue.version
-            )
-        return _pick(candidates, uuid)
+                    self._collect(inner, out, level + 1)
+                    if len(out) >= _MAX_CANDIDATES:
+                        return
 
     def _classify_detail(self, detail: Mapping[str, Any], depth: int) -> Classification:
-        uuid = str(detail.get("uuid") or detail.get("UUID") or "")
-        if "errorCode" in detail or "errorMessage" in detail:
-            c = self._classify_mapping({k: detail.get(k) for k in ("errorCode", "errorMessage")}, depth + 1)
-        elif isinstance(detail.get("new"), Mapping):  # esm-medic "ESM Status Change"
-            c = self._classify_mapping(detail["new"], depth + 1)
-        elif isinstance(detail.get("responseElements"), Mapping):
-            c = self._classify_mapping(detail["responseElements"], depth + 1)
-            uuid = uuid or str(detail["responseElements"].get("uUID") or detail["responseElements"].get("UUID") or "")
-        else:
-            c = self._classify_mapping(detail, depth + 1)
+        c = self._classify_mapping(detail, depth + 1)
+        uuid = _uuid_of(_keymap(detail)) or _nested_uuid(detail)
         return _replace(c, uuid=uuid or c.uuid)
+
+    def _empty(self, uuid: str) -> Classification:
+        return Classification(None, "unknown", "empty", 0.0, "", uuid=uuid, catalogue_version=self.catalogue.version)
 
     def classify_many(self, items: Iterable[Any]) -> Iterator[Classification]:
         for item in items:
             yield self.classify(item)
+
+
+# Memo bounds: at most this many texts, this many (approximate) bytes, and no text longer than MEMO_MAX_TEXT.
+MEMO_MAX_ENTRIES = 8192
+MEMO_MAX_BYTES = 16 * 1024 * 1024
+MEMO_MAX_TEXT = MAX_TEXT
+_ENTRY_OVERHEAD = 600  # the Classification object, its params dict and the memo slot
+
+_MAX_NESTING = 4  # levels below a record searched for nested status fields
+_MAX_CANDIDATES = 32
+_NOT_CURRENT = frozenset({"old", "previous", "before", "classification"})  # earlier states, or our own verdict
+
+
+def _pop_oldest(memo: dict[str, Classification]) -> tuple[str, Classification]:
+    key = next(iter(memo))
+    return key, memo.pop(key)
+
+
+def _keymap(obj: Mapping[Any, Any]) -> dict[str, Any]:
+    """Keys folded (case, ``_`` and ``-`` ignored) so camelCase, PascalCase and snake_case read alike."""
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if isinstance(k, str):
+            out.setdefault(k.lower().replace("_", "").replace("-", ""), v)
+    return out
+
+
+def _status_fields(keys: Mapping[str, Any]) -> bool:
+    return any(isinstance(keys.get(f.lower()), str) for f in STATUS_FIELDS)
+
+
+def _uuid_of(keys: Mapping[str, Any]) -> str:
+    value = keys.get("uuid")
+    return value if isinstance(value, str) else ""
+
+
+def _nested_uuid(obj: Mapping[str, Any]) -> str:
+    """The ESM uuid where CloudTrail writes it (responseElements / requestParameters, ``uUID`` or ``UUID``)."""
+    for key in ("responseelements", "requestparameters", "new", "esm"):
+        inner = _keymap(obj).get(key)
+        if isinstance(inner, Mapping):
+            found = _uuid_of(_keymap(inner))
+            if found:
+                return found
+    return ""
+
+
+def _code_and_message(keys: Mapping[str, Any]) -> str:
+    parts = [keys.get("errorcode"), keys.get("errormessage")]
+    return " ".join(str(p) for p in parts if p not in (None, "")).strip()
 
 
 def _pick(candidates: list[Classification], uuid: str) -> Classification:

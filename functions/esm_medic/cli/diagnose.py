@@ -13,7 +13,7 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.cli.common import add_aws_options, add_json_option, aws_error_message, fail, print_json
+from esm_medic.cli.common import add_aws_options, add_json_option, aws_error_message, fail, print_json, where
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.models import Diagnosis
@@ -72,8 +72,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
     try:
         aws = make_aws(args)
         result = diagnose(aws, uuid)
-    except EsmNotFound as exc:
-        return fail(f"{exc}")
+    except EsmNotFound:
+        return fail(f"no event source mapping {uuid} ({where(aws)})", error_code="not-found")
     except DiagnoseError as exc:
         return fail(str(exc))
     except Exception as exc:  # credentials, endpoint, region: say what, never a traceback
@@ -207,6 +207,9 @@ def run_scan(args: argparse.Namespace) -> int:
     except Exception as exc:
         return fail(aws_error_message(exc))
     shown = [d for d in results if not (args.only_broken and d.healthy)]
+    if not results and not args.json:
+        print(f"No Kafka event source mappings found ({where(aws)}).")
+        return EXIT_OK
     if args.json:
         print_json([d.to_dict() for d in shown])
         return EXIT_OK

@@ -6,10 +6,27 @@ import argparse
 import json
 import sys
 import textwrap
-from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
-from esm_medic.cli.common import add_json_option, fail, print_json
+from esm_medic.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    add_json_option,
+    fail,
+    print_json,
+    read_file,
+    read_stdin,
+    write,
+)
+from esm_medic.cli.readers import Problem, ReadStats, iter_documents, read_one
+
+#: characters of the input shown back (human and JSON output); the length of the rest is stated
+SHOW_TEXT = 2000
+#: runbook excerpt size, cut at a paragraph
+EXCERPT_CHARS = 2800
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text", nargs="+", help="the text (several words are joined), or - for stdin")
     p.add_argument("--lang", default="en", help="runbook language (en, ko)")
     p.add_argument("--full", action="store_true", help="print the whole runbook, not an excerpt")
+    p.add_argument(
+        "--text", dest="as_text", action="store_true", help="explain the input as text even if it is malformed JSON"
+    )
     add_json_option(p)
     p.set_defaults(func=run_explain)
 
@@ -32,30 +52,79 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and write one JSON classification per input.",
     )
     c.add_argument("files", nargs="*", help="input files (default: stdin; - also means stdin)")
+    c.add_argument("--text", dest="as_text", action="store_true", help="read every line as text (no JSON parsing)")
     c.set_defaults(func=run_classify)
 
 
 # ---------------------------------------------------------------------------------------------- explain
 def _read_input(words: list[str]) -> str:
     if words == ["-"]:
-        return sys.stdin.read()
+        return read_stdin()
     return " ".join(words)
 
 
 def explanation(obj: Any, lang: str = "en", full: bool = False) -> dict[str, Any]:
-    """Everything ``explain`` shows, as a JSON-able dict (also used by tickets)."""
+    """Everything ``explain`` shows, as a JSON-able dict (also used by tickets). Long input text is summarised."""
     from esm_medic.catalogue import get_catalogue
     from esm_medic.classify import classify
 
     c = classify(obj)
-    out = c.to_dict()
+    out = summarise(c.to_dict())
     entry = get_catalogue().get(c.entry) if c.entry else None
     if entry is not None:
-        out["entry_detail"] = entry.to_dict()
+        detail = entry.to_dict()
+        detail["fixes"] = _unique_fixes(detail.get("fixes") or [])
+        out["entry_detail"] = detail
     out["runbook_text"] = _runbook_text(c.entry, lang, full)
     return out
 
 
+def summarise(data: dict[str, Any]) -> dict[str, Any]:
+    """Cut the echoed input to ``SHOW_TEXT`` characters, saying how long it was."""
+    for key in ("text", "normalized"):
+        value = data.get(key)
+        if isinstance(value, str) and len(value) > SHOW_TEXT:
+            data[key] = value[:SHOW_TEXT] + "…"
+            data[f"{key}_chars"] = len(value)
+    for other in data.get("also") or []:
+        if isinstance(other.get("text"), str) and len(other["text"]) > SHOW_TEXT:
+            other["text"] = other["text"][:SHOW_TEXT] + "…"
+    return data
+
+
+def _unique_fixes(fixes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per fix: entries list an action once per root cause it answers; keep the first."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in fixes:
+        key = (f.get("action", ""), f.get("summary", ""))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def paragraph_excerpt(text: str, max_chars: int = EXCERPT_CHARS) -> str:
+    """``text`` cut at the last paragraph break (a blank line outside code fences) within ``max_chars``."""
+    if len(text) <= max_chars:
+        return text
+    cut = 0
+    fenced = False
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        pos += len(line)
+        if pos > max_chars:
+            break
+        if not fenced and not line.strip():
+            cut = pos
+    if cut == 0:  # one giant paragraph: cut at a line outside a fence
+        return text[: text.rfind("\n", 0, max_chars) + 1 or max_chars].rstrip() + "\n…"
+    return text[:cut].rstrip() + "\n\n…"
+
+
+@lru_cache(maxsize=256)
 def _runbook_text(entry_id: str | None, lang: str, full: bool) -> str | None:
     if not entry_id:
         return None
@@ -65,21 +134,33 @@ def _runbook_text(entry_id: str | None, lang: str, full: bool) -> str | None:
         return None
     try:
         rb = runbooks.load(entry_id, lang=lang)
+        return rb.text if full else paragraph_excerpt(rb.excerpt(max_chars=10**6))
     except Exception:
         return None
-    return rb.text if full else rb.excerpt()
 
 
 def run_explain(args: argparse.Namespace) -> int:
     raw = _read_input(args.text)
     if not raw.strip():
-        return fail("nothing to explain (empty input)", 2)
-    data = explanation(raw, lang=args.lang, full=args.full)
+        return fail("nothing to explain (empty input)", EXIT_USAGE, "empty-input")
+    obj, problems, count = read_one(raw, as_text=args.as_text)
+    if problems:
+        first = problems[0]
+        return fail(
+            f"the input is not valid JSON ({first.message}); pass --text to explain it as text",
+            EXIT_USAGE,
+            first.code,
+        )
+    if isinstance(obj, list) and not obj:
+        return fail("the input holds no event source mappings (an empty list)", EXIT_USAGE, "empty-input")
+    data = explanation(obj, lang=args.lang, full=args.full)
+    if count > 1:
+        data["items"] = count
     if args.json:
         print_json(data)
     else:
-        sys.stdout.write(render(data))
-    return 0
+        write(render(data))
+    return EXIT_OK
 
 
 def _chain(step: str) -> str:
@@ -105,8 +186,15 @@ def render(data: dict[str, Any]) -> str:
 
     w = textwrap.TextWrapper(width=100, subsequent_indent="      ")
     lines = []
-    text = data.get("text") or ""
-    lines.append(f"Input ({data.get('field')}): {text[:300]}{'...' if len(text) > 300 else ''}")
+    text = " ".join(str(data.get("text") or "").split())
+    total = data.get("text_chars") or len(text)
+    shown = text if len(text) <= 300 else text[:300] + f"… ({total:,} characters)"
+    lines.append(f"Input ({data.get('field')}): {shown}")
+    if data.get("items"):
+        lines.append(
+            f"         {data['items']} items in the input; the worst is explained"
+            + (f" (ESM {data['uuid']})" if data.get("uuid") else "")
+        )
     step = data["step"]
     title = STEP_TITLES.get(Step(step), step) if step in Step._value2member_map_ else step
     if data["kind"] == "healthy":
@@ -150,51 +238,36 @@ def render(data: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- classify
-def iter_documents(text: str) -> Iterator[Any]:
-    """Split a stream into JSON documents and plain-text lines. A line that starts like JSON but does not parse
-    is classified as text (never an error)."""
-    decoder = json.JSONDecoder()
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in " \t\r\n":
-            i += 1
-        if i >= n:
-            return
-        if text[i] in "{[":
-            try:
-                obj, end = decoder.raw_decode(text, i)
-            except ValueError:
-                pass
-            else:
-                if isinstance(obj, list) and all(isinstance(o, dict) for o in obj) and obj:
-                    yield from obj
-                else:
-                    yield obj
-                i = end
-                continue
-        j = text.find("\n", i)
-        j = n if j < 0 else j
-        line = text[i:j].strip()
-        if line:
-            yield line
-        i = j + 1
+def classify_stream(data: str, *, as_text: bool = False, stats: ReadStats | None = None) -> list[str]:
+    """JSON lines for one input: a classification per document item or text line, an ``{"error": ...}`` row per
+    input that could not be read."""
+    from esm_medic.classify import classify
+
+    rows = []
+    for doc in iter_documents(data, as_text=as_text, stats=stats):
+        row = doc.to_dict() if isinstance(doc, Problem) else summarise(classify(doc).to_dict())
+        rows.append(json.dumps(row, ensure_ascii=False))
+    return rows
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    from esm_medic.classify import classify
-
     sources = args.files or ["-"]
-    count = 0
+    stats = ReadStats()
     for src in sources:
-        if src == "-":
-            data = sys.stdin.read()
-        else:
-            try:
-                with open(src, encoding="utf-8", errors="replace") as fh:
-                    data = fh.read()
-            except OSError as exc:
-                return fail(f"cannot read {src}: {exc.strerror}", 2)
-        for doc in iter_documents(data):
-            sys.stdout.write(json.dumps(classify(doc).to_dict(), ensure_ascii=False) + "\n")
-            count += 1
-    return 0
+        data = read_stdin() if src == "-" else read_file(src)
+        before = stats.problems
+        for row in classify_stream(data, as_text=args.as_text, stats=stats):
+            write(row + "\n")
+        if stats.problems > before:
+            name = "standard input" if src == "-" else src
+            print(
+                f"esm-medic: {stats.problems - before} part(s) of {name} are not valid JSON (see the error rows); "
+                "--text reads them as text",
+                file=sys.stderr,
+            )
+    if stats.skipped_lines:
+        print(f"esm-medic: {stats.skipped_lines} line(s) after an unclosed JSON document were skipped", file=sys.stderr)
+    return EXIT_FAILURE if stats.problems else EXIT_OK
+
+
+__all__ = ["CliError", "classify_stream", "explanation", "iter_documents", "paragraph_excerpt", "render"]

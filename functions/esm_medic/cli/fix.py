@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from esm_medic.cli.common import add_aws_options, add_json_option, fail, print_json
+from esm_medic.cli.common import add_aws_options, add_json_option, fail, human, print_json, stdin_is_tty, where
 
 MODES = ("off", "notify", "approve", "auto")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------------------------- helpers
 def _confirm(question: str) -> bool | None:
     """True / False from the user; None when there is no terminal to ask on."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (stdin_is_tty() and sys.stdout.isatty()):
         return None
     try:
         answer = input(f"{question} [y/N] ")
@@ -314,11 +314,11 @@ def run_rollback(args: argparse.Namespace) -> int:
     try:
         rows = AuditLog(aws, settings.audit_table).by_action(args.action_id)
     except AuditError as exc:
-        return fail(str(exc))
+        return fail(aws_error_message(exc))
     except Exception as exc:
         return fail(aws_error_message(exc))
     if not rows:
-        return fail(f"no audit record for {args.action_id}")
+        return fail(f"no audit record for {args.action_id} ({where(aws)})")
     info = summarize(rows)[0]
     if not args.json:
         print(f"Action {args.action_id}: {info['action']} on ESM {info['uuid']} ({' -> '.join(info['statuses'])})")
@@ -342,7 +342,7 @@ def run_rollback(args: argparse.Namespace) -> int:
         for kind, ids in (result.get("removed") or {}).items():
             print(f"  removed {kind}: {', '.join(ids)}")
         for key, value in (result.get("restored") or {}).items():
-            print(f"  restored {key}: {value}")
+            print(f"  restored {key}: {human(value)}")
         for note in result.get("notes") or []:
             print(f"  note: {note}")
     return EXIT_OK if result["status"] in ("rolled-back", "noop") else EXIT_FAILURE
@@ -360,18 +360,19 @@ def run_history(args: argparse.Namespace) -> int:
         return fail("--limit must be at least 1", EXIT_USAGE)
     try:
         settings = _settings()
-        rows = engine.history(make_aws(args), args.uuid, limit=args.limit, settings=settings)
+        aws = make_aws(args)
+        rows = engine.history(aws, args.uuid, limit=args.limit, settings=settings)
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
     except AuditError as exc:
-        return fail(str(exc))
+        return fail(aws_error_message(exc))
     except Exception as exc:
         return fail(aws_error_message(exc))
     if args.json:
         print_json(rows)
         return EXIT_OK
     if not rows:
-        print("No esm-medic actions recorded" + (f" for {args.uuid}." if args.uuid else "."))
+        print("No esm-medic actions recorded" + (f" for {args.uuid}" if args.uuid else "") + f" ({where(aws)}).")
         return EXIT_OK
     for item in summarize(ActionRecord.from_dict(r) for r in rows):
         created = "; ".join(f"{k}: {', '.join(v)}" for k, v in (item["created"] or {}).items() if v)

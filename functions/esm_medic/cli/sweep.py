@@ -133,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
         from esm_medic.aws import error_code
 
         if error_code(exc) == "ResourceNotFoundException":
-            return fail(f"{aws_error_message(exc)} (is the STATE table deployed? --create-tables makes it locally)")
+            return fail(f"{aws_error_message(exc)}; or pass --create-tables to make them here (sandbox)")
         return fail(aws_error_message(exc))
