@@ -2,7 +2,8 @@
 
 - ``aws_env`` (autouse): fake credentials, region us-east-1, no profile / endpoint override, default AMIs off,
   instant sandbox transitions (``ESM_MEDIC_SANDBOX_DELAY_SECONDS=0``; a test turns them on with
-  ``esm_medic_sandbox.timing.delays(seconds)``), for every test; restored afterwards. Tests never reach a real AWS account.
+  ``esm_medic_sandbox.timing.delays(seconds)``), for every test; restored afterwards. Tests never reach a real
+  AWS account.
 - ``sandbox_aws``: an ``esm_medic.aws.Aws`` adapter inside ``esm_medic_sandbox.env.sandbox()`` (moto with
   Step Functions execution on, Docker-less Lambda, all esm-medic patches, in-process Lambda handlers).
 - ``msk_stack``: a factory ``msk_stack(auth="iam", name="orders", public_access=False) -> MskStack`` building a
