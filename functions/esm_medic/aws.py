@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -209,3 +209,19 @@ class Aws:
 
     def account_id(self) -> str:
         return str(self.call("sts", "get_caller_identity")["Account"])
+
+
+def to_attribute_values(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain mapping as DynamoDB AttributeValues (boto3's ``TypeSerializer``; numbers must be int or Decimal)."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {k: serializer.serialize(v) for k, v in item.items()}
+
+
+def from_attribute_values(item: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB AttributeValues as a plain dict (boto3's ``TypeDeserializer``; numbers come back as Decimal)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
