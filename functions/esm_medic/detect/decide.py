@@ -324,3 +324,58 @@ def _adopt_after_log(
     if a.kind == KIND_OK and _within_hold(snap, now, settings):
         return Decision(HOLD, assessment=a)
     return None
+
+
+def decide_from_log(
+    snap: Snapshot | None,
+    esm: EsmConfig,
+    error_text: str,
+    *,
+    now: datetime,
+    since: datetime,
+    settings: SweepSettings,
+    evidence: Mapping[str, Any],
+) -> Decision:
+    """Pure: what an ``ESM_PROCESSING_EVENT`` record means for one ESM, given its snapshot and its API status just
+    read. Exactly one event per transition whichever path sees it first: if the snapshot already holds an error (the
+    sweeper, or an earlier record, saw it) or an event is still in its outbox, nothing is emitted. Otherwise the API
+    status is used when it already shows an error; when it still looks healthy (the API lags the log), the record's
+    text stands in for LastProcessingResult and the snapshot remembers that origin, so the sweeper later adopts the
+    API's error text quietly instead of emitting a second event."""
+    api_status = Status.from_esm(esm)
+    api = assess(api_status)
+    if snap is not None and snap.outbox:
+        return Decision(OUTBOX_BUSY, assessment=api)
+    if snap is not None and snap.kind == KIND_ERROR:
+        return Decision(UNCHANGED, assessment=api)
+    if api.kind == TRANSITIONAL:
+        return Decision(TRANSITIONAL, assessment=api)
+    origin = ""
+    status, a = api_status, api
+    if api.kind != KIND_ERROR:
+        status = Status.of(api_status.state, api_status.reason, error_text)
+        a = assess(status)
+        origin = ORIGIN_LOG
+        if a.kind != KIND_ERROR:  # the classifier calls the text healthy: not an error signal
+            return Decision(UNCHANGED, assessment=a)
+    nowi = iso(now)
+    base = snap or Snapshot(
+        uuid=esm.uuid,
+        created_at=nowi,
+        function_arn=esm.function_arn,
+        event_source=_event_source(esm),
+        source_kind=esm.source_kind,
+    )
+    return _promote(
+        base,
+        esm,
+        status,
+        a,
+        since=iso(min(since, now)),
+        now=now,
+        trigger="esm-log",
+        first=snap is None,
+        hold=_hold(settings),
+        evidence=evidence,
+        origin=origin,
+    )

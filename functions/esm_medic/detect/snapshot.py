@@ -16,6 +16,9 @@ Records (all in :data:`esm_medic.tables.STATE`):
   written its entry is set to ``<new version>:!`` ("busy": read me), and only once the snapshot is quiet again (no
   pending status, no outbox) is the entry set to its version and status hash. Every entry write is conditional on
   the stored entry being smaller (zero-padded version first), so a late writer can never put back an older hash.
+- ``pk=ESM#<uuid>, sk=EVIDENCE#<name>``: the latest evidence of one kind the ESM reported about itself, kept for
+  the diagnosis; ``EVIDENCE#POLLER_STATUS`` holds the last ``POLLER_STATUS_EVENT`` system-log record
+  (``observed_at``, ``data`` = {security_protocol, sasl_mechanism, subnets, security_groups, ips, log_stream}).
 - ``pk=ESM#<uuid>, sk=SIGNAL#<key>``: short-lived de-duplication markers (TTL ``expires_at``) for signals that do
   not come from the sweep (CloudTrail access denials), so a burst of identical denials starts one workflow.
 
@@ -45,6 +48,8 @@ DIGEST_SHARDS = 256
 DIGEST_BUSY = "!"
 DIGEST_CHUNK = 25  # map entries per UpdateItem (keeps the expression far below its 4 KB limit)
 SIGNAL_SK_PREFIX = "SIGNAL#"
+EVIDENCE_SK_PREFIX = "EVIDENCE#"
+POLLER_STATUS_EVIDENCE = "POLLER_STATUS"
 BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
 MAX_UNPROCESSED_ROUNDS = 6
 
@@ -416,6 +421,34 @@ class SnapshotStore:
             kwargs["ConditionExpression"] = condition
         return self.aws.conditional("dynamodb", "update_item", **kwargs)
 
+    # ------------------------------------------------------------------ evidence the ESM reported about itself
+    def put_evidence(self, uuid: str, name: str, data: Mapping[str, Any], *, observed_at: datetime) -> bool:
+        """Keep ``data`` as ``EVIDENCE#<name>`` of ``uuid`` unless a newer observation is stored already."""
+        return self.aws.conditional(
+            "dynamodb",
+            "put_item",
+            TableName=self.table,
+            Item=to_attribute_values(
+                {"pk": pk_for(uuid), "sk": f"{EVIDENCE_SK_PREFIX}{name}", "observed_at": iso(observed_at), "data": data}
+            ),
+            ConditionExpression="attribute_not_exists(pk) OR observed_at <= :t",
+            ExpressionAttributeValues=to_attribute_values({":t": iso(observed_at)}),
+        )
+
+    def get_evidence(self, uuid: str, name: str) -> dict[str, Any] | None:
+        """``{"observed_at", "data"}`` of ``EVIDENCE#<name>``, None when none is stored."""
+        resp = self.aws.call(
+            "dynamodb",
+            "get_item",
+            TableName=self.table,
+            Key=to_attribute_values({"pk": pk_for(uuid), "sk": f"{EVIDENCE_SK_PREFIX}{name}"}),
+        )
+        item = resp.get("Item")
+        if not item:
+            return None
+        record = from_attribute_values(item)
+        return {"observed_at": record.get("observed_at", ""), "data": record.get("data") or {}}
+
     # ------------------------------------------------------------------ de-duplication markers
     def claim_signal(self, uuid: str, key: str, *, now: datetime, ttl_seconds: int, data: str = "") -> bool:
         """Claim the marker ``SIGNAL#<key>`` of ``uuid`` for ``ttl_seconds``. True for the first claimer in the
@@ -450,9 +483,12 @@ class SnapshotStore:
 
 __all__ = [
     "DIGEST_PK",
+    "EVIDENCE_SK_PREFIX",
     "KIND_ERROR",
     "KIND_OK",
     "KIND_UNKNOWN",
+    "ORIGIN_LOG",
+    "POLLER_STATUS_EVIDENCE",
     "SNAPSHOT_SK",
     "TRANSITIONAL_STATES",
     "Snapshot",

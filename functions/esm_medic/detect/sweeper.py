@@ -138,7 +138,7 @@ def gc_due(now: datetime, settings: SweepSettings) -> bool:
     return t // every != (t - settings.interval_seconds) // every
 
 
-class _Processor:
+class Processor:
     """Applies decisions for batches of ESMs: reads, confirming Gets, conditional writes, events."""
 
     def __init__(
@@ -204,6 +204,10 @@ class _Processor:
             decisions.append((esm, decide(snap, esm, now=self.now, settings=self.settings, trigger=self.trigger), snap))
         if self.confirm:
             decisions = self._confirm(decisions)
+        self.apply(decisions)
+
+    def apply(self, decisions: list[tuple[EsmConfig, Decision, Snapshot | None]]) -> None:
+        """Write the decided snapshots (conditional on the version read), queue their events, keep the digest safe."""
         to_write = [(e, d) for e, d, _s in decisions if d.snapshot is not None]
         # digest first: no reader may skip an ESM whose stored snapshot is about to change (a first sighting has no
         # entry that could vouch for it: entries are only set after their snapshot exists)
@@ -375,7 +379,7 @@ def sweep(
     result = SweepResult(started_at=iso(now))
     listed_kafka: set[str] = set()
     with ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="sweep") as pool:
-        proc = _Processor(aws, settings, now, result, executor=pool)
+        proc = Processor(aws, settings, now, result, executor=pool)
         proc.digest = proc.store.digest_read()
         try:
             try:
@@ -402,7 +406,7 @@ def sweep(
     return result
 
 
-def _collect_garbage(proc: _Processor, listed: set[str], result: SweepResult) -> None:
+def _collect_garbage(proc: Processor, listed: set[str], result: SweepResult) -> None:
     """Forget the ESMs the digest knows but the (complete) listing no longer shows: delete their snapshots (only
     those created before this sweep started) and their digest entries. No event is emitted for a deleted ESM."""
     result.gc_ran = True
@@ -433,7 +437,7 @@ def observe(
     result = SweepResult(started_at=iso(now))
     kafka = [e for e in esms if e.is_kafka and e.uuid]
     result.listed, result.kafka = len(esms), len(kafka)
-    proc = _Processor(aws, settings, now, result, trigger=trigger, confirm=False)
+    proc = Processor(aws, settings, now, result, trigger=trigger, confirm=False)
     try:
         proc.process(kafka)
     finally:
