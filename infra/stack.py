@@ -25,6 +25,7 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from esm_medic.detect.events.esm_log import FILTER_PATTERN
 from esm_medic.tables import TABLES, TableSpec
 from infra.asset import BUILD, ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
@@ -175,6 +176,9 @@ class EsmMedicStack(cdk.Stack):
                 description="esm-medic sweeper: ESM status transitions become 'ESM Status Change' events",
             )
 
+        if "esm_logs" in self.functions:
+            self._esm_log_subscription(self.functions["esm_logs"])
+
         cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
         for spec in TABLES:
@@ -324,6 +328,34 @@ class EsmMedicStack(cdk.Stack):
                     resources=[f"arn:{self.partition}:ssm:{self.region}:{self.account}:parameter/esm-medic/*"],
                 )
             )
+
+    def _esm_log_subscription(self, fn: lambda_.Function) -> None:
+        """The log path: an account-level subscription filter policy sends ESM system-log records (ESM_PROCESSING /
+        POLLER_STATUS events, in every function's log group) to the esm_logs handler. esm-medic's own log groups are
+        left out so the handler never reads itself. ``-c EsmLogSubscription=off`` leaves it out (an account holds one
+        subscription filter policy; merge by hand where one exists)."""
+        if str(self.node.try_get_context("EsmLogSubscription") or "account") == "off":
+            return
+        fn.add_permission(
+            "EsmLogsInvokeByLogs",
+            principal=iam.ServicePrincipal("logs.amazonaws.com"),
+            source_arn=f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*",
+            source_account=self.account,
+        )
+        own = [f.log_group.log_group_name for f in self.functions.values()]
+        excluded = cdk.Fn.join("", ["LogGroupName NOT IN [", cdk.Fn.join(",", [f'"{n}"' for n in own]), "]"])
+        policy = logs.CfnAccountPolicy(
+            self,
+            "EsmLogSubscriptionPolicy",
+            policy_name="esm-medic-esm-system-logs",
+            policy_type="SUBSCRIPTION_FILTER_POLICY",
+            scope="ALL",
+            selection_criteria=excluded,
+            policy_document=cdk.Stack.of(self).to_json_string(
+                {"DestinationArn": fn.function_arn, "FilterPattern": FILTER_PATTERN, "Distribution": "Random"}
+            ),
+        )
+        policy.node.add_dependency(fn)
 
     def _state_machine(self, key: kms.Key) -> sfn.StateMachine:
         text = STATEMACHINE.read_text(encoding="utf-8")

@@ -3,6 +3,8 @@
 Input: the scheduled event (anything else is accepted too; only ``{"force_gc": true}`` changes behaviour).
 Output: the sweep summary (counts, API calls, duration) with ``ok: true``, or ``ok: false`` and ``error`` when the
 configuration is invalid or AWS refused the listing (the ``SweepFailed`` metric is then 1, for an alarm).
+While the fleet is small, the invocation sweeps again every ``ESM_MEDIC_SWEEP_PASS_SECONDS`` (15 s) within the
+minute, up to ``ESM_MEDIC_SWEEP_PASS_BUDGET`` extra list calls (see :mod:`esm_medic.detect.passes`).
 The sweep stops 10 s (``SweepSettings.deadline_margin_seconds``) before the Lambda timeout; the next run resumes.
 Heavy modules (boto3, the classifier) are imported on the first invocation, not at init.
 """
@@ -39,7 +41,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     event = event or {}
 
     from esm_medic.aws import error_code
-    from esm_medic.detect.sweeper import SweepSettings, sweep
+    from esm_medic.detect.passes import sweep_passes
+    from esm_medic.detect.sweeper import SweepSettings
 
     try:
         settings = SweepSettings.from_env()
@@ -50,13 +53,14 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     remaining = _remaining_seconds(context)
     deadline = None if remaining is None else time.monotonic() + remaining - settings.deadline_margin_seconds
     try:
-        result = sweep(get_aws(), settings=settings, deadline=deadline, force_gc=bool(event.get("force_gc")))
+        passes = sweep_passes(get_aws(), settings=settings, deadline=deadline, force_gc=bool(event.get("force_gc")))
     except Exception as exc:  # AWS refused or failed past retries: a clear error and a metric, not a crash
         code = error_code(exc) or type(exc).__name__
         logger.exception("sweep failed", extra={"error_code": code})
         count("SweepFailed")
         return {"ok": False, "error": f"{code}: {exc}"[:1000]}
-    for detail in result.transitions:
+    result = passes.last
+    for detail in (d for p in passes.passes for d in p.transitions):
         logger.info(
             "ESM status change",
             extra={
@@ -67,16 +71,17 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
                 "recovered": detail["recovered"],
             },
         )
-    for text in result.errors:
+    for text in (t for p in passes.passes for t in p.errors):
         logger.warning("sweep problem", extra={"reason": text})
-    summary = result.summary()
+    summary = passes.summary()
     count("EsmsSwept", result.kafka)
-    count("TransitionsEmitted", result.emitted)
-    count("Recoveries", result.recovered)
-    count("FlapsSuppressed", result.suppressed_flaps)
-    count("SweepConflicts", result.conflicts)
-    count("EventsFailed", result.failed_events)
-    count("EsmsForgotten", len(result.deleted))
+    count("SweepPasses", len(passes.passes))
+    count("TransitionsEmitted", summary["emitted"])
+    count("Recoveries", summary["recovered"])
+    count("FlapsSuppressed", summary["suppressed_flaps"])
+    count("SweepConflicts", summary["conflicts"])
+    count("EventsFailed", summary["failed_events"])
+    count("EsmsForgotten", len(passes.passes[0].deleted))
     count("SweepIncomplete", 0 if result.complete else 1)
     count("SweepFailed", 0)
     metrics.add_metric(name="SweepDuration", unit=MetricUnit.Milliseconds, value=result.duration_s * 1000)

@@ -28,6 +28,7 @@ FAST = SweepSettings(hold_seconds=0, gc_every_seconds=0)
 @pytest.fixture
 def handlers(detect: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("ESM_MEDIC_SWEEP_HOLD_SECONDS", "0")
+    monkeypatch.setenv("ESM_MEDIC_SWEEP_PASS_SECONDS", "0")  # one pass per invocation (passes: test_detect_passes)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "esm-medic")
     reset_aws()  # the handlers build their own adapter inside this sandbox
     yield detect
