@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from aws_lambda_powertools import Logger
+
 from esm_medic.aws import is_not_found
 from esm_medic.detect.decide import (
     DROP_PENDING,
@@ -71,6 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
 
 T = TypeVar("T")
+logger = Logger(service="esm-medic", child=True)
 
 
 # ================================================================================== result
@@ -261,6 +264,7 @@ class Processor:
                 out[i] = (cfg, d, snap)
                 continue
             self.result.confirm_changed += 1
+            logger.info("the confirming Get shows another status than the list", extra={"uuid": esm.uuid})
             # the fresh status decides (when it is itself a transition, no second Get)
             out[i] = (cfg, decide(snap, cfg, now=self.now, settings=self.settings, trigger=self.trigger), snap)
         return out
@@ -306,6 +310,9 @@ class Processor:
             r.recovered += 1 if detail.get("recovered") else 0
             r.transitions.append(detail)
         for i, reason in put.failed:
+            logger.warning(
+                "event not delivered; kept in the outbox", extra={"uuid": batch[i][1].uuid, "reason": reason}
+            )
             r.failed_events += 1
             r.errors.append(f"event {batch[i][0].get('event_id')} not delivered: {reason}")
         nowi = iso(self.now)
@@ -396,6 +403,7 @@ def sweep(
             finally:
                 proc.finish()
         except MalformedEvent as exc:  # a detail failed its own schema: a bug, but never a crash of the sweep
+            logger.error("sweep stopped: an event failed its schema", extra={"reason": exc.reason})
             result.complete = False
             result.stopped_reason = f"internal: {exc.reason}"
             result.errors.append(exc.reason)

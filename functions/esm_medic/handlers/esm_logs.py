@@ -15,14 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-from esm_medic.handlers._common import NAMESPACE, get_aws, lambda_entry, logger
+from esm_medic.handlers._common import get_aws, lambda_entry, logger
+from esm_medic.handlers._detect_metrics import emit as metric
 
 
 def _metric(name: str, value: float) -> None:
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as m:
-        m.add_dimension(name="handler", value="esm_logs")
+    metric("esm_logs", name, value)
 
 
 @lambda_entry("esm_logs")

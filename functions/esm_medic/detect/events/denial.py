@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Logger
+
 from esm_medic.catalogue import get_catalogue
 from esm_medic.classify import classify
 from esm_medic.detect.events.base import MAX_TEXT, IgnoredEvent, MalformedEvent, first, get_path, mapping
@@ -26,6 +28,8 @@ from esm_medic.esm import EsmConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
+
+logger = Logger(service="esm-medic", child=True)
 
 
 #: (eventSource, eventName) -> catalogue entry for a refused call made with an ESM's execution role
@@ -341,7 +345,8 @@ def report_access_denial(
     if emit and details:
         result = EventPublisher(aws, bus).put(details)
         sent_ids = {details[i]["event_id"] for i in result.sent}
-        for i, _reason in result.failed:  # not delivered: free the marker so the next denial can try again
+        for i, reason in result.failed:  # not delivered: free the marker so the next denial can try again
+            logger.warning("denial event not delivered", extra={"uuid": details[i]["uuid"], "reason": reason})
             store.release_signal(details[i]["uuid"], key_for[details[i]["uuid"]])
         reports = [
             DenialReport(**{**r.__dict__, "emitted": bool(r.detail and r.detail["event_id"] in sent_ids)})
