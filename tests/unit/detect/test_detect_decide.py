@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esm_medic.detect import sweeper as sw
+from esm_medic.detect.decide import decide_from_log
 from esm_medic.detect.snapshot import KIND_ERROR, KIND_OK, Snapshot, Status, iso
 from esm_medic.esm import EsmConfig
 
@@ -306,3 +307,27 @@ def test_early_emit_first_sighting_broken_is_suspected_and_hold_zero_is_confirme
 def test_early_emit_is_the_default() -> None:
     assert sw.SweepSettings.from_env({}).early_emit is True
     assert sw.SweepSettings.from_env({"ESM_MEDIC_SWEEP_EARLY_EMIT": "false"}).early_emit is False
+
+
+# ---------------------------------------------------------------------------------- the log path (pure)
+def test_log_record_before_the_api_uses_the_record_text_and_marks_its_origin() -> None:
+    snap = apply(None, sw.decide(None, esm(OK), now=T0, settings=E()))
+    d = decide_from_log(
+        snap, esm(OK), "Timeout expired while fetching topic metadata", now=T0, since=T0, settings=E(), evidence={}
+    )
+    assert d.action == sw.PROMOTE and d.detail is not None and d.detail["trigger"] == "esm-log"
+    assert d.snapshot is not None and d.snapshot.status_origin == "esm-log"
+    assert d.detail["new"]["LastProcessingResult"] == "Timeout expired while fetching topic metadata"
+
+
+def test_log_record_after_the_sweep_saw_the_error_is_a_duplicate() -> None:
+    snap = apply(None, sw.decide(None, esm(OK), now=T0, settings=E()))
+    snap = apply(snap, sw.decide(snap, esm(AUTHZ), now=T0, settings=E()))
+    d = decide_from_log(snap, esm(AUTHZ), "whatever", now=T0, since=T0, settings=E(), evidence={})
+    assert d.action == sw.UNCHANGED and d.detail is None
+
+
+def test_log_record_when_the_api_already_shows_the_error_uses_the_api_status() -> None:
+    d = decide_from_log(None, esm(AUTHZ), "Not authorized", now=T0, since=T0, settings=E(), evidence={"x": 1})
+    assert d.detail is not None and d.detail["new"]["LastProcessingResult"] == AUTHZ[2]
+    assert d.snapshot is not None and d.snapshot.status_origin == "" and d.detail["evidence"] == {"x": 1}
