@@ -330,11 +330,18 @@ class EsmMedicStack(cdk.Stack):
             )
 
     def _esm_log_subscription(self, fn: lambda_.Function) -> None:
-        """The log path: an account-level subscription filter policy sends ESM system-log records (ESM_PROCESSING /
-        POLLER_STATUS events, in every function's log group) to the esm_logs handler. esm-medic's own log groups are
-        left out so the handler never reads itself. ``-c EsmLogSubscription=off`` leaves it out (an account holds one
-        subscription filter policy; merge by hand where one exists)."""
-        if str(self.node.try_get_context("EsmLogSubscription") or "account") == "off":
+        """The log path: ESM system-log records (ESM_PROCESSING / POLLER_STATUS events, in the functions' log groups)
+        go to the esm_logs handler. ``-c EsmLogSubscription=``:
+
+        - ``account`` (default): one account-level subscription filter policy; esm-medic's own log groups are left
+          out so the handler never reads itself (an account holds one such policy: merge by hand where one exists);
+        - ``log-group``: the sweeper puts a subscription filter on each log group an ESM writes system logs to, as
+          such ESMs appear (``esm_medic.detect.log_subscriptions``);
+        - ``off``: no log path (the sweeper alone)."""
+        mode = str(self.node.try_get_context("EsmLogSubscription") or "account")
+        if mode not in ("account", "log-group", "off"):
+            raise ValueError(f"EsmLogSubscription must be account, log-group or off, got {mode!r}")
+        if mode == "off":
             return
         fn.add_permission(
             "EsmLogsInvokeByLogs",
@@ -342,6 +349,16 @@ class EsmMedicStack(cdk.Stack):
             source_arn=f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*",
             source_account=self.account,
         )
+        if mode == "log-group":
+            sweeper = self.functions["sweeper"]
+            sweeper.add_environment("ESM_MEDIC_ESM_LOGS_DESTINATION_ARN", fn.function_arn)
+            sweeper.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["logs:DescribeSubscriptionFilters", "logs:PutSubscriptionFilter"],
+                    resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/lambda/*"],
+                )
+            )
+            return
         own = [f.log_group.log_group_name for f in self.functions.values()]
         excluded = cdk.Fn.join("", ["LogGroupName NOT IN [", cdk.Fn.join(",", [f'"{n}"' for n in own]), "]"])
         policy = logs.CfnAccountPolicy(

@@ -51,6 +51,7 @@ class SweepSettings:
     early_emit: bool = True  # ESM_MEDIC_SWEEP_EARLY_EMIT: emit a new error at once as "suspected" (see decide)
     pass_seconds: int = 15  # ESM_MEDIC_SWEEP_PASS_SECONDS: re-sweep this often inside one invocation (0: once)
     pass_budget_calls: int = 20  # ESM_MEDIC_SWEEP_PASS_BUDGET: list calls an invocation may spend on extra passes
+    log_destination_arn: str = ""  # ESM_MEDIC_ESM_LOGS_DESTINATION_ARN: subscribe ESM log groups to it (per group)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> SweepSettings:
@@ -65,6 +66,7 @@ class SweepSettings:
             "early_emit": env_bool(e, "ESM_MEDIC_SWEEP_EARLY_EMIT", cls.early_emit),
             "pass_seconds": env_int(e, "ESM_MEDIC_SWEEP_PASS_SECONDS", cls.pass_seconds),
             "pass_budget_calls": env_int(e, "ESM_MEDIC_SWEEP_PASS_BUDGET", cls.pass_budget_calls),
+            "log_destination_arn": (e.get("ESM_MEDIC_ESM_LOGS_DESTINATION_ARN") or "").strip(),
         }
         values.update(overrides)
         return cls(**values)

@@ -56,6 +56,8 @@ from esm_medic.detect.decide import (
     incident_id_for,
 )
 from esm_medic.detect.events import EventPublisher, MalformedEvent
+from esm_medic.detect.log_subscriptions import ensure as ensure_subscriptions
+from esm_medic.detect.log_subscriptions import writes_system_logs
 from esm_medic.detect.settings import SweepSettings, env_bool, env_int
 from esm_medic.detect.snapshot import (
     BATCH_GET_MAX,
@@ -103,6 +105,7 @@ class SweepResult:
     failed_events: int = 0  # events not delivered after bounded retries (kept in the outbox)
     writes: int = 0  # snapshot writes that succeeded (conditional puts)
     gc_ran: bool = False
+    log_subscriptions_created: int = 0  # per-log-group subscriptions put for the log path
     deleted: list[str] = field(default_factory=list)  # ESMs forgotten
     transitions: list[dict[str, Any]] = field(default_factory=list)  # delivered event details
     errors: list[str] = field(default_factory=list)
@@ -385,6 +388,7 @@ def sweep(
     calls_before = Counter(aws.calls)
     result = SweepResult(started_at=iso(now))
     listed_kafka: set[str] = set()
+    logging_esms: list[EsmConfig] = []
     with ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="sweep") as pool:
         proc = Processor(aws, settings, now, result, executor=pool)
         proc.digest = proc.store.digest_read()
@@ -395,6 +399,8 @@ def sweep(
                     esms = [c for c in (EsmConfig.from_api(i) for i in page) if c.is_kafka and c.uuid]
                     result.kafka += len(esms)
                     listed_kafka.update(e.uuid for e in esms)
+                    if settings.log_destination_arn:
+                        logging_esms.extend(e for e in esms if writes_system_logs(e))
                     proc.process(esms)
                     if deadline is not None and time.monotonic() >= deadline:
                         result.complete = False
@@ -409,6 +415,10 @@ def sweep(
             result.errors.append(exc.reason)
         if result.complete and (force_gc or gc_due(now, settings)):
             _collect_garbage(proc, listed_kafka, result)
+    if logging_esms:
+        subs = ensure_subscriptions(aws, logging_esms, settings.log_destination_arn)
+        result.log_subscriptions_created = len(subs.created)
+        result.errors.extend(f"log subscription: {f}" for f in subs.failed)
     result.calls = dict(Counter(aws.calls) - calls_before)
     result.duration_s = round(time.monotonic() - started, 3)
     return result

@@ -132,3 +132,28 @@ def test_handler_decodes_and_rejects_bad_payloads(detect: Any, monkeypatch: Any)
     bad = esm_logs.handler({"awslogs": {"data": "not base64 gzip"}}, ctx)
     assert not bad["ok"] and "undecodable" in bad["error"]
     assert not esm_logs.handler({"hello": 1}, ctx)["ok"]
+
+
+def test_sweeper_subscribes_the_log_groups_of_esms_with_system_logs(detect: Any) -> None:
+    from esm_medic.detect import log_subscriptions
+
+    log_subscriptions.forget()
+    (logging_on,) = detect.add_msk(
+        ProvisionedPollerConfig={"MinimumPollers": 1, "MaximumPollers": 2}, LoggingConfig={"SystemLogLevel": "WARN"}
+    )
+    detect.add_msk()  # on-demand: writes no system logs
+    fn = detect.aws.call("lambda", "get_event_source_mapping", UUID=logging_on)["FunctionArn"]
+    group = f"/aws/lambda/{fn.split(':')[-1]}"
+    settings = SweepSettings(hold_seconds=0, gc_every_seconds=0, log_destination_arn=fn)
+    first = sweep(detect.aws, now=at(0), settings=settings)
+    assert first.log_subscriptions_created == 0 and not first.errors  # the group does not exist yet: later
+    detect.aws.call("logs", "create_log_group", logGroupName=group)
+    r = sweep(detect.aws, now=at(60), settings=settings)
+    assert r.log_subscriptions_created == 1 and not r.errors
+    filters = detect.aws.call("logs", "describe_subscription_filters", logGroupName=group)["subscriptionFilters"]
+    assert [(f["filterName"], f["destinationArn"]) for f in filters] == [(log_subscriptions.FILTER_NAME, fn)]
+    again = sweep(detect.aws, now=at(120), settings=settings)
+    assert again.log_subscriptions_created == 0 and "logs:DescribeSubscriptionFilters" not in again.calls
+    log_subscriptions.forget()  # a cold container checks once, finds the filter, puts nothing
+    cold = sweep(detect.aws, now=at(180), settings=settings)
+    assert cold.log_subscriptions_created == 0 and cold.calls.get("logs:DescribeSubscriptionFilters") == 1
