@@ -73,6 +73,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     ),
     "watch": FunctionSpec(60, 256, ("read", "state", "events"), description="Re-check an ESM until it settles"),
     "cloudtrail_error": FunctionSpec(60, 256, ("read", "state", "events"), description="CloudTrail denials -> ESMs"),
+    "esm_logs": FunctionSpec(60, 256, ("read", "state", "events"), description="ESM system logs -> ESM events"),
 }
 
 #: Read-only actions the diagnosis and the sweeper use (Describe/Get/List/Simulate). Resource "*" is required for

@@ -55,6 +55,12 @@ VETTED_WILDCARDS: tuple[tuple[str, str, str], ...] = (
         "Reading the executions of esm-medic's own state machine (duplicate detection).",
     ),
     (
+        "Resource",
+        rf"arn:{_PART}:logs:{_REGION}:{_ACCOUNT}:log-group:/aws/lambda/\*",
+        "Log path, per-log-group mode: the sweeper subscribes the log groups of functions whose ESMs write system "
+        "logs, which appear at run time.",
+    ),
+    (
         "Action",
         r"kms:(GenerateDataKey|ReEncrypt|Encrypt|Decrypt|Describe)\*",
         "Publishing to the KMS-encrypted notification topic (CDK's grant).",

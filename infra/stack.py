@@ -25,6 +25,7 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from esm_medic.detect.events.esm_log import FILTER_PATTERN
 from esm_medic.tables import TABLES, TableSpec
 from infra.asset import ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
@@ -219,6 +220,8 @@ class EsmMedicStack(cdk.Stack):
         )
         cdk.CfnOutput(self, "DashboardName", value=self.observability.dashboard.dashboard_name)
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        if "esm_logs" in self.functions:
+            self._esm_log_subscription(self.functions["esm_logs"])
 
         cdk.CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "TopicArn", value=self.topic.topic_arn)
@@ -381,6 +384,51 @@ class EsmMedicStack(cdk.Stack):
                     resources=[f"arn:{self.partition}:ssm:{self.region}:{self.account}:parameter/esm-medic/*"],
                 )
             )
+
+    def _esm_log_subscription(self, fn: lambda_.Function) -> None:
+        """The log path: ESM system-log records (ESM_PROCESSING / POLLER_STATUS events, in the functions' log groups)
+        go to the esm_logs handler. ``-c EsmLogSubscription=``:
+
+        - ``account`` (default): one account-level subscription filter policy; esm-medic's own log groups are left
+          out so the handler never reads itself (an account holds one such policy: merge by hand where one exists);
+        - ``log-group``: the sweeper puts a subscription filter on each log group an ESM writes system logs to, as
+          such ESMs appear (``esm_medic.detect.log_subscriptions``);
+        - ``off``: no log path (the sweeper alone)."""
+        mode = str(self.node.try_get_context("EsmLogSubscription") or "account")
+        if mode not in ("account", "log-group", "off"):
+            raise ValueError(f"EsmLogSubscription must be account, log-group or off, got {mode!r}")
+        if mode == "off":
+            return
+        fn.add_permission(
+            "EsmLogsInvokeByLogs",
+            principal=iam.ServicePrincipal("logs.amazonaws.com"),
+            source_arn=f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*",
+            source_account=self.account,
+        )
+        if mode == "log-group":
+            sweeper = self.functions["sweeper"]
+            sweeper.add_environment("ESM_MEDIC_ESM_LOGS_DESTINATION_ARN", fn.function_arn)
+            sweeper.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["logs:DescribeSubscriptionFilters", "logs:PutSubscriptionFilter"],
+                    resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/lambda/*"],
+                )
+            )
+            return
+        own = [f.log_group.log_group_name for f in self.functions.values()]
+        excluded = cdk.Fn.join("", ["LogGroupName NOT IN [", cdk.Fn.join(",", [f'"{n}"' for n in own]), "]"])
+        policy = logs.CfnAccountPolicy(
+            self,
+            "EsmLogSubscriptionPolicy",
+            policy_name="esm-medic-esm-system-logs",
+            policy_type="SUBSCRIPTION_FILTER_POLICY",
+            scope="ALL",
+            selection_criteria=excluded,
+            policy_document=cdk.Stack.of(self).to_json_string(
+                {"DestinationArn": fn.function_arn, "FilterPattern": FILTER_PATTERN, "Distribution": "Random"}
+            ),
+        )
+        policy.node.add_dependency(fn)
 
     def _state_machine(self, key: kms.Key) -> sfn.StateMachine:
         text = STATEMACHINE.read_text(encoding="utf-8")

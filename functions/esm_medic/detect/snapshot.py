@@ -16,6 +16,9 @@ Records (all in :data:`esm_medic.tables.STATE`):
   written its entry is set to ``<new version>:!`` ("busy": read me), and only once the snapshot is quiet again (no
   pending status, no outbox) is the entry set to its version and status hash. Every entry write is conditional on
   the stored entry being smaller (zero-padded version first), so a late writer can never put back an older hash.
+- ``pk=ESM#<uuid>, sk=EVIDENCE#<name>``: the latest evidence of one kind the ESM reported about itself, kept for
+  the diagnosis; ``EVIDENCE#POLLER_STATUS`` holds the last ``POLLER_STATUS_EVENT`` system-log record
+  (``observed_at``, ``data`` = {security_protocol, sasl_mechanism, subnets, security_groups, ips, log_stream}).
 - ``pk=ESM#<uuid>, sk=SIGNAL#<key>``: short-lived de-duplication markers (TTL ``expires_at``) for signals that do
   not come from the sweep (CloudTrail access denials), so a burst of identical denials starts one workflow.
 
@@ -33,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from esm_medic import tables
+from esm_medic.aws import from_attribute_values, to_attribute_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -44,6 +48,8 @@ DIGEST_SHARDS = 256
 DIGEST_BUSY = "!"
 DIGEST_CHUNK = 25  # map entries per UpdateItem (keeps the expression far below its 4 KB limit)
 SIGNAL_SK_PREFIX = "SIGNAL#"
+EVIDENCE_SK_PREFIX = "EVIDENCE#"
+POLLER_STATUS_EVIDENCE = "POLLER_STATUS"
 BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
 MAX_UNPROCESSED_ROUNDS = 6
 
@@ -53,6 +59,7 @@ TRANSITIONAL_STATES = frozenset({"Creating", "Enabling", "Updating", "Disabling"
 KIND_ERROR = "error"
 KIND_OK = "ok"
 KIND_UNKNOWN = "unknown"  # never seen settled (a first sighting that is still pending)
+ORIGIN_LOG = "esm-log"
 
 
 def pk_for(uuid: str) -> str:
@@ -123,6 +130,15 @@ class Status:
     def to_api(self) -> dict[str, str]:
         return {"State": self.state, "StateTransitionReason": self.reason, "LastProcessingResult": self.result}
 
+    def to_record(self) -> dict[str, str]:
+        return {"State": self.state, "Reason": self.reason, "Result": self.result}
+
+    @classmethod
+    def from_record(cls, value: Any) -> Status | None:
+        if not isinstance(value, Mapping):
+            return None
+        return cls(*(str(value.get(k) or "") for k in ("State", "Reason", "Result")))
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -146,6 +162,7 @@ class Snapshot:
     updated_at: str = ""
     outbox: str = ""  # JSON event detail still to deliver ("" when none)
     outbox_at: str = ""
+    status_origin: str = ""  # "" (the ESM API) or ORIGIN_LOG (an ESM system-log record, before the API showed it)
 
     @property
     def stored(self) -> bool:
@@ -163,88 +180,72 @@ class Snapshot:
             return None
         return value if isinstance(value, dict) else None
 
-    # ------------------------------------------------------------------ DynamoDB (attribute-value) encoding
-    def to_item(self) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "pk": {"S": pk_for(self.uuid)},
-            "sk": {"S": SNAPSHOT_SK},
-            "uuid": {"S": self.uuid},
-            "version": {"N": str(self.version)},
-            "kind": {"S": self.kind},
+    # ------------------------------------------------------------------ DynamoDB encoding (boto3's serializer)
+    def to_record(self) -> dict[str, Any]:
+        """The plain record (strings, ints, maps); empty fields are left out."""
+        record: dict[str, Any] = {
+            "pk": pk_for(self.uuid),
+            "sk": SNAPSHOT_SK,
+            "uuid": self.uuid,
+            "version": self.version,
+            "kind": self.kind,
         }
         if self.status is not None:
-            item["status"] = _status_av(self.status)
+            record["status"] = self.status.to_record()
         if self.pending is not None:
-            item["pending"] = _status_av(self.pending)
-        for name in (
-            "since",
-            "pending_since",
-            "incident_id",
-            "last_incident_id",
-            "step",
-            "function_arn",
-            "event_source",
-            "source_kind",
-            "created_at",
-            "updated_at",
-            "outbox",
-            "outbox_at",
-        ):
+            record["pending"] = self.pending.to_record()
+        for name in _TEXT_FIELDS:
             value = getattr(self, name)
             if value:
-                item[name] = {"S": str(value)}
-        if self.entry:
-            item["entry"] = {"S": self.entry}
-        return item
+                record[name] = str(value)
+        return record
+
+    def to_item(self) -> dict[str, Any]:
+        return to_attribute_values(self.to_record())
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Snapshot:
-        def s(name: str) -> str:
-            av = item.get(name)
-            return str(av.get("S", "")) if isinstance(av, Mapping) else ""
+        record = from_attribute_values(item)
 
-        version_av = item.get("version") or {}
+        def s(name: str) -> str:
+            value = record.get(name)
+            return value if isinstance(value, str) else ""
+
         try:
-            version = int(version_av.get("N", "0"))
+            version = int(record.get("version") or 0)
         except (TypeError, ValueError):
             version = 0
-        uuid = s("uuid") or s("pk").removeprefix("ESM#")
         return cls(
-            uuid=uuid,
+            uuid=s("uuid") or s("pk").removeprefix("ESM#"),
             version=version,
-            status=_status_from_av(item.get("status")),
+            status=Status.from_record(record.get("status")),
             kind=s("kind") or KIND_UNKNOWN,
-            since=s("since"),
-            pending=_status_from_av(item.get("pending")),
-            pending_since=s("pending_since"),
-            incident_id=s("incident_id"),
-            last_incident_id=s("last_incident_id"),
+            pending=Status.from_record(record.get("pending")),
             entry=s("entry") or None,
-            step=s("step"),
-            function_arn=s("function_arn"),
-            event_source=s("event_source"),
-            source_kind=s("source_kind"),
-            created_at=s("created_at"),
-            updated_at=s("updated_at"),
-            outbox=s("outbox"),
-            outbox_at=s("outbox_at"),
+            **{name: s(name) for name in _TEXT_FIELDS if name != "entry"},
         )
 
 
-def _status_av(status: Status) -> dict[str, Any]:
-    return {"M": {"State": {"S": status.state}, "Reason": {"S": status.reason}, "Result": {"S": status.result}}}
+_TEXT_FIELDS = (
+    "since",
+    "pending_since",
+    "incident_id",
+    "last_incident_id",
+    "entry",
+    "step",
+    "function_arn",
+    "event_source",
+    "source_kind",
+    "created_at",
+    "updated_at",
+    "outbox",
+    "outbox_at",
+    "status_origin",
+)
 
 
-def _status_from_av(av: Any) -> Status | None:
-    if not isinstance(av, Mapping) or not isinstance(av.get("M"), Mapping):
-        return None
-    m = av["M"]
-
-    def get(k: str) -> str:
-        v = m.get(k)
-        return str(v.get("S", "")) if isinstance(v, Mapping) else ""
-
-    return Status(get("State"), get("Reason"), get("Result"))
+def _key(uuid: str) -> dict[str, Any]:
+    return to_attribute_values({"pk": pk_for(uuid), "sk": SNAPSHOT_SK})
 
 
 class SnapshotStore:
@@ -271,7 +272,7 @@ class SnapshotStore:
         unread: set[str] = set()
         for i in range(0, len(wanted), BATCH_GET_MAX):
             chunk = wanted[i : i + BATCH_GET_MAX]
-            keys = [{"pk": {"S": pk_for(u)}, "sk": {"S": SNAPSHOT_SK}} for u in chunk]
+            keys = [_key(u) for u in chunk]
             request: dict[str, Any] = {self.table: {"Keys": keys}}
             for attempt in range(MAX_UNPROCESSED_ROUNDS):
                 resp = self.aws.call("dynamodb", "batch_get_item", RequestItems=request)
@@ -284,7 +285,7 @@ class SnapshotStore:
                 self._sleep(min(0.05 * 2**attempt, 1.0))
             else:
                 for key in request.get(self.table, {}).get("Keys", []):
-                    unread.add(str(key["pk"]["S"]).removeprefix("ESM#"))
+                    unread.add(str(from_attribute_values(key)["pk"]).removeprefix("ESM#"))
         return found, unread
 
     def get(self, uuid: str, *, consistent: bool = True) -> Snapshot | None:
@@ -292,7 +293,7 @@ class SnapshotStore:
             "dynamodb",
             "get_item",
             TableName=self.table,
-            Key={"pk": {"S": pk_for(uuid)}, "sk": {"S": SNAPSHOT_SK}},
+            Key=_key(uuid),
             ConsistentRead=consistent,
         )
         item = resp.get("Item")
@@ -310,7 +311,7 @@ class SnapshotStore:
         else:
             kwargs["ConditionExpression"] = "#v = :v"
             kwargs["ExpressionAttributeNames"] = {"#v": "version"}
-            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
+            kwargs["ExpressionAttributeValues"] = to_attribute_values({":v": expected_version})
         return self.aws.conditional("dynamodb", "put_item", **kwargs)
 
     def delete(self, uuid: str, *, created_before: str | None = None) -> bool:
@@ -319,13 +320,13 @@ class SnapshotStore:
         already gone."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "Key": {"pk": {"S": pk_for(uuid)}, "sk": {"S": SNAPSHOT_SK}},
+            "Key": _key(uuid),
         }
         if created_before:
             kwargs["ConditionExpression"] = (
                 "attribute_not_exists(pk) OR attribute_not_exists(created_at) OR created_at < :t"
             )
-            kwargs["ExpressionAttributeValues"] = {":t": {"S": created_before}}
+            kwargs["ExpressionAttributeValues"] = to_attribute_values({":t": created_before})
         return self.aws.conditional("dynamodb", "delete_item", **kwargs)
 
     # ------------------------------------------------------------------ digest
@@ -338,13 +339,15 @@ class SnapshotStore:
             "Items",
             TableName=self.table,
             KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": DIGEST_PK}},
+            ExpressionAttributeValues=to_attribute_values({":p": DIGEST_PK}),
         )
         for item in items:
-            self._shards_known.add(str(item["sk"]["S"]))
-            for uuid, av in ((item.get("d") or {}).get("M") or {}).items():
-                if isinstance(av, Mapping) and "S" in av:
-                    out[uuid] = str(av["S"])
+            record = from_attribute_values(item)
+            self._shards_known.add(str(record["sk"]))
+            entries = record.get("d")
+            for uuid, entry in (entries if isinstance(entries, Mapping) else {}).items():
+                if isinstance(entry, str):
+                    out[uuid] = entry
         return out
 
     def digest_set(self, entries: Mapping[str, str]) -> int:
@@ -354,7 +357,7 @@ class SnapshotStore:
         for shard, chunk in self._by_shard(entries):
             self._ensure_shard(shard)
             names = {f"#k{i}": u for i, u in enumerate(chunk)}
-            values = {f":v{i}": {"S": entries[u]} for i, u in enumerate(chunk)}
+            values = to_attribute_values({f":v{i}": entries[u] for i, u in enumerate(chunk)})
             sets = ", ".join(f"d.#k{i} = :v{i}" for i in range(len(chunk)))
             cond = " AND ".join(f"(attribute_not_exists(d.#k{i}) OR d.#k{i} < :v{i})" for i in range(len(chunk)))
             calls += 1
@@ -393,7 +396,7 @@ class SnapshotStore:
             "dynamodb",
             "put_item",
             TableName=self.table,
-            Item={"pk": {"S": DIGEST_PK}, "sk": {"S": shard}, "d": {"M": {}}},
+            Item=to_attribute_values({"pk": DIGEST_PK, "sk": shard, "d": {}}),
             ConditionExpression="attribute_not_exists(pk)",
         )
         self._shards_known.add(shard)
@@ -408,7 +411,7 @@ class SnapshotStore:
     ) -> bool:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "Key": {"pk": {"S": DIGEST_PK}, "sk": {"S": shard}},
+            "Key": to_attribute_values({"pk": DIGEST_PK, "sk": shard}),
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
         }
@@ -418,26 +421,54 @@ class SnapshotStore:
             kwargs["ConditionExpression"] = condition
         return self.aws.conditional("dynamodb", "update_item", **kwargs)
 
+    # ------------------------------------------------------------------ evidence the ESM reported about itself
+    def put_evidence(self, uuid: str, name: str, data: Mapping[str, Any], *, observed_at: datetime) -> bool:
+        """Keep ``data`` as ``EVIDENCE#<name>`` of ``uuid`` unless a newer observation is stored already."""
+        return self.aws.conditional(
+            "dynamodb",
+            "put_item",
+            TableName=self.table,
+            Item=to_attribute_values(
+                {"pk": pk_for(uuid), "sk": f"{EVIDENCE_SK_PREFIX}{name}", "observed_at": iso(observed_at), "data": data}
+            ),
+            ConditionExpression="attribute_not_exists(pk) OR observed_at <= :t",
+            ExpressionAttributeValues=to_attribute_values({":t": iso(observed_at)}),
+        )
+
+    def get_evidence(self, uuid: str, name: str) -> dict[str, Any] | None:
+        """``{"observed_at", "data"}`` of ``EVIDENCE#<name>``, None when none is stored."""
+        resp = self.aws.call(
+            "dynamodb",
+            "get_item",
+            TableName=self.table,
+            Key=to_attribute_values({"pk": pk_for(uuid), "sk": f"{EVIDENCE_SK_PREFIX}{name}"}),
+        )
+        item = resp.get("Item")
+        if not item:
+            return None
+        record = from_attribute_values(item)
+        return {"observed_at": record.get("observed_at", ""), "data": record.get("data") or {}}
+
     # ------------------------------------------------------------------ de-duplication markers
     def claim_signal(self, uuid: str, key: str, *, now: datetime, ttl_seconds: int, data: str = "") -> bool:
         """Claim the marker ``SIGNAL#<key>`` of ``uuid`` for ``ttl_seconds``. True for the first claimer in the
         window; False while an unexpired marker exists (DynamoDB's TTL deletion is lazy, so expiry is checked)."""
         epoch = int(now.timestamp())
-        item = {
-            "pk": {"S": pk_for(uuid)},
-            "sk": {"S": f"{SIGNAL_SK_PREFIX}{key}"},
-            "claimed_at": {"S": iso(now)},
-            "expires_at": {"N": str(epoch + max(1, ttl_seconds))},
+        record: dict[str, Any] = {
+            "pk": pk_for(uuid),
+            "sk": f"{SIGNAL_SK_PREFIX}{key}",
+            "claimed_at": iso(now),
+            "expires_at": epoch + max(1, ttl_seconds),
         }
         if data:
-            item["data"] = {"S": data}
+            record["data"] = data
         return self.aws.conditional(
             "dynamodb",
             "put_item",
             TableName=self.table,
-            Item=item,
+            Item=to_attribute_values(record),
             ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
-            ExpressionAttributeValues={":now": {"N": str(epoch)}},
+            ExpressionAttributeValues=to_attribute_values({":now": epoch}),
         )
 
     def release_signal(self, uuid: str, key: str) -> None:
@@ -446,15 +477,18 @@ class SnapshotStore:
             "dynamodb",
             "delete_item",
             TableName=self.table,
-            Key={"pk": {"S": pk_for(uuid)}, "sk": {"S": f"{SIGNAL_SK_PREFIX}{key}"}},
+            Key=to_attribute_values({"pk": pk_for(uuid), "sk": f"{SIGNAL_SK_PREFIX}{key}"}),
         )
 
 
 __all__ = [
     "DIGEST_PK",
+    "EVIDENCE_SK_PREFIX",
     "KIND_ERROR",
     "KIND_OK",
     "KIND_UNKNOWN",
+    "ORIGIN_LOG",
+    "POLLER_STATUS_EVIDENCE",
     "SNAPSHOT_SK",
     "TRANSITIONAL_STATES",
     "Snapshot",

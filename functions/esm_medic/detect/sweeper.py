@@ -18,17 +18,8 @@ An unchanged sweep of N ESMs costs ceil(N/100) ListEventSourceMappings calls, on
 about 60 bytes per ESM) and no write; a transition costs one confirming Get, a share of one PutEvents call and four
 DynamoDB writes (digest entry to busy, snapshot with outbox, outbox cleared, digest entry to the new status).
 
-Status comparison: (State, StateTransitionReason, LastProcessingResult) after whitespace normalisation, with the
-healthy texts of one field folded together ("OK" and "No records processed" are the same healthy status, so an ESM
-whose traffic comes and goes costs no writes). An *error status*: the classifier says error/unknown for either text,
-or State is Disabled with a reason that is not a user action. Transitional states (Creating, Enabling, Updating,
-Disabling, Deleting) are neither errors nor recoveries: the snapshot is left as it is and the watch follows them.
-
-Events are emitted for: a non-error status becoming an error (an ESM first seen broken counts, from "unknown"),
-an error becoming a different error (another catalogue entry or another error text), and an error becoming healthy
-(``recovered: true``, which closes the incident). Changes between non-error statuses (a user disabling a healthy
-ESM) update the snapshot quietly. A status must hold for ``hold_seconds`` (observed at two sweeps at least that far
-apart) before it is emitted; a pending status that goes away first is dropped and counted as a suppressed flap.
+What a status means and when a change is emitted (the flap hold, "suspected" events) is :mod:`esm_medic.detect.decide`.
+Knobs: :mod:`esm_medic.detect.settings`.
 
 Confirmation: before emitting, one GetEventSourceMapping re-reads the ESM (``confirm_with_get``) so a stale list
 item never opens an incident; no other per-ESM call is made.
@@ -36,321 +27,55 @@ item never opens an incident; no other per-ESM call is made.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from esm_medic.detect.events import EventPublisher, MalformedEvent, build_status_change
+from aws_lambda_powertools import Logger
+
+from esm_medic.aws import is_not_found
+from esm_medic.detect.decide import (
+    DROP_PENDING,
+    FIRST_SEEN,
+    HOLD,
+    OUTBOX_BUSY,
+    PENDING,
+    PROMOTE,
+    QUIET,
+    RESEND,
+    TRANSITIONAL,
+    UNCHANGED,
+    Assessment,
+    Decision,
+    assess,
+    decide,
+    incident_id_for,
+)
+from esm_medic.detect.events import EventPublisher, MalformedEvent
+from esm_medic.detect.log_subscriptions import ensure as ensure_subscriptions
+from esm_medic.detect.log_subscriptions import writes_system_logs
+from esm_medic.detect.settings import SweepSettings, env_bool, env_int
 from esm_medic.detect.snapshot import (
     BATCH_GET_MAX,
-    KIND_ERROR,
-    KIND_OK,
-    KIND_UNKNOWN,
     Snapshot,
     SnapshotStore,
     Status,
     digest_entry,
     digest_hash,
     iso,
-    parse_iso,
     status_hash,
 )
 from esm_medic.esm import EsmConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
-    from esm_medic.classify import Classification
 
 T = TypeVar("T")
-
-TRANSITIONAL = "transitional"
-_HEALTHY_TOKEN = "~healthy"
-
-
-# ================================================================================== settings
-def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {raw!r}")
-    return value
-
-
-def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be true or false, got {raw!r}")
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """Knobs of the sweep; :meth:`from_env` reads them from the Lambda environment."""
-
-    hold_seconds: int = 120  # ESM_MEDIC_SWEEP_HOLD_SECONDS: a new status must hold this long before it is emitted
-    interval_seconds: int = 60  # ESM_MEDIC_SWEEP_INTERVAL_SECONDS: the schedule (used to pace the GC)
-    gc_every_seconds: int = 0  # ESM_MEDIC_SWEEP_GC_SECONDS: forget deleted ESMs this often (0: every full sweep)
-    event_bus: str = "default"  # ESM_MEDIC_EVENT_BUS
-    confirm_with_get: bool = True  # ESM_MEDIC_SWEEP_CONFIRM: one Get before emitting a transition
-    workers: int = 8  # ESM_MEDIC_SWEEP_WORKERS: threads for the conditional writes and confirming Gets
-    page_size: int = 100  # ListEventSourceMappings MaxItems (AWS returns at most 100 per page anyway)
-    put_attempts: int = 3  # PutEvents attempts for entries that come back failed
-    outbox_grace_seconds: int = 300  # an undelivered outbox older than this is re-sent by a later sweep
-    deadline_margin_seconds: float = 10.0  # stop this long before the Lambda timeout
-    table: str = ""  # STATE table name ("" = tables.STATE.name)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> SweepSettings:
-        e = os.environ if env is None else env
-        values: dict[str, Any] = {
-            "hold_seconds": env_int(e, "ESM_MEDIC_SWEEP_HOLD_SECONDS", cls.hold_seconds),
-            "interval_seconds": env_int(e, "ESM_MEDIC_SWEEP_INTERVAL_SECONDS", cls.interval_seconds, 1),
-            "gc_every_seconds": env_int(e, "ESM_MEDIC_SWEEP_GC_SECONDS", cls.gc_every_seconds),
-            "event_bus": (e.get("ESM_MEDIC_EVENT_BUS") or "").strip() or cls.event_bus,
-            "confirm_with_get": env_bool(e, "ESM_MEDIC_SWEEP_CONFIRM", cls.confirm_with_get),
-            "workers": env_int(e, "ESM_MEDIC_SWEEP_WORKERS", cls.workers, 1),
-        }
-        values.update(overrides)
-        return cls(**values)
-
-
-# ================================================================================== assessment
-@dataclass(frozen=True)
-class Assessment:
-    """What a status means: kind (error / ok / transitional), its classification, and its comparison keys."""
-
-    kind: str
-    entry: str | None
-    step: str
-    ckind: str  # the classifier's kind of the deciding text: error | healthy | unknown | empty
-    title: str
-    key: tuple[str, str, str]  # (State, reason, result) with healthy texts folded
-    signature: tuple[str, str]  # (reason, result) folded: what distinguishes one error from another
-
-    def classification(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"entry": self.entry, "step": self.step, "kind": self.ckind}
-        if self.title:
-            out["title"] = self.title
-        return out
-
-
-def _fold(c: Classification) -> str:
-    if c.kind == "healthy":
-        return _HEALTHY_TOKEN
-    if c.kind == "empty":
-        return ""
-    return c.normalized or " ".join(c.text.split())
-
-
-def assess(status: Status) -> Assessment:
-    """Classify a status (cached per text by the classifier, so 10,000 similar ESMs cost little)."""
-    from esm_medic.classify import default_classifier
-
-    clf = default_classifier()
-    c_res = clf.classify_text(status.result, "LastProcessingResult")
-    c_rea = clf.classify_text(status.reason, "StateTransitionReason")
-    key = (status.state, _fold(c_rea), _fold(c_res))
-    signature = (key[1], key[2])
-    if status.transitional:
-        return Assessment(TRANSITIONAL, None, "none", "healthy", "", key, signature)
-    disabled_by_system = status.state == "Disabled" and not c_rea.healthy
-    error = c_res.is_error or c_rea.is_error or disabled_by_system
-    best = max((c_res, c_rea), key=lambda c: c.rank)  # max keeps LastProcessingResult on a tie
-    if error:
-        if best.is_error:
-            return Assessment(KIND_ERROR, best.entry, best.step, best.kind, best.title, key, signature)
-        return Assessment(KIND_ERROR, None, "unknown", "unknown", "Disabled without a user reason", key, signature)
-    healthy = c_res if c_res.healthy else c_rea
-    return Assessment(KIND_OK, healthy.entry, "none", "healthy", healthy.title, key, signature)
-
-
-# ================================================================================== decisions
-UNCHANGED = "unchanged"
-FIRST_SEEN = "first_seen"
-QUIET = "quiet"
-PENDING = "pending"
-HOLD = "hold"
-DROP_PENDING = "drop_pending"
-PROMOTE = "promote"
-RESEND = "resend"
-OUTBOX_BUSY = "outbox_busy"
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: str
-    snapshot: Snapshot | None = None  # the record to write (None: write nothing)
-    expected_version: int = 0
-    detail: Mapping[str, Any] | None = None  # the event to emit once the write succeeded
-    suppressed: int = 0  # flaps suppressed by this decision
-    first_sighting: bool = False
-    assessment: Assessment | None = None
-
-
-def _event_source(esm: EsmConfig) -> str:
-    return esm.cluster_arn or ",".join(esm.bootstrap_servers)
-
-
-def incident_id_for(uuid: str, now: datetime) -> str:
-    return f"inc-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid[:8]}"
-
-
-def _key_of(snap_status: Status | None) -> tuple[str, str, str] | None:
-    return assess(snap_status).key if snap_status is not None else None
-
-
-def decide(
-    snap: Snapshot | None,
-    esm: EsmConfig,
-    *,
-    now: datetime,
-    settings: SweepSettings,
-    status: Status | None = None,
-    trigger: str = "sweep",
-) -> Decision:
-    """Pure: what to do for one ESM given its stored snapshot (None: never seen) and its listed status."""
-    status = status or Status.from_esm(esm)
-    a = assess(status)
-    nowi = iso(now)
-    if snap is not None and snap.outbox:
-        detail = snap.outbox_detail()
-        age = (now - parse_iso(snap.outbox_at)).total_seconds() if snap.outbox_at else float("inf")
-        if detail is None:  # unreadable outbox: drop it rather than block the ESM forever
-            return Decision(QUIET, snap.evolve(version=snap.version + 1, outbox="", outbox_at=""), snap.version)
-        if age < settings.outbox_grace_seconds:
-            return Decision(OUTBOX_BUSY, assessment=a)
-        claimed = snap.evolve(version=snap.version + 1, outbox_at=nowi, updated_at=nowi)
-        return Decision(RESEND, claimed, snap.version, detail=detail, assessment=a)
-    if a.kind == TRANSITIONAL:
-        return Decision(TRANSITIONAL, assessment=a)
-    meta: dict[str, Any] = {
-        "function_arn": esm.function_arn,
-        "event_source": _event_source(esm),
-        "source_kind": esm.source_kind,
-    }
-    if snap is None:
-        base = Snapshot(uuid=esm.uuid, created_at=nowi, **meta)
-        if a.kind == KIND_OK:
-            new = base.evolve(
-                version=1, status=status, kind=KIND_OK, since=nowi, entry=a.entry, step=a.step, updated_at=nowi
-            )
-            return Decision(FIRST_SEEN, new, 0, first_sighting=True, assessment=a)
-        if settings.hold_seconds <= 0:
-            return _promote(base, esm, status, a, since=nowi, now=now, trigger=trigger, first=True)
-        new = base.evolve(version=1, pending=status, pending_since=nowi, updated_at=nowi)
-        return Decision(PENDING, new, 0, first_sighting=True, assessment=a)
-
-    cur_key = _key_of(snap.status)
-    if cur_key == a.key:
-        if snap.pending is not None:
-            new = snap.evolve(version=snap.version + 1, pending=None, pending_since="", updated_at=nowi)
-            return Decision(DROP_PENDING, new, snap.version, suppressed=1, assessment=a)
-        return Decision(UNCHANGED, assessment=a)
-
-    cur_kind = snap.kind if snap.status is not None else KIND_UNKNOWN
-    was_error = cur_kind == KIND_ERROR
-    is_error = a.kind == KIND_ERROR
-    worthy = was_error != is_error or (
-        was_error and is_error and snap.status is not None and assess(snap.status).signature != a.signature
-    )
-    if not worthy:
-        new = snap.evolve(
-            version=snap.version + 1,
-            status=status,
-            kind=a.kind,
-            since=nowi,
-            pending=None,
-            pending_since="",
-            entry=a.entry,
-            step=a.step,
-            updated_at=nowi,
-            **meta,
-        )
-        return Decision(QUIET, new, snap.version, suppressed=1 if snap.pending is not None else 0, assessment=a)
-
-    pending_key = _key_of(snap.pending)
-    if settings.hold_seconds <= 0:
-        since = snap.pending_since if pending_key == a.key and snap.pending_since else nowi
-        return _promote(snap, esm, status, a, since=since, now=now, trigger=trigger)
-    if pending_key == a.key and snap.pending_since:
-        held = (now - parse_iso(snap.pending_since)).total_seconds()
-        if held >= settings.hold_seconds:
-            return _promote(snap, esm, status, a, since=snap.pending_since, now=now, trigger=trigger)
-        return Decision(HOLD, assessment=a)
-    new = snap.evolve(version=snap.version + 1, pending=status, pending_since=nowi, updated_at=nowi)
-    return Decision(PENDING, new, snap.version, suppressed=1 if snap.pending is not None else 0, assessment=a)
-
-
-def _promote(
-    snap: Snapshot,
-    esm: EsmConfig,
-    status: Status,
-    a: Assessment,
-    *,
-    since: str,
-    now: datetime,
-    trigger: str,
-    first: bool = False,
-) -> Decision:
-    nowi = iso(now)
-    version = snap.version + 1
-    recovered = snap.kind == KIND_ERROR and a.kind == KIND_OK
-    if a.kind == KIND_ERROR:
-        incident = snap.incident_id or incident_id_for(esm.uuid, now)
-        open_incident, last_incident = incident, snap.last_incident_id
-    else:
-        incident = snap.incident_id or snap.last_incident_id or incident_id_for(esm.uuid, now)
-        open_incident, last_incident = "", incident
-    detail = build_status_change(
-        event_id=f"{esm.uuid}:v{version}",
-        uuid=esm.uuid,
-        incident_id=incident,
-        function_arn=esm.function_arn,
-        event_source=_event_source(esm),
-        source_kind=esm.source_kind,
-        old=snap.status.to_api() if snap.status is not None else None,
-        new=status.to_api(),
-        classification=a.classification(),
-        recovered=recovered,
-        observed_at=nowi,
-        since=since,
-        trigger=trigger,
-    )
-    new = snap.evolve(
-        version=version,
-        status=status,
-        kind=a.kind,
-        since=since,
-        pending=None,
-        pending_since="",
-        incident_id=open_incident,
-        last_incident_id=last_incident,
-        entry=a.entry,
-        step=a.step,
-        function_arn=esm.function_arn,
-        event_source=_event_source(esm),
-        source_kind=esm.source_kind,
-        updated_at=nowi,
-        outbox=json.dumps(detail, separators=(",", ":"), sort_keys=True),
-        outbox_at=nowi,
-    )
-    return Decision(PROMOTE, new, snap.version, detail=detail, first_sighting=first, assessment=a)
+logger = Logger(service="esm-medic", child=True)
 
 
 # ================================================================================== result
@@ -380,6 +105,7 @@ class SweepResult:
     failed_events: int = 0  # events not delivered after bounded retries (kept in the outbox)
     writes: int = 0  # snapshot writes that succeeded (conditional puts)
     gc_ran: bool = False
+    log_subscriptions_created: int = 0  # per-log-group subscriptions put for the log path
     deleted: list[str] = field(default_factory=list)  # ESMs forgotten
     transitions: list[dict[str, Any]] = field(default_factory=list)  # delivered event details
     errors: list[str] = field(default_factory=list)
@@ -418,7 +144,7 @@ def gc_due(now: datetime, settings: SweepSettings) -> bool:
     return t // every != (t - settings.interval_seconds) // every
 
 
-class _Processor:
+class Processor:
     """Applies decisions for batches of ESMs: reads, confirming Gets, conditional writes, events."""
 
     def __init__(
@@ -484,6 +210,10 @@ class _Processor:
             decisions.append((esm, decide(snap, esm, now=self.now, settings=self.settings, trigger=self.trigger), snap))
         if self.confirm:
             decisions = self._confirm(decisions)
+        self.apply(decisions)
+
+    def apply(self, decisions: list[tuple[EsmConfig, Decision, Snapshot | None]]) -> None:
+        """Write the decided snapshots (conditional on the version read), queue their events, keep the digest safe."""
         to_write = [(e, d) for e, d, _s in decisions if d.snapshot is not None]
         # digest first: no reader may skip an ESM whose stored snapshot is about to change (a first sighting has no
         # entry that could vouch for it: entries are only set after their snapshot exists)
@@ -520,8 +250,6 @@ class _Processor:
             try:
                 return self.aws.call("lambda", "get_event_source_mapping", UUID=decisions[i][0].uuid)
             except Exception as exc:
-                from esm_medic.aws import is_not_found
-
                 if is_not_found(exc):
                     return None
                 raise
@@ -539,6 +267,7 @@ class _Processor:
                 out[i] = (cfg, d, snap)
                 continue
             self.result.confirm_changed += 1
+            logger.info("the confirming Get shows another status than the list", extra={"uuid": esm.uuid})
             # the fresh status decides (when it is itself a transition, no second Get)
             out[i] = (cfg, decide(snap, cfg, now=self.now, settings=self.settings, trigger=self.trigger), snap)
         return out
@@ -584,6 +313,9 @@ class _Processor:
             r.recovered += 1 if detail.get("recovered") else 0
             r.transitions.append(detail)
         for i, reason in put.failed:
+            logger.warning(
+                "event not delivered; kept in the outbox", extra={"uuid": batch[i][1].uuid, "reason": reason}
+            )
             r.failed_events += 1
             r.errors.append(f"event {batch[i][0].get('event_id')} not delivered: {reason}")
         nowi = iso(self.now)
@@ -656,8 +388,9 @@ def sweep(
     calls_before = Counter(aws.calls)
     result = SweepResult(started_at=iso(now))
     listed_kafka: set[str] = set()
+    logging_esms: list[EsmConfig] = []
     with ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="sweep") as pool:
-        proc = _Processor(aws, settings, now, result, executor=pool)
+        proc = Processor(aws, settings, now, result, executor=pool)
         proc.digest = proc.store.digest_read()
         try:
             try:
@@ -666,6 +399,8 @@ def sweep(
                     esms = [c for c in (EsmConfig.from_api(i) for i in page) if c.is_kafka and c.uuid]
                     result.kafka += len(esms)
                     listed_kafka.update(e.uuid for e in esms)
+                    if settings.log_destination_arn:
+                        logging_esms.extend(e for e in esms if writes_system_logs(e))
                     proc.process(esms)
                     if deadline is not None and time.monotonic() >= deadline:
                         result.complete = False
@@ -674,17 +409,22 @@ def sweep(
             finally:
                 proc.finish()
         except MalformedEvent as exc:  # a detail failed its own schema: a bug, but never a crash of the sweep
+            logger.error("sweep stopped: an event failed its schema", extra={"reason": exc.reason})
             result.complete = False
             result.stopped_reason = f"internal: {exc.reason}"
             result.errors.append(exc.reason)
         if result.complete and (force_gc or gc_due(now, settings)):
             _collect_garbage(proc, listed_kafka, result)
+    if logging_esms:
+        subs = ensure_subscriptions(aws, logging_esms, settings.log_destination_arn)
+        result.log_subscriptions_created = len(subs.created)
+        result.errors.extend(f"log subscription: {f}" for f in subs.failed)
     result.calls = dict(Counter(aws.calls) - calls_before)
     result.duration_s = round(time.monotonic() - started, 3)
     return result
 
 
-def _collect_garbage(proc: _Processor, listed: set[str], result: SweepResult) -> None:
+def _collect_garbage(proc: Processor, listed: set[str], result: SweepResult) -> None:
     """Forget the ESMs the digest knows but the (complete) listing no longer shows: delete their snapshots (only
     those created before this sweep started) and their digest entries. No event is emitted for a deleted ESM."""
     result.gc_ran = True
@@ -715,7 +455,7 @@ def observe(
     result = SweepResult(started_at=iso(now))
     kafka = [e for e in esms if e.is_kafka and e.uuid]
     result.listed, result.kafka = len(esms), len(kafka)
-    proc = _Processor(aws, settings, now, result, trigger=trigger, confirm=False)
+    proc = Processor(aws, settings, now, result, trigger=trigger, confirm=False)
     try:
         proc.process(kafka)
     finally:
@@ -725,12 +465,24 @@ def observe(
 
 
 __all__ = [
+    "DROP_PENDING",
+    "FIRST_SEEN",
+    "HOLD",
+    "OUTBOX_BUSY",
+    "PENDING",
+    "PROMOTE",
+    "QUIET",
+    "RESEND",
+    "TRANSITIONAL",
+    "UNCHANGED",
     "Assessment",
     "Decision",
     "SweepResult",
     "SweepSettings",
     "assess",
     "decide",
+    "env_bool",
+    "env_int",
     "gc_due",
     "incident_id_for",
     "observe",

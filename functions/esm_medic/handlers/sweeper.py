@@ -3,6 +3,8 @@
 Input: the scheduled event (anything else is accepted too; only ``{"force_gc": true}`` changes behaviour).
 Output: the sweep summary (counts, API calls, duration) with ``ok: true``, or ``ok: false`` and ``error`` when the
 configuration is invalid or AWS refused the listing (the ``SweepFailed`` metric is then 1, for an alarm).
+While the fleet is small, the invocation sweeps again every ``ESM_MEDIC_SWEEP_PASS_SECONDS`` (15 s) within the
+minute, up to ``ESM_MEDIC_SWEEP_PASS_BUDGET`` extra list calls (see :mod:`esm_medic.detect.passes`).
 The sweep stops 10 s (``SweepSettings.deadline_margin_seconds``) before the Lambda timeout; the next run resumes.
 Heavy modules (boto3, the classifier) are imported on the first invocation, not at init.
 """
@@ -14,7 +16,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from esm_medic.handlers._common import count, get_aws, lambda_entry, logger, metrics
+from esm_medic.handlers._common import get_aws, lambda_entry, logger
+from esm_medic.handlers._detect_metrics import emit as metric
 
 
 def _remaining_seconds(context: Any) -> float | None:
@@ -34,29 +37,31 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     if event is not None and not isinstance(event, dict):
         reason = f"sweeper input must be an object (a scheduled event), got {type(event).__name__}"
         logger.error("rejected input", extra={"reason": reason})
-        count("MalformedInput")
+        metric("sweeper", "MalformedInput")
         return {"ok": False, "error": reason}
     event = event or {}
 
     from esm_medic.aws import error_code
-    from esm_medic.detect.sweeper import SweepSettings, sweep
+    from esm_medic.detect.passes import sweep_passes
+    from esm_medic.detect.sweeper import SweepSettings
 
     try:
         settings = SweepSettings.from_env()
     except ValueError as exc:
         logger.error("invalid configuration", extra={"reason": str(exc)})
-        count("SweepFailed")
+        metric("sweeper", "SweepFailed")
         return {"ok": False, "error": f"invalid configuration: {exc}"}
     remaining = _remaining_seconds(context)
     deadline = None if remaining is None else time.monotonic() + remaining - settings.deadline_margin_seconds
     try:
-        result = sweep(get_aws(), settings=settings, deadline=deadline, force_gc=bool(event.get("force_gc")))
+        passes = sweep_passes(get_aws(), settings=settings, deadline=deadline, force_gc=bool(event.get("force_gc")))
     except Exception as exc:  # AWS refused or failed past retries: a clear error and a metric, not a crash
         code = error_code(exc) or type(exc).__name__
         logger.exception("sweep failed", extra={"error_code": code})
-        count("SweepFailed")
+        metric("sweeper", "SweepFailed")
         return {"ok": False, "error": f"{code}: {exc}"[:1000]}
-    for detail in result.transitions:
+    result = passes.last
+    for detail in (d for p in passes.passes for d in p.transitions):
         logger.info(
             "ESM status change",
             extra={
@@ -67,18 +72,19 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
                 "recovered": detail["recovered"],
             },
         )
-    for text in result.errors:
+    for text in (t for p in passes.passes for t in p.errors):
         logger.warning("sweep problem", extra={"reason": text})
-    summary = result.summary()
-    count("EsmsSwept", result.kafka)
-    count("TransitionsEmitted", result.emitted)
-    count("Recoveries", result.recovered)
-    count("FlapsSuppressed", result.suppressed_flaps)
-    count("SweepConflicts", result.conflicts)
-    count("EventsFailed", result.failed_events)
-    count("EsmsForgotten", len(result.deleted))
-    count("SweepIncomplete", 0 if result.complete else 1)
-    count("SweepFailed", 0)
-    metrics.add_metric(name="SweepDuration", unit=MetricUnit.Milliseconds, value=result.duration_s * 1000)
+    summary = passes.summary()
+    metric("sweeper", "EsmsSwept", result.kafka)
+    metric("sweeper", "SweepPasses", len(passes.passes))
+    metric("sweeper", "TransitionsEmitted", summary["emitted"])
+    metric("sweeper", "Recoveries", summary["recovered"])
+    metric("sweeper", "FlapsSuppressed", summary["suppressed_flaps"])
+    metric("sweeper", "SweepConflicts", summary["conflicts"])
+    metric("sweeper", "EventsFailed", summary["failed_events"])
+    metric("sweeper", "EsmsForgotten", len(passes.passes[0].deleted))
+    metric("sweeper", "SweepIncomplete", 0 if result.complete else 1)
+    metric("sweeper", "SweepFailed", 0)
+    metric("sweeper", "SweepDuration", result.duration_s * 1000, MetricUnit.Milliseconds)
     logger.info("sweep done", extra={k: v for k, v in summary.items() if k not in ("errors",)})
     return {"ok": True, **summary}

@@ -17,7 +17,7 @@ _LOADED = False
 A = TypeVar("A", bound=type[Action])
 
 #: modules under esm_medic.remediate.actions that register actions
-ACTION_MODULES = ("sg_self_rule", "vpc_endpoints", "iam_grant", "vpc_dns")
+ACTION_MODULES = ("sg_self_rule", "vpc_endpoints", "iam_grant", "vpc_dns", "esm_logging")
 
 #: IAM actions the engine calls around every action (not part of any action's own plan/apply/verify/rollback)
 ENGINE_PERMISSIONS: tuple[str, ...] = (

@@ -139,7 +139,7 @@ def test_deleted_esm_is_forgotten_without_event(detect: Any) -> None:
 
 
 def test_flapping_is_suppressed_and_a_steady_error_emits_after_the_hold(detect: Any) -> None:
-    hold = SweepSettings(hold_seconds=120, gc_every_seconds=0)
+    hold = SweepSettings(hold_seconds=120, gc_every_seconds=0, early_emit=False)
     (u,) = detect.add_msk()
     sweep(detect.aws, now=at(0), settings=hold)
     for minute in range(1, 9):  # broken on odd minutes, healthy on even ones
@@ -156,7 +156,7 @@ def test_flapping_is_suppressed_and_a_steady_error_emits_after_the_hold(detect: 
 
 
 def test_flap_counts(detect: Any) -> None:
-    hold = SweepSettings(hold_seconds=120, gc_every_seconds=0)
+    hold = SweepSettings(hold_seconds=120, gc_every_seconds=0, early_emit=False)
     (u,) = detect.add_msk()
     sweep(detect.aws, now=at(0), settings=hold)
     detect.set(u, AUTHZ)
@@ -319,3 +319,20 @@ class _Raw:
 
     def read(self, *_: Any) -> bytes:
         return self._body
+
+
+def test_suspected_at_once_then_a_recovery_inside_the_hold_closes_the_incident(detect: Any) -> None:
+    early = SweepSettings(hold_seconds=120, gc_every_seconds=0)
+    (u,) = detect.add_msk()
+    sweep(detect.aws, now=at(0), settings=early)
+    detect.set(u, AUTHZ)
+    r = sweep(detect.aws, now=at(1), settings=early)
+    assert r.emitted == 1
+    (err,) = [e["detail"] for e in detect.events()]
+    assert err["phase"] == "suspected" and err["holdSeconds"] == 120 and not err["recovered"]
+    detect.set(u, "OK")
+    r = sweep(detect.aws, now=at(2), settings=early)
+    assert r.emitted == 1 and r.recovered == 1 and r.suppressed_flaps == 1
+    (rec,) = [e["detail"] for e in detect.events()]
+    assert rec["recovered"] and rec["incident_id"] == err["incident_id"] and rec["phase"] == "confirmed"
+    assert detect.snapshot(u).incident_id == ""

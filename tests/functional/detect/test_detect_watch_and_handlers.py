@@ -28,6 +28,7 @@ FAST = SweepSettings(hold_seconds=0, gc_every_seconds=0)
 @pytest.fixture
 def handlers(detect: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("ESM_MEDIC_SWEEP_HOLD_SECONDS", "0")
+    monkeypatch.setenv("ESM_MEDIC_SWEEP_PASS_SECONDS", "0")  # one pass per invocation (passes: test_detect_passes)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "esm-medic")
     reset_aws()  # the handlers build their own adapter inside this sandbox
     yield detect
@@ -167,17 +168,26 @@ def test_cloudtrail_handler_rejects_with_a_reason(
 
 
 # ------------------------------------------------------------------ sweeper handler
-def test_sweeper_handler(handlers: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def _emf(text: str) -> dict[str, tuple[float, dict[str, str]]]:
+    """Metric name -> (value, dimensions) from the EMF lines single_metric printed."""
+    import json
+
+    out: dict[str, tuple[float, dict[str, str]]] = {}
+    for line in text.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        doc = json.loads(line)
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            dims = {d: doc[d] for group in directive["Dimensions"] for d in group}
+            for m in directive["Metrics"]:
+                value = doc[m["Name"]]
+                out[m["Name"]] = (value[0] if isinstance(value, list) else value, dims)
+    return out
+
+
+def test_sweeper_handler(handlers: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from esm_medic.handlers import _common
 
-    recorded: dict[str, float] = {}
-    real_add = _common.metrics.add_metric
-
-    def spy(name: str, unit: Any, value: float, **kw: Any) -> None:
-        recorded[name] = value
-        real_add(name=name, unit=unit, value=value, **kw)
-
-    monkeypatch.setattr(_common.metrics, "add_metric", spy)
     (u,) = handlers.add_msk()
     handlers.set(u, AUTHZ)
     scheduled = {
@@ -192,7 +202,9 @@ def test_sweeper_handler(handlers: Any, monkeypatch: pytest.MonkeyPatch) -> None
     }
     out = h_sweep.handler(scheduled, ctx())
     assert out["ok"] and out["emitted"] == 1 and out["complete"] and out["transitions"] == 1
-    assert recorded["TransitionsEmitted"] == 1 and recorded["SweepFailed"] == 0  # EMF metrics, namespace esm-medic
+    recorded = _emf(capsys.readouterr().out)
+    assert recorded["TransitionsEmitted"][0] == 1 and recorded["SweepFailed"][0] == 0  # EMF, one metric per record
+    assert recorded["TransitionsEmitted"][1] == {"handler": "sweeper"}  # no dimension inherited from other metrics
     assert _common.metrics.namespace == "esm-medic"
     assert handler_logger.get_correlation_id() == "sched-1"  # the scheduled event's id correlates the logs
     out = h_sweep.handler(scheduled, ctx())

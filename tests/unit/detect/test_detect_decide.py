@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esm_medic.detect import sweeper as sw
+from esm_medic.detect.decide import decide_from_log
 from esm_medic.detect.snapshot import KIND_ERROR, KIND_OK, Snapshot, Status, iso
 from esm_medic.esm import EsmConfig
 
@@ -41,7 +42,14 @@ def esm(status: tuple[str, str, str], uuid: str = UUID) -> EsmConfig:
 
 
 def S(hold: int = 0, **kw: object) -> sw.SweepSettings:
+    """Settings with the hold done by the detector (the mode without early emission)."""
+    kw.setdefault("early_emit", False)
     return sw.SweepSettings(hold_seconds=hold, **kw)  # type: ignore[arg-type]
+
+
+def E(hold: int = 120) -> sw.SweepSettings:
+    """Settings with early emission: a new error goes out at once as "suspected"; the workflow holds."""
+    return sw.SweepSettings(hold_seconds=hold, early_emit=True)
 
 
 def apply(snap: Snapshot | None, d: sw.Decision) -> Snapshot | None:
@@ -265,3 +273,61 @@ def test_any_history_emits_consistent_events(history: list[tuple[tuple[str, str,
             open_incident = e["incident_id"]
     if snap is not None and snap.kind == KIND_ERROR:
         assert snap.incident_id == open_incident
+
+
+# ---------------------------------------------------------------------------------- early emission ("suspected")
+def test_early_emit_sends_a_new_error_at_once_as_suspected_with_the_hold() -> None:
+    snap = apply(None, sw.decide(None, esm(OK), now=T0, settings=E()))
+    d = sw.decide(snap, esm(AUTHZ), now=T0 + timedelta(seconds=15), settings=E())
+    assert d.action == sw.PROMOTE and d.detail is not None
+    assert d.detail["phase"] == "suspected" and d.detail["holdSeconds"] == 120
+    assert d.detail["recovered"] is False and d.detail["classification"]["step"] != "none"
+
+
+def test_early_emit_a_recovery_inside_the_hold_is_emitted_and_counted_as_a_flap() -> None:
+    snap = apply(None, sw.decide(None, esm(OK), now=T0, settings=E()))
+    err = sw.decide(snap, esm(AUTHZ), now=T0 + timedelta(seconds=15), settings=E())
+    snap = apply(snap, err)
+    rec = sw.decide(snap, esm(OK), now=T0 + timedelta(seconds=45), settings=E())
+    assert rec.action == sw.PROMOTE and rec.detail is not None
+    assert rec.detail["recovered"] is True and rec.detail["phase"] == "confirmed" and "holdSeconds" not in rec.detail
+    assert rec.detail["incident_id"] == err.detail["incident_id"]  # type: ignore[index]
+    assert rec.suppressed == 1
+    later = sw.decide(snap, esm(OK), now=T0 + timedelta(seconds=600), settings=E())
+    assert later.detail is not None and later.detail["recovered"] is True and later.suppressed == 0
+
+
+def test_early_emit_first_sighting_broken_is_suspected_and_hold_zero_is_confirmed() -> None:
+    d = sw.decide(None, esm(AUTHZ), now=T0, settings=E())
+    assert d.action == sw.PROMOTE and d.detail is not None and d.detail["phase"] == "suspected"
+    z = sw.decide(None, esm(AUTHZ), now=T0, settings=E(0))
+    assert z.detail is not None and z.detail["phase"] == "confirmed" and "holdSeconds" not in z.detail
+
+
+def test_early_emit_is_the_default() -> None:
+    assert sw.SweepSettings.from_env({}).early_emit is True
+    assert sw.SweepSettings.from_env({"ESM_MEDIC_SWEEP_EARLY_EMIT": "false"}).early_emit is False
+
+
+# ---------------------------------------------------------------------------------- the log path (pure)
+def test_log_record_before_the_api_uses_the_record_text_and_marks_its_origin() -> None:
+    snap = apply(None, sw.decide(None, esm(OK), now=T0, settings=E()))
+    d = decide_from_log(
+        snap, esm(OK), "Timeout expired while fetching topic metadata", now=T0, since=T0, settings=E(), evidence={}
+    )
+    assert d.action == sw.PROMOTE and d.detail is not None and d.detail["trigger"] == "esm-log"
+    assert d.snapshot is not None and d.snapshot.status_origin == "esm-log"
+    assert d.detail["new"]["LastProcessingResult"] == "Timeout expired while fetching topic metadata"
+
+
+def test_log_record_after_the_sweep_saw_the_error_is_a_duplicate() -> None:
+    snap = apply(None, sw.decide(None, esm(OK), now=T0, settings=E()))
+    snap = apply(snap, sw.decide(snap, esm(AUTHZ), now=T0, settings=E()))
+    d = decide_from_log(snap, esm(AUTHZ), "whatever", now=T0, since=T0, settings=E(), evidence={})
+    assert d.action == sw.UNCHANGED and d.detail is None
+
+
+def test_log_record_when_the_api_already_shows_the_error_uses_the_api_status() -> None:
+    d = decide_from_log(None, esm(AUTHZ), "Not authorized", now=T0, since=T0, settings=E(), evidence={"x": 1})
+    assert d.detail is not None and d.detail["new"]["LastProcessingResult"] == AUTHZ[2]
+    assert d.snapshot is not None and d.snapshot.status_origin == "" and d.detail["evidence"] == {"x": 1}

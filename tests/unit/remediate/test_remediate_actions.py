@@ -21,11 +21,18 @@ CLUSTER = "arn:aws:kafka:us-east-1:123456789012:cluster/orders/0b1c2d3e-1111-222
 
 def test_registry() -> None:
     actions = registry.all_actions()
-    assert list(actions) == ["add-sg-self-rule", "create-vpc-endpoints", "enable-vpc-dns", "grant-iam-permissions"]
+    assert list(actions) == [
+        "add-sg-self-rule",
+        "create-vpc-endpoints",
+        "enable-esm-system-logs",
+        "enable-vpc-dns",
+        "grant-iam-permissions",
+    ]
     safety = {name: cls.default_safety for name, cls in actions.items()}
     assert safety == {
         "add-sg-self-rule": "auto",
         "create-vpc-endpoints": "approve",
+        "enable-esm-system-logs": "approve",
         "enable-vpc-dns": "approve",
         "grant-iam-permissions": "approve",
     }

@@ -1,0 +1,58 @@
+"""Lambda handler of the log path: a CloudWatch Logs subscription on the ESM system-log streams.
+
+Input: the subscription event ``{"awslogs": {"data": <base64 gzip JSON>}}`` (decoded with Powertools'
+``CloudWatchLogsEvent``). ``ESM_PROCESSING_EVENT`` records become ``ESM Status Change`` events (trigger ``esm-log``,
+de-duplicated with the sweeper's snapshots); ``POLLER_STATUS_EVENT`` records are kept as evidence for the diagnosis
+(see :mod:`esm_medic.detect.esm_logs`).
+
+Output: ``{"ok": true, "records", "processing", "poller_status", "emitted", "duplicates", ...}``; a payload that
+cannot be decoded gives ``{"ok": false, "error": <reason>}`` and the ``MalformedInput`` metric (CloudWatch Logs does
+not retry a Lambda destination's refusal, so raising would only lose the reason). AWS failures past the adapter's
+retries are raised: the asynchronous invocation retries, then its failure destination keeps the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esm_medic.handlers._common import get_aws, lambda_entry, logger
+from esm_medic.handlers._detect_metrics import emit as metric
+
+
+def _metric(name: str, value: float) -> None:
+    metric("esm_logs", name, value)
+
+
+@lambda_entry("esm_logs")
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    from esm_medic.detect.esm_logs import handle_records
+    from esm_medic.detect.events import EventRejected
+    from esm_medic.detect.events.esm_log import decode_subscription
+    from esm_medic.detect.settings import SweepSettings
+
+    logger.set_correlation_id(str(getattr(context, "aws_request_id", "") or "esm-logs"))
+    try:
+        log_group, records = decode_subscription(event)
+    except EventRejected as exc:
+        logger.error("rejected input", extra={"reason": exc.reason})
+        _metric("MalformedInput", 1)
+        return {"ok": False, "error": exc.reason}
+    try:
+        settings = SweepSettings.from_env()
+    except ValueError as exc:
+        logger.error("invalid configuration", extra={"reason": str(exc)})
+        return {"ok": False, "error": f"invalid configuration: {exc}"}
+    if not records:
+        return {"ok": True, "log_group": log_group, "records": 0, "emitted": 0}
+    result = handle_records(get_aws(), records, settings=settings)
+    for text in result.errors:
+        logger.warning("log path problem", extra={"reason": text})
+    _metric("EsmLogRecords", result.records)
+    _metric("TransitionsEmitted", result.emitted)
+    _metric("EsmLogDuplicates", result.duplicates)
+    _metric("PollerEvidenceSaved", result.evidence_saved)
+    summary = result.summary()
+    logger.info(
+        "esm system logs", extra={"log_group": log_group, **{k: v for k, v in summary.items() if k != "errors"}}
+    )
+    return {"ok": True, "log_group": log_group, **summary}
