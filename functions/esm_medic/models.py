@@ -30,6 +30,9 @@ class Finding:
     fix: str | None = None  # fix id that would turn a FAIL into a PASS
     fix_params: dict[str, Any] = field(default_factory=dict)
     missing_permission: str | None = None  # set when status is UNKNOWN because a read was denied
+    #: "proof" (read from API state: SG rules, a VPC attribute, a policy simulated with exact ARNs) or
+    #: "heuristic" (resolution from outside the ESM's VPC, a denied read, a conditional policy)
+    strength: str = "proof"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -47,6 +50,43 @@ class RootCause:
     confidence: float = 0.0
     evidence: list[str] = field(default_factory=list)  # names of the checks that support it
     notes: list[str] = field(default_factory=list)  # step disagreements, latent problems, other failed checks
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Hypothesis:
+    """One candidate root cause, ranked: what supports it, how strongly, and the fix it calls for."""
+
+    id: str
+    step: str
+    score: float
+    summary: str
+    fix: str
+    fix_params: dict[str, Any] = field(default_factory=dict)
+    safety: str = "manual"  # the catalogue's safety class of the fix: auto | approve | manual
+    strength: str = "proof"  # the strongest evidence behind it
+    evidence: list[str] = field(default_factory=list)  # names of the supporting checks
+    masked_by: list[str] = field(default_factory=list)  # hypotheses that hide this one until they are fixed
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PlanItem:
+    """One independent fix of an ordered plan; ``ticket`` items are the parts only a person can do."""
+
+    order: int
+    fix: str
+    fix_params: dict[str, Any]
+    hypotheses: list[str]
+    safety: str
+    summary: str
+    ticket_only: bool = False
+    after: list[str] = field(default_factory=list)  # hypotheses to re-check once the earlier items are applied
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +119,8 @@ class Diagnosis:
     network: NetworkIdentity | None = None
     esm: dict[str, Any] = field(default_factory=dict)
     api_calls: int = 0
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+    plan: list[PlanItem] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -96,4 +138,6 @@ class Diagnosis:
             "network": self.network.to_dict() if self.network else None,
             "esm": self.esm,
             "api_calls": self.api_calls,
+            "hypotheses": [h.to_dict() for h in self.hypotheses],
+            "plan": [p.to_dict() for p in self.plan],
         }
