@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -63,7 +64,7 @@ def test_pair_is_repaired_or_ticketed(pair, world):
         world,
         d,
         rediagnose=lambda: diagnose(world, uuid, resolver=outside_resolver),
-        settings=Settings.from_env(),
+        settings=replace(Settings.from_env(), budget_per_account=10_000),  # one account, many combos
         approved=True,
         approver="test",
         mode_override="approve",
@@ -71,15 +72,18 @@ def test_pair_is_repaired_or_ticketed(pair, world):
     )
     after = combos.status(world, uuid)
     remaining = {h for item in out["remaining"] for h in item.get("hypotheses") or []}
+    # a fixable fault masked by a ticket-only one (no egress at all: new endpoints could not be reached either)
+    # waits, named under the ticket's "after"
+    deferred = {h for item in out["remaining"] for h in item.get("after") or []}
     if after["cause"]:
-        assert after["cause"] in combo.ticket_names, (pair, after, out["applied"], out["not_applied"])
-        assert after["cause"] in remaining, (pair, after, out["remaining"])
+        assert after["cause"] in combo.ticket_names | deferred, (pair, after, out["applied"], out["not_applied"])
+        assert after["cause"] in remaining | deferred, (pair, after, out["remaining"])
         assert out["status"] != "ok"
     else:
         assert out["status"] == "ok", out
-    fixable = [f for f in pair if not combos.FAULTS[f].ticket_only]
-    for f in fixable:  # every fixable fault was fixed
-        assert not (combos.FAULTS[f].names & remaining), (pair, f, out["remaining"])
+    for f in pair:  # every fixable fault was fixed, or waits on a ticket-only one
+        if not combos.FAULTS[f].ticket_only:
+            assert not (combos.FAULTS[f].names & (remaining - deferred)), (pair, f, out["remaining"])
 
 
 @pytest.mark.parametrize("name", sorted(combos.TRAPS))
