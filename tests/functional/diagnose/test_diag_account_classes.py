@@ -66,3 +66,21 @@ def test_egress_fully_revoked_gives_a_plan_with_both_parts(sim_aws):
     assert parts == [("add-sg-self-rule", False), ("ticket", True)], parts
     assert d.plan[0].fix_params["directions"] == ["egress"]
     assert "no-egress-443" in d.plan[1].hypotheses
+
+
+def test_fix_apply_runs_the_whole_plan_with_one_confirmation(sim_aws, monkeypatch, capsys):
+    from esm_medic.cli.main import main
+    from esm_medic.tables import create_tables
+
+    monkeypatch.setenv("ESM_MEDIC_AUDIT_TABLE", "esm-medic-audit-cls4")
+    monkeypatch.setenv("ESM_MEDIC_STATE_TABLE", "esm-medic-state-cls4")
+    create_tables(sim_aws)
+    combo = combos.build(sim_aws, ("egress-revoked",), prefix="cls4-")
+    sg = combo.result.security_group_ids[0]
+    code = main(["fix", combo.result.uuid, "--apply", "--yes", "--mode", "approve", "--no-restart"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "one diff for the whole plan" in out and "plan partial" in out and "no-egress-443" in out
+    egress = sim_aws.call("ec2", "describe_security_groups", GroupIds=[sg])["SecurityGroups"][0]["IpPermissionsEgress"]
+    assert any(p.get("FromPort") == 9098 and p.get("UserIdGroupPairs") for p in egress)
+    assert combos.status(sim_aws, combo.result.uuid)["cause"] == "no-egress-443"  # the ticket-only part remains
