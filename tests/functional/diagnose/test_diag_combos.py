@@ -92,3 +92,7 @@ def test_trap_gets_no_fix(name, world):
     assert combos.status(world, combo.result.uuid)["cause"] == "", f"{name}: the trap is a healthy account"
     d = diagnose(world, combo.result.uuid, resolver=outside_resolver)
     assert d.healthy and d.plan == [] and d.root_cause.fix == "", (name, d.root_cause)
+    if name == "resolver-forwarding-rule":  # forwarded elsewhere: unknown, never NXDOMAIN
+        dns = next(f for f in d.findings if f.check == "broker-dns")
+        assert str(dns.status) == "unknown" and "resolved elsewhere" in dns.summary
+        assert all(b.get("resolver_rule", "").startswith("rslvr-rr-") for b in dns.evidence["brokers"])
