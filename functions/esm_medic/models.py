@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 #: Fix ids a diagnosis may name. Each one except ``ticket`` is a registered remediation action.
 FIX_IDS = ("add-sg-self-rule", "create-vpc-endpoints", "grant-iam-permissions", "enable-vpc-dns", "ticket")
+
+
+def _known(cls: Any, d: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of ``d`` that are fields of dataclass ``cls`` (newer or older JSON still loads)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
 
 
 class CheckStatus(StrEnum):
@@ -38,6 +45,10 @@ class Finding:
         d = asdict(self)
         d["status"] = str(self.status)
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Finding:
+        return cls(**{**_known(cls, d), "status": CheckStatus(str(d.get("status") or "unknown"))})
 
 
 @dataclass
@@ -141,3 +152,21 @@ class Diagnosis:
             "hypotheses": [h.to_dict() for h in self.hypotheses],
             "plan": [p.to_dict() for p in self.plan],
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Diagnosis:
+        """The inverse of :meth:`to_dict` (a workflow step receives the diagnosis as JSON)."""
+        net = d.get("network")
+        return cls(
+            uuid=str(d.get("uuid") or ""),
+            state=str(d.get("state") or ""),
+            step=str(d.get("step") or ""),
+            classification=dict(d.get("classification") or {}),
+            root_cause=RootCause(**_known(RootCause, d.get("root_cause") or {})),
+            findings=[Finding.from_dict(f) for f in d.get("findings") or []],
+            network=NetworkIdentity(**_known(NetworkIdentity, net)) if isinstance(net, Mapping) else None,
+            esm=dict(d.get("esm") or {}),
+            api_calls=int(d.get("api_calls") or 0),
+            hypotheses=[Hypothesis(**_known(Hypothesis, h)) for h in d.get("hypotheses") or []],
+            plan=[PlanItem(**_known(PlanItem, p)) for p in d.get("plan") or []],
+        )

@@ -90,7 +90,7 @@ def preview(
 
 def apply_plan(
     aws: Aws,
-    diagnosis: Diagnosis,
+    diagnosis: Diagnosis | Mapping[str, Any],
     *,
     rediagnose: Rediagnose,
     settings: Settings | None = None,
@@ -102,7 +102,9 @@ def apply_plan(
     sleep: Callable[[float], None] | None = None,
     max_fixes: int = 8,
 ) -> dict[str, Any]:
-    """Apply the plan fix by fix; ``rediagnose()`` re-runs the checks (e.g. ``lambda: diagnose(aws, uuid)``)."""
+    """Apply the plan fix by fix; ``rediagnose()`` re-runs the checks (e.g. ``lambda: diagnose(aws, uuid)``).
+    ``diagnosis`` may be a :class:`Diagnosis` or its ``to_dict()`` (a workflow payload)."""
+    diagnosis = diagnosis if isinstance(diagnosis, Diagnosis) else Diagnosis.from_dict(diagnosis)
     current = diagnosis
     tried: set[tuple[str, str]] = set()
     applied: list[dict[str, Any]] = []

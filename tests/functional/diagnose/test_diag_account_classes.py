@@ -66,6 +66,10 @@ def test_egress_fully_revoked_gives_a_plan_with_both_parts(sim_aws):
     assert parts == [("add-sg-self-rule", False), ("ticket", True)], parts
     assert d.plan[0].fix_params["directions"] == ["egress"]
     assert "no-egress-443" in d.plan[1].hypotheses
+    from esm_medic.models import Diagnosis
+
+    doc = json.loads(json.dumps(d.to_dict()))  # what a workflow step receives
+    assert Diagnosis.from_dict(doc).to_dict() == doc
 
 
 def test_fix_apply_runs_the_whole_plan_with_one_confirmation(sim_aws, monkeypatch, capsys):
