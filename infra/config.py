@@ -109,6 +109,8 @@ READ_ACTIONS: tuple[str, ...] = (
     "kms:DescribeKey",
     "secretsmanager:DescribeSecret",
     "route53:ListHostedZonesByVPC",
+    "route53resolver:ListResolverRuleAssociations",
+    "route53resolver:ListResolverRules",
     "sts:GetCallerIdentity",
 )
 

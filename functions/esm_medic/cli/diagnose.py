@@ -138,6 +138,9 @@ def render_diagnosis(d: Diagnosis) -> str:
         lines.append("Root cause: none: the ESM is healthy.")
         for note in rc.notes:
             lines.append(f"  note: {note}")
+    elif rc.id == "status-stale":
+        lines.append("Verdict: the account looks fixed; the ESM has not reported since.")
+        lines.extend("  " + w for w in textwrap.wrap(rc.summary.replace("UUID", d.uuid), width=width - 2))
     else:
         lines.append(f"Root cause: {rc.id}  (step {d.step}, confidence {rc.confidence})")
         lines.extend("  " + w for w in textwrap.wrap(rc.summary, width=width - 2))
@@ -146,13 +149,36 @@ def render_diagnosis(d: Diagnosis) -> str:
         lines.append("")
         lines.append(f"Fix: {rc.fix}")
         lines.extend(f"  {k}: {_param(v)}" for k, v in rc.fix_params.items())
-        lines.append("")
-        if rc.fix and rc.fix != "ticket":
-            lines.append(f"Next: esm-medic fix {d.uuid}    (dry-run first; nothing was changed)")
-        else:
-            lines.append(f"Next: esm-medic fix {d.uuid}    (opens a ticket with the runbook; nothing was changed)")
-    lines.append(f"({d.api_calls} AWS API calls, read-only)")
+        lines.extend(_render_plan(d, width))
+        lines.append(f"({d.api_calls} AWS API calls, read-only)")
     return "\n".join(lines) + "\n"
+
+
+def _render_plan(d: Diagnosis, width: int) -> list[str]:
+    lines = [""]
+    if len(d.hypotheses) > 1:
+        lines.append("Hypotheses, best first:")
+        for h in d.hypotheses:
+            masked = f"; masked by {', '.join(h.masked_by)}" if h.masked_by else ""
+            lines.append(f"  {h.score:.2f}  {h.id}  (step {h.step}, {h.strength}, fix {h.fix}{masked})")
+        lines.append("")
+    fixes = [p for p in d.plan if not p.ticket_only]
+    lines.append("Plan:" if d.plan else "Plan: nothing to do automatically")
+    for p in d.plan:
+        head = f"  {p.order}. {p.fix}" + ("  (ticket only)" if p.ticket_only else f"  (safety {p.safety})")
+        lines.append(head + f"  for {', '.join(p.hypotheses)}")
+        lines.extend(f"       {k}: {_param(v)}" for k, v in p.fix_params.items())
+        if p.after:
+            lines.append(f"       then re-check: {', '.join(p.after)}")
+    lines.append("")
+    if fixes:
+        lines.append(f"Next: esm-medic fix {d.uuid}    (dry-run first; nothing was changed)")
+    else:
+        lines.append(
+            f"Next: esm-medic fix {d.uuid}    (a ticket with the runbook goes to the configured ticket "
+            "provider or the outbox; nothing was changed)"
+        )
+    return lines
 
 
 def _param(value: Any) -> str:

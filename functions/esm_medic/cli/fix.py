@@ -126,6 +126,10 @@ def run_fix(args: argparse.Namespace) -> int:
             except ImportError:
                 return fail("diagnosis is not available in this build; use --action NAME --params JSON", EXIT_USAGE)
             diagnosis = diagnose(aws, args.uuid)
+            if diagnosis.root_cause.id == "status-stale":
+                return _stale(args, diagnosis)
+            if len(diagnosis.plan) > 1 and any(not p.ticket_only for p in diagnosis.plan):
+                return _run_plan(args, aws, diagnosis, settings)
         plan = engine.plan_fix(
             aws,
             diagnosis,
@@ -190,6 +194,83 @@ def run_fix(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_result(result))
     return EXIT_OK if result["status"] in ("applied", "noop", "shadow") else EXIT_FAILURE
+
+
+def _stale(args: argparse.Namespace, diagnosis: Any) -> int:
+    text = diagnosis.root_cause.summary.replace("UUID", diagnosis.uuid)
+    if args.json:
+        print_json({"status": "stale", "uuid": diagnosis.uuid, "message": text})
+    else:
+        print(f"Nothing to apply: {text}")
+    return EXIT_OK
+
+
+def _run_plan(args: argparse.Namespace, aws: Any, diagnosis: Any, settings: Any) -> int:
+    """Several independent fixes: one combined diff, one approval for the whole plan, applied fix by fix."""
+    from esm_medic.cli.common import aws_error_message
+    from esm_medic.diagnose import diagnose
+    from esm_medic.remediate import plan as fix_plan
+
+    try:
+        preview = fix_plan.preview(aws, diagnosis, settings=settings, mode_override=args.mode)
+    except Exception as exc:
+        return fail(aws_error_message(exc))
+    if not args.json:
+        sys.stdout.write(render_fix_plan(diagnosis, preview))
+    if not args.apply:
+        if args.json:
+            print_json({"plan": [p.to_dict() for p in diagnosis.plan], "preview": preview})
+        return EXIT_OK
+    if not args.yes:
+        n = sum(1 for p in diagnosis.plan if not p.ticket_only)
+        answer = _confirm(f"Apply the plan ({n} fix(es), shown above as one diff) for ESM {args.uuid}?")
+        if answer is None:
+            return fail("refusing to apply without confirmation: no terminal (pass --yes)", EXIT_USAGE)
+        if not answer:
+            print("Aborted; nothing was changed.")
+            return EXIT_FAILURE
+    try:
+        result = fix_plan.apply_plan(
+            aws,
+            diagnosis,
+            rediagnose=lambda: diagnose(aws, args.uuid),
+            settings=settings,
+            approved=True,
+            approver=_actor(),
+            mode_override=args.mode,
+            restart=not args.no_restart,
+            incident_id=args.incident_id,
+        )
+    except Exception as exc:
+        return fail(aws_error_message(exc))
+    if args.json:
+        print_json(result)
+    else:
+        print(fix_plan.summary(result))
+        for row in result["applied"]:
+            print(f"  kept {row['fix']} (action id {row.get('action_id')})")
+        for row in result["rolled_back"]:
+            print(f"  rolled back {row['fix']}: it changed nothing")
+        for row in result["not_applied"]:
+            print(f"  not applied {row['fix']}: {row['status']} {row.get('reason') or ''}".rstrip())
+    return EXIT_OK if result["status"] in ("ok", "partial", "stale") else EXIT_FAILURE
+
+
+def render_fix_plan(diagnosis: Any, preview: dict[str, Any]) -> str:
+    lines = [
+        f"Plan for ESM {diagnosis.uuid}: {len(diagnosis.plan)} part(s), applied one at a time, re-checked after each"
+    ]
+    for p in diagnosis.plan:
+        what = "ticket only" if p.ticket_only else f"safety {p.safety}"
+        lines.append(f"  {p.order}. {p.fix} ({what}) for {', '.join(p.hypotheses)}")
+    if preview["diff"]:
+        lines.append("Changes (one diff for the whole plan):")
+        lines.extend(f"  {d}" for d in preview["diff"])
+    if preview["needs_approval"]:
+        lines.append("The plan needs approval; approving it approves every change above.")
+    for t in preview["tickets"]:
+        lines.append(f"Ticket: {', '.join(t['hypotheses'])}: {t['summary']}")
+    return "\n".join(lines) + "\n"
 
 
 def _apply_blocker(plan: dict[str, Any]) -> tuple[int, str] | None:

@@ -18,7 +18,7 @@ from esm_medic.diagnose import checks
 from esm_medic.diagnose.checks import CHECK_ORDER
 from esm_medic.diagnose.context import Context
 from esm_medic.diagnose.lookups import Lookups, Resolver, calls_in_thread
-from esm_medic.diagnose.rank import rank
+from esm_medic.diagnose.rank import assess
 from esm_medic.esm import MSK, EsmConfig, msk_cluster_network
 from esm_medic.models import Diagnosis
 from esm_medic.steps import Step
@@ -154,7 +154,7 @@ def diagnose_item(
     if prefetch_shared or (prefetch_shared is None and lookups is None):
         prefetch(lk, [esm], [esm] if needs_role(check_ids) else [])
     findings = [checks.run(ctx, cid) for cid in check_ids]
-    root = rank(c, findings, auth_mode=ctx.identity.mode)
+    root, hyps, fix_plan = assess(c, findings, auth_mode=ctx.identity.mode, source_kind=esm.source_kind)
     return Diagnosis(
         uuid=esm.uuid,
         state=esm.state,
@@ -165,6 +165,8 @@ def diagnose_item(
         network=ctx.identity.to_model(),
         esm=esm_summary(esm, ctx),
         api_calls=calls_in_thread() - start,
+        hypotheses=hyps,
+        plan=fix_plan,
     )
 
 

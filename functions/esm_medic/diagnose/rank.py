@@ -1,24 +1,14 @@
-"""Pick the root cause and the fix from the classification plus the failed checks.
+"""Pick the root cause, the ranked hypotheses and the plan from the classification plus the findings.
 
-Rules, in order:
-
-1. A healthy classification -> root cause ``healthy`` with fix ``""`` (nothing to fix). Failed checks on a
-   healthy ESM are latent problems: named in the notes, never acted on.
-2. A catalogue entry -> among its ``root_causes``, the ones *supported* by a failed check (the check names the
-   root cause in ``evidence["causes"]``, or it is one of the root cause's ``checks`` and names no cause).
-   Preference: a check names it as its first cause > a check names it at all > all its checks failed >
-   catalogue order. The fix is ``entry.fix_for(root_cause)`` with the parameters the supporting findings built for
-   that fix; ``ticket`` when the catalogue lists none for it, or when no finding could build valid parameters.
-3. When a failed check sits at an *earlier* set-up step than the classification's step (and supports none of
-   the entry's root causes), the earlier failure is what blocks the ESM: it is reported (its step, the catalogue
-   root cause it names, that root cause's fix) and the disagreement is written into the notes.
-4. No supported root cause but failed checks -> the first failed check in set-up order, with the catalogue root
-   cause it names (searched in the classified entry, then entries of the same step, then all) and that root
-   cause's catalogue fix when the finding built it; else ``ticket``.
-5. Nothing failed: a known entry gets its most plausible unconfirmed root cause with ``ticket``: among the root
-   causes that fit the auth mode, one whose check could not decide (unknown / warn), else one no check rules out
-   (no AWS API can see it, or part of it, like SCPs or IAM propagation), else the first. An unknown text gets
-   ``unknown`` + ``ticket``. Without evidence nothing is ever fixed automatically.
+1. A healthy classification -> root cause ``healthy`` with fix ``""``. Failed checks on a healthy ESM are latent
+   problems: named in the notes, never acted on (no hypotheses, no plan).
+2. Otherwise the ESM's own report constrains the evidence and every failing finding gives hypotheses, ranked and
+   turned into an ordered plan (:mod:`esm_medic.diagnose.hypotheses`: observed step, evidence strength, masking).
+   The best hypothesis is the root cause. A catalogue fix that the evidence cannot parameterise becomes ``ticket``.
+3. Nothing failed: a known entry gets its most plausible unconfirmed root cause with ``ticket`` (one whose check
+   could not decide, else one no check can rule out: SCPs, IAM propagation, quotas). When every root cause of the
+   entry is ruled out by a passing check, the status is older than the account: root cause ``status-stale``, no
+   fix ("the account looks fixed; the ESM has not reported since"). An unknown text gets ``unknown`` + ``ticket``.
 """
 
 from __future__ import annotations
@@ -28,8 +18,9 @@ from typing import Any
 
 from esm_medic.catalogue import Catalogue, Entry, RootCauseInfo, get_catalogue
 from esm_medic.classify import Classification
+from esm_medic.diagnose import hypotheses
 from esm_medic.diagnose.checks import CHECK_ORDER
-from esm_medic.models import CheckStatus, Finding, RootCause
+from esm_medic.models import CheckStatus, Finding, Hypothesis, PlanItem, RootCause
 from esm_medic.steps import SETUP_ORDER, Step, step_index
 
 HEALTHY = "healthy"
@@ -202,115 +193,118 @@ def _summary(rc: RootCauseInfo, support: Sequence[Finding]) -> str:
     return f"{rc.summary} Found: {found}" if found else rc.summary
 
 
+def _merge_hyps(fix: str, group: Sequence[Hypothesis]) -> dict[str, Any]:
+    pseudo = [Finding(h.id, CheckStatus.FAIL, "", fix=fix, fix_params=h.fix_params) for h in group]
+    return merge_params(fix, pseudo)
+
+
+def _root_from(h: Hypothesis, base: float, notes: list[str]) -> RootCause:
+    return RootCause(
+        id=h.id,
+        summary=h.summary,
+        step=h.step,
+        fix=h.fix,
+        fix_params=dict(h.fix_params),
+        confidence=round(base * h.score, 2),
+        evidence=list(h.evidence),
+        notes=notes + h.notes,
+    )
+
+
+def _as_hypothesis(rc: RootCause, safety: str = "manual") -> Hypothesis:
+    return Hypothesis(
+        id=rc.id,
+        step=rc.step,
+        score=rc.confidence,
+        summary=rc.summary,
+        fix=rc.fix,
+        fix_params=dict(rc.fix_params),
+        safety=safety,
+        strength="heuristic",
+        evidence=list(rc.evidence),
+    )
+
+
 def rank(
     classification: Classification,
     findings: Sequence[Finding],
     *,
     catalogue: Catalogue | None = None,
     auth_mode: str = "",
+    source_kind: str = "",
 ) -> RootCause:
+    """The best hypothesis as a root cause (see :func:`assess` for all of them and the plan)."""
+    return assess(classification, findings, catalogue=catalogue, auth_mode=auth_mode, source_kind=source_kind)[0]
+
+
+def assess(
+    classification: Classification,
+    findings: Sequence[Finding],
+    *,
+    catalogue: Catalogue | None = None,
+    auth_mode: str = "",
+    source_kind: str = "",
+) -> tuple[RootCause, list[Hypothesis], list[PlanItem]]:
+    """(root cause, ranked hypotheses, ordered plan). Demotes contradicted heuristic findings in place."""
     cat = catalogue or get_catalogue()
     entry = cat.get(classification.entry) if classification.entry else None
-    failing = sorted((f for f in findings if f.status == CheckStatus.FAIL), key=_order_key)
     base = classification.confidence or 0.5
 
-    # 1. healthy
+    # 1. healthy: failed checks are latent problems, never acted on
     if classification.healthy or (entry is not None and entry.healthy):
-        return RootCause(
-            id=HEALTHY,
-            summary="The ESM reports no error" + (f"; {len(failing)} latent problem(s) found" if failing else "."),
-            step=str(Step.NONE),
-            fix=NO_FIX,
-            fix_params={},
-            confidence=round(base, 2),
-            evidence=[f.check for f in failing],
-            notes=[f"latent: {f.check}: {f.summary}" for f in failing],
+        failing = sorted((f for f in findings if f.status == CheckStatus.FAIL), key=_order_key)
+        return (
+            RootCause(
+                id=HEALTHY,
+                summary="The ESM reports no error" + (f"; {len(failing)} latent problem(s) found" if failing else "."),
+                step=str(Step.NONE),
+                fix=NO_FIX,
+                fix_params={},
+                confidence=round(base, 2),
+                evidence=[f.check for f in failing],
+                notes=[f"latent: {f.check}: {f.summary}" for f in failing],
+            ),
+            [],
+            [],
         )
 
-    # 2. the entry's root causes, scored by the failed checks
-    notes: list[str] = []
-    best: tuple[tuple[bool, bool, bool, int], RootCauseInfo, list[Finding]] | None = None
-    if entry is not None:
-        for i, rc in enumerate(entry.root_causes):
-            sup = [f for f in failing if supports(f, rc)]
-            if not sup:
-                continue
-            top = any(causes(f)[:1] == [rc.id] for f in sup)
-            is_named = any(rc.id in causes(f) for f in sup)
-            all_failed = bool(rc.checks) and all(any(f.check == c for f in sup) for c in rc.checks)
-            score = (top, is_named, all_failed, -i)
-            if best is None or score > best[0]:
-                best = (score, rc, sup)
-
-    earliest = failing[0] if failing else None
-    if best is not None and entry is not None:
-        score, rc, sup = best
-        blocked_earlier = (
-            earliest is not None and earliest not in sup and 0 <= step_index(earliest.step) < step_index(entry.step)
-        )
-        if not blocked_earlier or earliest is None:
-            fix, params, note = _fix_for(entry, rc.id, sup)
-            notes += [note] if note else []
-            others = [f.check for f in failing if f not in sup]
-            if others:
-                notes.append(f"also failing: {', '.join(others)}")
-            confidence = base * (0.95 if score[0] else 0.85 if score[1] else 0.8 if score[2] else 0.6)
-            return RootCause(
-                id=rc.id,
-                summary=_summary(rc, sup),
-                step=entry.step,
-                fix=fix,
-                fix_params=params,
-                confidence=round(confidence, 2),
-                evidence=[f.check for f in sup],
-                notes=notes,
-            )
-        notes.append(
-            f"the ESM reports step '{entry.step}' ({entry.id}: {rc.id}), but '{earliest.check}' fails at the earlier "
-            f"step '{earliest.step}', which blocks the ESM first"
-        )
-
-    # 3./4. the first failed check in set-up order
-    if earliest is not None:
-        if entry is not None and best is None:
+    # 2. the observed step constrains the evidence; every failing finding gives hypotheses
+    notes = hypotheses.observe(findings, entry)
+    hyps = hypotheses.build(findings, entry, cat, _fix_for, lambda rc, sup: wording(_summary(rc, sup), source_kind))
+    if hyps:
+        best = hyps[0]
+        others = [h.id for h in hyps[1:]]
+        if others:
+            notes.append(f"also: {', '.join(others)}")
+        if entry is not None and best.id not in {rc.id for rc in entry.root_causes}:
             notes.append(
-                f"the ESM reports step '{entry.step}' ({entry.id}) but no check supports its root causes; the first "
-                f"failed check is '{earliest.check}' at step '{earliest.step}'"
+                f"the ESM reports step '{entry.step}' ({entry.id}); the best-supported cause is '{best.id}' at step "
+                f"'{best.step}'"
             )
-        named = causes(earliest)
-        found = None
-        for c in named:
-            found = _find_root_cause(cat, c, earliest.step, entry)
-            if found is not None:
-                break
-        same_step = [f for f in failing if f.step == earliest.step]
-        if found is not None:
-            owner, rc = found
-            sup = [f for f in same_step if rc.id in causes(f)] or [earliest]
-            fix, params, note = _fix_for(owner, rc.id, sup)
-            notes += [note] if note else []
-            return RootCause(
-                id=rc.id,
-                summary=_summary(rc, sup),
-                step=earliest.step,
-                fix=fix,
-                fix_params=params,
-                confidence=round(base * 0.6 if entry else 0.5, 2),
-                evidence=[f.check for f in sup],
-                notes=notes,
-            )
-        return RootCause(
-            id=named[0] if named else UNKNOWN,
-            summary=earliest.summary,
-            step=earliest.step,
-            fix=TICKET,
-            fix_params={"reason": earliest.summary[:500]},
-            confidence=round(base * 0.4 if entry else 0.3, 2),
-            evidence=[earliest.check],
-            notes=notes,
-        )
+        return _root_from(best, base, notes), hyps, hypotheses.plan(hyps, _merge_hyps)
 
-    # 5. nothing failed
+    # 3. nothing failed
+    root = _nothing_failed(classification, findings, entry, auth_mode, base, notes, source_kind)
+    if root.fix == NO_FIX:
+        return root, [], []
+    hyp = _as_hypothesis(root)
+    return root, [hyp], hypotheses.plan([hyp], _merge_hyps)
+
+
+#: how long a failing Kafka ESM may take to report again after its account was repaired
+RECHECK_SECONDS = 300
+STALE = "status-stale"
+
+
+def _nothing_failed(
+    classification: Classification,
+    findings: Sequence[Finding],
+    entry: Entry | None,
+    auth_mode: str,
+    base: float,
+    notes: list[str],
+    source_kind: str,
+) -> RootCause:
     if entry is not None and entry.root_causes:
         undecided = {f.check for f in findings if f.status in (CheckStatus.UNKNOWN, CheckStatus.WARN)}
         ran = {f.check for f in findings}
@@ -325,15 +319,28 @@ def rank(
             pick = next((r for r in usable if not ruled_out(r)), None)
             why = "no check can confirm or rule it out"
         if pick is None:
-            pick = usable[0]
-            why = "the catalogue lists it first"
+            # every cause the catalogue knows for this text is ruled out by a live check: the status is old
+            return RootCause(
+                id=STALE,
+                summary=(
+                    f"The account looks fixed: every check for '{entry.id}' passes; the ESM has not reported since. "
+                    f"Run again in {RECHECK_SECONDS} s, or restart polling with `aws lambda "
+                    "update-event-source-mapping --uuid UUID --no-enabled` then `--enabled`."
+                ),
+                step=entry.step,
+                fix=NO_FIX,
+                fix_params={},
+                confidence=round(base * 0.8, 2),
+                evidence=sorted(c for r in usable for c in r.checks),
+                notes=[*notes, f"recheck_seconds={RECHECK_SECONDS}"],
+            )
         notes.append(f"no check failed; '{pick.id}' is the most plausible cause because {why}")
         return RootCause(
             id=pick.id,
-            summary=pick.summary,
+            summary=wording(pick.summary, source_kind),
             step=entry.step,
             fix=TICKET,
-            fix_params={"reason": f"unconfirmed: {pick.summary}"[:500]},
+            fix_params={"reason": f"unconfirmed: {wording(pick.summary, source_kind)}"[:500]},
             confidence=round(base * 0.3, 2),
             evidence=sorted(set(pick.checks) & undecided),
             notes=notes,
@@ -350,15 +357,37 @@ def rank(
     )
 
 
+_SELF_MANAGED_WORDS = (
+    ("the cluster security groups", "the ESM's security groups"),
+    ("the cluster security group", "the ESM's security group"),
+    ("The cluster security group", "The ESM's security group"),
+    ("cluster SG", "ESM security group"),
+    ("the MSK cluster", "the Kafka cluster"),
+    ("MSK ", "Kafka "),
+)
+
+
+def wording(text: str, source_kind: str) -> str:
+    """Catalogue texts speak of MSK; for self-managed Kafka the ENIs carry the ESM's own security groups."""
+    if source_kind != "self-managed":
+        return text
+    for old, new in _SELF_MANAGED_WORDS:
+        text = text.replace(old, new)
+    return text
+
+
 __all__ = [
     "HEALTHY",
     "NO_FIX",
+    "STALE",
     "TICKET",
     "UNKNOWN",
     "applies",
+    "assess",
     "causes",
     "merge_params",
     "rank",
     "supports",
     "valid_params",
+    "wording",
 ]

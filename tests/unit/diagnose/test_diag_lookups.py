@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from esm_medic.diagnose import lookups as lk
+from esm_medic.diagnose import readcore
 from esm_medic.diagnose.lookups import Lookups, calls_in_thread, iam_action
 
 
@@ -191,7 +192,7 @@ def test_system_resolver_times_out(monkeypatch):
         time.sleep(1)
         return []
 
-    monkeypatch.setattr(lk.socket, "getaddrinfo", hang)
+    monkeypatch.setattr(readcore.socket, "getaddrinfo", hang)
     with pytest.raises(TimeoutError):
         lk.system_resolver("hang.example", timeout=0.05)
 

@@ -14,11 +14,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 from esm_medic.diagnose.context import Context
 from esm_medic.diagnose.lookups import Fetched
 from esm_medic.models import CheckStatus, Finding
 
 CheckFunc = Callable[[Context], Finding]
+
+logger = Logger(service="esm-medic")
+METRIC_NAMESPACE = "esm-medic"
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ def finding(
     fix: str | None = None,
     fix_params: dict[str, Any] | None = None,
     missing_permission: str | None = None,
+    strength: str = "proof",
 ) -> Finding:
     ev = dict(evidence or {})
     cause_list = list(dict.fromkeys(c for c in causes if c))
@@ -91,6 +98,7 @@ def finding(
         fix=fix,
         fix_params=dict(fix_params or {}),
         missing_permission=missing_permission,
+        strength=strength,
     )
 
 
@@ -110,6 +118,7 @@ def unknown(check_id: str, failed: Fetched[Any], what: str, *, step: str | None 
         step=step,
         evidence=ev,
         missing_permission=failed.permission if denied else None,
+        strength="heuristic",
     )
 
 
@@ -153,12 +162,21 @@ def run(ctx: Context, check_id: str) -> Finding:
     try:
         return spec.func(ctx)
     except Exception as exc:  # a bug or an unexpected response shape: report it, keep diagnosing
+        logger.exception("diagnosis check crashed", extra={"check": check_id, "esm_uuid": ctx.esm.uuid})
+        try:
+            with single_metric(
+                name="DiagnosisCheckErrors", unit=MetricUnit.Count, value=1, namespace=METRIC_NAMESPACE
+            ) as metric:
+                metric.add_dimension(name="Check", value=check_id)
+        except Exception:  # a metric must never hide the finding
+            logger.warning("metric DiagnosisCheckErrors not emitted", extra={"check": check_id})
         return Finding(
             check=check_id,
             status=CheckStatus.UNKNOWN,
             summary=f"check failed: {type(exc).__name__}: {exc}"[:300],
             step=spec.step,
-            evidence={"error": type(exc).__name__},
+            evidence={"error": type(exc).__name__, "why": "the check itself raised; see the esm-medic log"},
+            strength="heuristic",
         )
 
 

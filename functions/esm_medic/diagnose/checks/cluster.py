@@ -145,8 +145,27 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-@check("broker-dns", Step.DNS, "Bootstrap broker names resolve")
+def _zone_answer(ctx: Context, h: str, zones: list[tuple[str, str]], row: dict[str, Any]) -> bool | None:
+    """True / False when a private zone of the VPC answers for ``h`` (proof); None when none does or unreadable."""
+    zone = next((z for z in zones if h == z[0] or h.endswith("." + z[0])), None)
+    if zone is None:
+        return None
+    names = ctx.lookups.zone_names(zone[1])
+    if not names.ok:
+        row["note"] = f"records of private zone {zone[0]} not read: {names.describe()}"
+        return None
+    labels = h.split(".")
+    wild = {"*." + ".".join(labels[i:]) for i in range(1, len(labels))}
+    found = h in (names.value or ()) or bool(wild & set(names.value or ()))
+    row.update(private_zone=zone[0], found=found)
+    return found
+
+
+@check("broker-dns", Step.DNS, "Bootstrap broker names resolve where the ESM resolves them")
 def broker_dns(ctx: Context) -> Finding:
+    """Read where the ESM resolves: the VPC's DNS attribute, its Route 53 Resolver rules (a FORWARD rule for the
+    broker domain: resolved elsewhere, unknown) and its private hosted zones (proof). Resolution from where
+    esm-medic runs is a heuristic only."""
     esm = ctx.esm
     if esm.source_kind == MSK:
         return skip("broker-dns", "MSK broker names are managed by AWS and resolve in the cluster's VPC")
@@ -161,18 +180,27 @@ def broker_dns(ctx: Context) -> Finding:
             fix="ticket",
             fix_params={"reason": "the ESM has no bootstrap servers"},
         )
-    results = []
-    nx: list[str] = []
+    results: list[dict[str, Any]] = []
+    proof_nx: list[str] = []
+    outside_nx: list[str] = []
     soft: list[str] = []
+    forwarded: list[str] = []
     zones: list[tuple[str, str]] = []
+    rules: list[tuple[str, str, str]] = []
     notes: list[str] = []
     ident = ctx.identity
-    if ident.in_vpc and ident.vpc_id:
+    in_vpc = ident.in_vpc and bool(ident.vpc_id)
+    if in_vpc:
         got = ctx.lookups.private_zones(ident.vpc_id, ctx.region)
         if got.ok:
             zones = sorted(got.value or [], key=lambda z: -len(z[0]))  # the most specific zone answers
         else:
             notes.append(f"private hosted zones not checked: {got.describe()}")
+        rr = ctx.lookups.resolver_rules(ident.vpc_id)
+        if rr.ok:
+            rules = sorted((r for r in rr.value or [] if r[1] == "FORWARD"), key=lambda r: -len(r[0]))
+        else:
+            notes.append(f"Route 53 Resolver rules not checked: {rr.describe()}")
     for host, port in hosts:
         row: dict[str, Any] = {"host": host, "port": port}
         results.append(row)
@@ -180,41 +208,59 @@ def broker_dns(ctx: Context) -> Finding:
             row.update(addresses=[host], literal=True)
             continue
         h = host.lower().rstrip(".")
-        zone = next((z for z in zones if h == z[0] or h.endswith("." + z[0])), None)
-        if zone is not None:
-            names = ctx.lookups.zone_names(zone[1])
-            if names.ok:
-                labels = h.split(".")
-                wild = {"*." + ".".join(labels[i:]) for i in range(1, len(labels))}
-                found = h in (names.value or ()) or bool(wild & set(names.value or ()))
-                row.update(private_zone=zone[0], found=found)
-                if not found:
-                    row["error"] = "nxdomain"
-                    nx.append(host)
-                continue
-            notes.append(f"records of private zone {zone[0]} not read: {names.describe()}")
+        rule = next((r for r in rules if h == r[0] or h.endswith("." + r[0])), None)
+        if rule is not None:
+            row.update(resolver_rule=rule[2], forwarded_domain=rule[0])
+            forwarded.append(host)
+            continue
+        found = _zone_answer(ctx, h, zones, row)
+        if found is not None:
+            if not found:
+                row["error"] = "nxdomain"
+                proof_nx.append(host)
+            continue
+        if row.get("note"):
+            notes.append(str(row.pop("note")))
         ans = ctx.lookups.resolve(host)
+        row["resolved_from"] = "outside the VPC"
         if ans.ok:
             row["addresses"] = list(ans.addresses)
         else:
             row["error"] = ans.error
             row["detail"] = ans.detail[:200]
-            (nx if ans.error == "nxdomain" else soft).append(host)
+            (outside_nx if ans.error == "nxdomain" else soft).append(host)
     evidence: dict[str, Any] = {
         "brokers": results,
-        "resolved_from": "the VPC's Route 53 private zones, else DNS from where esm-medic runs (evidence, not proof)",
+        "resolved_from": "the VPC's Resolver rules and private zones (proof), else DNS from where esm-medic runs "
+        "(a heuristic: the ESM resolves inside its VPC)",
     }
     if notes:
         evidence["notes"] = notes
+    nx = proof_nx + outside_nx
     if nx:
         return finding(
             "broker-dns",
             CheckStatus.FAIL,
-            f"no DNS record for {', '.join(nx)} (NXDOMAIN)",
+            f"no DNS record for {', '.join(nx)} (NXDOMAIN"
+            + (")" if proof_nx else ", seen from outside the ESM's VPC)"),
             evidence=evidence,
             causes=["typo", "private-zone", "wrong-bootstrap-servers"],
             fix="ticket",
             fix_params={"reason": f"bootstrap server names do not resolve: {', '.join(nx)}"},
+            strength="proof" if proof_nx else "heuristic",
+        )
+    if in_vpc:
+        dns = ctx.lookups.vpc_dns(ident.vpc_id)
+        if dns.ok and dns.value is not None and not dns.value.get("enableDnsSupport"):
+            evidence["enableDnsSupport"] = False
+    if forwarded:
+        return finding(
+            "broker-dns",
+            CheckStatus.UNKNOWN,
+            f"{', '.join(forwarded)} resolved elsewhere: a Route 53 Resolver FORWARD rule sends the domain to other "
+            "DNS servers, which esm-medic cannot ask",
+            evidence=evidence,
+            strength="heuristic",
         )
     if soft:
         return finding(
@@ -222,5 +268,6 @@ def broker_dns(ctx: Context) -> Finding:
             CheckStatus.WARN,
             f"could not resolve {', '.join(soft)} from here (timeout / resolver error); this is evidence, not proof",
             evidence=evidence,
+            strength="heuristic",
         )
     return finding("broker-dns", CheckStatus.PASS, f"{len(hosts)} bootstrap server name(s) resolve", evidence=evidence)

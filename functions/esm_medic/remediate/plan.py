@@ -1,0 +1,194 @@
+"""Apply a diagnosis's ordered plan one fix at a time, through the engine's public API.
+
+After each applied fix the checks run again (a fresh diagnosis). A fix is kept when it moved the ESM further along
+its set-up (its reported step advanced, or it became healthy) or removed a proven fault (the checks behind the fix
+no longer fail); a fix that changed neither is rolled back. The next fix comes from the fresh diagnosis's plan
+(so a cause that was masked shows up once its masker is fixed). What remains is returned for a ticket.
+
+Public API:
+
+- :func:`preview` — read-only: every automatic fix of the plan planned by :func:`engine.plan_fix`, one combined
+  diff, and whether any of them needs approval (an approval covers the whole plan).
+- :func:`apply_plan` — apply the plan under the engine's lock, policy, budget and audit; returns ``{"status":
+  "ok" | "stale" | "partial" | "unchanged" | "needs-approval", "applied", "rolled_back", "not_applied",
+  "remaining", "ticket_reason", "diagnosis"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from esm_medic.aws import Aws
+from esm_medic.config import Settings
+from esm_medic.models import CheckStatus, Diagnosis, PlanItem
+from esm_medic.remediate import engine
+from esm_medic.steps import SETUP_ORDER, step_index
+
+Rediagnose = Callable[[], Diagnosis]
+STALE = "status-stale"
+#: decisions that stop a fix without an error (the plan goes on with the next one)
+_NOT_APPLIED = frozenset(
+    {"needs-approval", "ticket", "notify", "off", "shadow", "refused", "locked", "budget-exceeded", "failed", "invalid"}
+)
+
+
+def _key(item: PlanItem) -> tuple[str, str]:
+    p = item.fix_params
+    return item.fix, str(p.get("group_id") or p.get("vpc_id") or p.get("role_name") or "")
+
+
+def _as_request(d: Diagnosis, item: PlanItem) -> dict[str, Any]:
+    """The diagnosis as the engine reads it, with this plan item as its root cause (so the catalogue's safety
+    class of that cause applies)."""
+    out = d.to_dict()
+    out["root_cause"] = {
+        "id": item.hypotheses[0] if item.hypotheses else item.fix,
+        "fix": item.fix,
+        "fix_params": dict(item.fix_params),
+        "summary": item.summary,
+    }
+    return out
+
+
+def progress(d: Diagnosis) -> tuple[int, int]:
+    """How far the ESM got: (its reported step's index, or past the end when healthy; minus the proven faults)."""
+    if d.healthy:
+        return len(SETUP_ORDER) + 1, 0
+    observed = step_index(str(d.classification.get("step") or d.step))
+    faults = sum(1 for f in d.findings if f.status == CheckStatus.FAIL and f.strength == "proof")
+    return observed, -faults
+
+
+def _still_failing(d: Diagnosis, checks: set[str]) -> bool:
+    return any(f.check in checks and f.status == CheckStatus.FAIL for f in d.findings)
+
+
+def preview(
+    aws: Aws, diagnosis: Diagnosis, *, settings: Settings | None = None, mode_override: str | None = None
+) -> dict[str, Any]:
+    """Plan every automatic fix of the plan (read-only): ``{"items": [plan_fix results], "diff": [...],
+    "needs_approval": bool, "tickets": [plan items]}``."""
+    items: list[dict[str, Any]] = []
+    diff: list[str] = []
+    needs = False
+    for item in diagnosis.plan:
+        if item.ticket_only:
+            continue
+        res = engine.plan_fix(aws, _as_request(diagnosis, item), settings=settings, mode_override=mode_override)
+        items.append(res)
+        diff += [f"[{item.order}. {item.fix}] {line}" for line in (res.get("plan") or {}).get("diff") or []]
+        needs = needs or (res.get("decision") or {}).get("outcome") == "approve"
+    return {
+        "uuid": diagnosis.uuid,
+        "items": items,
+        "diff": diff,
+        "needs_approval": needs,
+        "tickets": [p.to_dict() for p in diagnosis.plan if p.ticket_only],
+    }
+
+
+def apply_plan(
+    aws: Aws,
+    diagnosis: Diagnosis | Mapping[str, Any],
+    *,
+    rediagnose: Rediagnose,
+    settings: Settings | None = None,
+    approved: bool = False,
+    approver: str | None = None,
+    mode_override: str | None = None,
+    restart: bool = True,
+    incident_id: str | None = None,
+    sleep: Callable[[float], None] | None = None,
+    max_fixes: int = 8,
+) -> dict[str, Any]:
+    """Apply the plan fix by fix; ``rediagnose()`` re-runs the checks (e.g. ``lambda: diagnose(aws, uuid)``).
+    ``diagnosis`` may be a :class:`Diagnosis` or its ``to_dict()`` (a workflow payload)."""
+    diagnosis = diagnosis if isinstance(diagnosis, Diagnosis) else Diagnosis.from_dict(diagnosis)
+    current = diagnosis
+    tried: set[tuple[str, str]] = set()
+    applied: list[dict[str, Any]] = []
+    rolled_back: list[dict[str, Any]] = []
+    not_applied: list[dict[str, Any]] = []
+    incident = incident_id or engine.default_incident_id(diagnosis.uuid)
+    for _ in range(max_fixes):
+        item = next((p for p in current.plan if not p.ticket_only and _key(p) not in tried), None)
+        if item is None:
+            break
+        tried.add(_key(item))
+        res = engine.apply_fix(
+            aws,
+            _as_request(current, item),
+            incident_id=incident,
+            settings=settings,
+            approved=approved,
+            approver=approver,
+            mode_override=mode_override,
+            restart=restart,
+            sleep=sleep,
+        )
+        row = {"fix": item.fix, "hypotheses": item.hypotheses, "status": res.get("status")}
+        row.update({k: res[k] for k in ("action_id", "error") if res.get(k)})
+        if res.get("status") == "noop":
+            continue
+        if res.get("status") != "applied":
+            row["reason"] = res.get("error") or "; ".join((res.get("decision") or {}).get("reasons") or [])
+            not_applied.append(row)
+            continue
+        after = rediagnose()
+        checks = {c for h in current.hypotheses if h.id in item.hypotheses for c in h.evidence}
+        moved = progress(after) > progress(current) or (bool(checks) and not _still_failing(after, checks))
+        if moved:
+            applied.append(row)
+            current = after
+            continue
+        undo = engine.rollback(aws, str(res.get("action_id") or ""), settings=settings, actor=approver, sleep=sleep)
+        row["rollback"] = undo.get("status")
+        rolled_back.append(row)
+    return _outcome(current, applied, rolled_back, not_applied)
+
+
+def _outcome(
+    d: Diagnosis, applied: list[dict[str, Any]], rolled_back: list[dict[str, Any]], not_applied: list[dict[str, Any]]
+) -> dict[str, Any]:
+    remaining = [p.to_dict() for p in d.plan if p.ticket_only]
+    waiting = [r for r in not_applied if r["status"] == "needs-approval"]
+    remaining += [{"fix": r["fix"], "hypotheses": r["hypotheses"], "not_applied": r["status"]} for r in not_applied]
+    if d.healthy:
+        status = "ok"
+    elif d.root_cause.id == STALE:
+        status = "stale"
+    elif waiting and not applied:
+        status = "needs-approval"
+    elif applied:
+        status = "partial"
+    else:
+        status = "unchanged"
+    names = [h for r in remaining for h in r.get("hypotheses") or []]
+    reason = ""
+    if remaining and status != "ok":
+        reason = f"left for a person: {', '.join(dict.fromkeys(names))}"
+        reason += "; " + "; ".join(str(r.get("summary") or r.get("not_applied") or "") for r in remaining[:3])
+    return {
+        "status": status,
+        "uuid": d.uuid,
+        "applied": applied,
+        "rolled_back": rolled_back,
+        "not_applied": not_applied,
+        "remaining": remaining,
+        "ticket_reason": reason[:1000],
+        "diagnosis": d.to_dict(),
+    }
+
+
+def summary(result: Mapping[str, Any]) -> str:
+    """One line for people."""
+    parts = [f"plan {result.get('status')}: {len(result.get('applied') or [])} fix(es) kept"]
+    if result.get("rolled_back"):
+        parts.append(f"{len(result['rolled_back'])} rolled back (changed nothing)")
+    if result.get("ticket_reason"):
+        parts.append(str(result["ticket_reason"]))
+    return "; ".join(parts)
+
+
+__all__ = ["apply_plan", "preview", "progress", "summary"]
