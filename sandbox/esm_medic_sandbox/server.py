@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from esm_medic_sandbox.patch_control import HEALTH_PATH, STATUS_PATH
@@ -59,6 +61,31 @@ def serve(port: int = 0, host: str = "127.0.0.1", *, verbose: bool = False) -> t
         os.environ["MOTO_PORT"] = str(actual_port)
         os.environ["AWS_ENDPOINT_URL"] = f"http://{url_host}:{actual_port}"
     return server, actual_port
+
+
+_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/([a-z0-9-]+)/dynamodb/")
+
+
+def provision_per_region(server: Any, provision: Callable[[str], None]) -> None:
+    """Call ``provision(region)`` once per region, before the first DynamoDB request signed for that region is
+    served (what a deployment in every region would have created). Wraps the server's WSGI app; the provisioning
+    requests themselves pass straight through (the region is marked first)."""
+    inner = server._server.app
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match:
+            region = match.group(1)
+            with lock:
+                first = region not in seen
+                seen.add(region)
+            if first:
+                provision(region)
+        return inner(environ, start_response)
+
+    server._server.app = app
 
 
 def stop(server: Any, *, reset: bool = True) -> None:

@@ -149,7 +149,10 @@ def _serve(args: argparse.Namespace) -> int:
         from esm_medic.aws import Aws
         from esm_medic.tables import create_tables
 
-        create_tables(Aws(region=args.region, endpoint_url=os.environ["AWS_ENDPOINT_URL"]))
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        create_tables(Aws(region=args.region, endpoint_url=endpoint))
+        # and in any other region on its first DynamoDB request, so `history --region X` finds them too
+        server.provision_per_region(srv, lambda region: create_tables(Aws(region=region, endpoint_url=endpoint)))
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:

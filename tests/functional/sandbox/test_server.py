@@ -193,3 +193,20 @@ def test_delay_control_route(running) -> None:
         assert server._request(route, "POST", {"seconds": None}) == {"delay_seconds": timing.delay()}
     finally:
         timing.set_delay(None)
+
+
+def test_tables_are_provisioned_in_whatever_region_is_used() -> None:
+    """`sandbox serve` creates esm-medic's tables in a region on its first DynamoDB request there, so `history
+    --region eu-west-1` against the sandbox finds them as a deployment there would."""
+    from esm_medic.aws import Aws
+    from esm_medic.tables import TABLES, create_tables
+
+    srv, port = server.serve(port=0)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        server.provision_per_region(srv, lambda region: create_tables(Aws(region=region, endpoint_url=url)))
+        for region in ("eu-west-1", "ap-northeast-2"):
+            names = Aws(region=region, endpoint_url=url, max_attempts=1).call("dynamodb", "list_tables")["TableNames"]
+            assert {t.name for t in TABLES} <= set(names), region
+    finally:
+        server.stop(srv)
