@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
     from esm_medic.config import Settings
     from esm_medic.esm import EsmConfig
+    from esm_medic.remediate.scope import NetworkScope
 
 SAFETY_ORDER = ("auto", "approve", "manual")
 MANAGED_TAG = "esm-medic:managed"
@@ -369,6 +370,7 @@ class ActionContext:
     action_id: str = ""
     settings: Settings | None = None
     sleep: Callable[[float], None] | None = None  # injectable for bounded polling loops
+    scope: NetworkScope | None = None  # the ESM's network; network actions refuse to plan without it
 
     def __post_init__(self) -> None:
         if not INCIDENT_ID_RE.match(self.incident_id or ""):
@@ -405,6 +407,8 @@ class Action(ABC):
     creates_resources: ClassVar[dict[str, str]] = {}  # kind -> how it is tagged / named
     restart_polling: ClassVar[bool] = True
     step: ClassVar[str] = "unknown"  # the ESM set-up step this action repairs (verification fallback)
+    #: touches the ESM's network (groups, subnets, VPC): only allowed inside ``ctx.scope``
+    network_bound: ClassVar[bool] = False
 
     def __init__(self, params: Mapping[str, Any], ctx: ActionContext) -> None:
         self.params: dict[str, Any] = self.validate(params)
@@ -442,6 +446,30 @@ class Action(ABC):
     def check_esm(self, esm: EsmConfig) -> list[str]:
         """Problems with applying these params to this ESM (override); the engine refuses when any."""
         return []
+
+    def check_scope(self, scope: NetworkScope) -> list[str]:
+        """Targets in the params that lie outside the ESM's network (override for network actions)."""
+        del scope
+        return []
+
+    def scope_problems(self) -> list[str]:
+        """Why this network action may not run against ``ctx.scope`` (empty when it may, or when the action
+        does not touch the network)."""
+        if not self.network_bound:
+            return []
+        scope = self.ctx.scope
+        if scope is None:
+            return ["the ESM's network identity was not established: network changes need it"]
+        if not scope.usable:
+            return [scope.why_unusable()]
+        return self.check_scope(scope)
+
+    def refuse_outside_scope(self, plan: Plan) -> bool:
+        """Set ``plan.refused`` when :meth:`scope_problems` finds any; True when refused."""
+        problems = self.scope_problems()
+        if problems and plan.refused is None:
+            plan.refused = "outside the ESM's network: " + "; ".join(problems)
+        return bool(problems)
 
     # ------------------------------------------------------------------ the four steps
     @abstractmethod

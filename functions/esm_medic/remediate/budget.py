@@ -126,6 +126,21 @@ class Budget:
             raise
         return self.usage(scopes)
 
+    def release(self, scopes: Iterable[tuple[str, str]]) -> None:
+        """Give back one change on every scope (an attempt that changed nothing), never below zero."""
+        label, _ = self.window()
+        for kind, sid in self.normalize(scopes):
+            self.aws.conditional(
+                "dynamodb",
+                "update_item",
+                TableName=self.settings.state_table,
+                Key=self._key(kind, sid, label),
+                UpdateExpression="ADD #c :minus",
+                ConditionExpression="#c > :zero",
+                ExpressionAttributeNames={"#c": "count"},
+                ExpressionAttributeValues={":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+            )
+
 
 class Counter:
     """A TTL'd integer in the STATE table."""

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from esm_medic.aws import Aws, error_code, error_message, is_not_found
 from esm_medic.config import Settings
-from esm_medic.remediate import registry
+from esm_medic.remediate import guard, registry
 from esm_medic.remediate.audit import AuditError, AuditLog, in_flight, new_action_id
 from esm_medic.remediate.base import (
     INCIDENT_ID_RE,
@@ -44,7 +46,9 @@ from esm_medic.remediate.base import (
 )
 from esm_medic.remediate.budget import Budget, failed_verifications, sightings
 from esm_medic.remediate.lock import EsmLock
+from esm_medic.remediate.scope import NetworkScope, resolve
 
+logger = Logger(service="esm-medic", child=True)
 TRANSITIONAL_STATES = frozenset({"Creating", "Enabling", "Updating", "Disabling", "Deleting"})
 DEFAULT_ACTOR = "esm-medic"
 
@@ -181,6 +185,12 @@ class _Prepared:
     safety: str
     resumed: ActionRecord | None = None
     notes: list[str] = field(default_factory=list)
+    scope: NetworkScope | None = None  # the ESM's network (network actions only)
+
+    def confined(self, aws: Aws) -> contextlib.AbstractContextManager[guard.Confinement]:
+        """Rule and group writes limited to the ESM's security groups (none at all for other actions)."""
+        scope = self.scope if self.scope is not None and self.scope.usable else None
+        return guard.confine(aws, scope.security_group_ids if scope else (), scope.vpc_id if scope else "")
 
 
 def _prepare(
@@ -198,7 +208,8 @@ def _prepare(
         if note:
             notes.append(note)
     safety = stricter(cls.default_safety, req.catalogue_safety)
-    return _Prepared(req=req, cls=cls, esm=item, settings=settings, safety=safety, notes=notes)
+    scope = resolve(aws, item) if cls.network_bound else None
+    return _Prepared(req=req, cls=cls, esm=item, settings=settings, safety=safety, notes=notes, scope=scope)
 
 
 def _esm_problems(prep: _Prepared, act: Any) -> list[str]:
@@ -294,9 +305,10 @@ def plan_fix(
     if seen is None:
         seen = _sightings(aws, settings, req, increment=False)
     try:
-        ctx = ActionContext(aws, req.incident_id, req.uuid, DEFAULT_ACTOR, "", settings)
+        ctx = ActionContext(aws, req.incident_id, req.uuid, DEFAULT_ACTOR, "", settings, scope=prep.scope)
         act = prep.cls(req.params, ctx)
-        plan = act.plan()
+        with prep.confined(aws):
+            plan = act.plan()
     except RemediationError as exc:
         return _base_result(req, "failed", error=exc.message, details=exc.to_dict(), fingerprint=fp)
     plan.safety = prep.safety
@@ -339,6 +351,7 @@ def plan_fix(
         in_flight=inflight.action_id if inflight else None,
         notes=prep.notes,
         action_id=action_id,
+        error=plan.refused if status == "refused" else None,
     )
 
 
@@ -440,19 +453,20 @@ def apply_fix(
     except Exception as exc:
         return _base_result(req, "failed", error=f"cannot take the ESM lock: {exc}")
     try:
-        return _apply_locked(
-            aws,
-            prep,
-            audit,
-            actor,
-            approved,
-            mode_override,
-            restart,
-            sightings_count,
-            sleep,
-            planned_action_id,
-            approved_plan,
-        )
+        with prep.confined(aws):
+            return _apply_locked(
+                aws,
+                prep,
+                audit,
+                actor,
+                approved,
+                mode_override,
+                restart,
+                sightings_count,
+                sleep,
+                planned_action_id,
+                approved_plan,
+            )
     finally:
         lock.release()
 
@@ -482,7 +496,7 @@ def _apply_locked(
         req.incident_id = resumed.incident_id
     req.incident_id = req.incident_id or default_incident_id(req.uuid)
     seen = sightings_count if sightings_count is not None else _sightings(aws, settings, req, increment=True)
-    ctx = ActionContext(aws, req.incident_id, req.uuid, actor, action_id, settings, sleep)
+    ctx = ActionContext(aws, req.incident_id, req.uuid, actor, action_id, settings, sleep, scope=prep.scope)
     try:
         act = prep.cls(req.params, ctx)
         plan = act.plan()
@@ -494,6 +508,7 @@ def _apply_locked(
         plan.refused = "; ".join(problems)
     account = _account(aws, prep.esm)
     decision = _decide(aws, prep, plan, mode_override=mode_override, seen=seen, account=account)
+    budget, spent = Budget(aws, settings), [*plan.scopes, ("account", account)]
     ddict = decision.to_dict()
     if approved and decision.outcome == "approve":
         ddict["approved_by"] = actor
@@ -552,9 +567,9 @@ def _apply_locked(
                     **{**base, "action_id": planned_action_id},
                 )
         if not decision.allows(approved):
-            return _base_result(req, decision.outcome, **{**base, "action_id": None})
+            return _base_result(req, decision.outcome, error=_why(ddict), **{**base, "action_id": None})
         try:
-            Budget(aws, settings).consume([*plan.scopes, ("account", account)])
+            budget.consume(spent)
         except BudgetExceeded as exc:
             ddict.update(outcome="ticket", reasons=[*ddict["reasons"], exc.message])
             ddict["codes"] = [*ddict["codes"], "budget"]
@@ -570,7 +585,11 @@ def _apply_locked(
     try:
         result = act.apply(plan)
     except Exception as exc:
+        if resumed is None and not any(act.created.values()):
+            _refund(budget, spent, req)  # nothing changed: the attempt does not count against the budget
         return _fail(act, exc, record, req, base, before)
+    if resumed is None and not result.changed:
+        _refund(budget, spent, req)
     details = {"step": req.step, "notes": result.notes}
     if resumed is not None:
         details["resumed"] = True
@@ -603,6 +622,19 @@ def _apply_locked(
         notes=result.notes,
         **base,
     )
+
+
+def _why(decision: Mapping[str, Any]) -> str:
+    """The reasons of a decision, for the ``error`` of a result that changed nothing because of it."""
+    reasons = [str(r) for r in decision.get("reasons") or [] if str(r)]
+    return "; ".join(reasons) or f"decision {decision.get('outcome')}"
+
+
+def _refund(budget: Budget, scopes: list[tuple[str, str]], req: FixRequest) -> None:
+    try:
+        budget.release(scopes)
+    except Exception as exc:  # the counter stays one too high until its window ends: say so, never fail the run
+        logger.warning("budget refund failed", extra={"uuid": req.uuid, "action": req.action, "error": str(exc)})
 
 
 def _call_signature(call: Mapping[str, Any]) -> str:
@@ -979,6 +1011,8 @@ def rollback(
             act = cls(first.params, ctx)
             if source is None:  # interrupted before 'applied': find what it made by its incident tags / name
                 assert started is not None
+                if cls.network_bound:
+                    ctx.scope = resolve(aws, _get_esm(aws, first.uuid)[0])
                 plan = act.plan()
                 source = ActionRecord.from_dict({**started.to_dict(), "created": plan.adopted})
             rb = act.rollback(source)

@@ -303,15 +303,14 @@ def test_invalid_params_never_reach_aws(env: Any) -> None:
     assert _apply(env, r, "no-such-action", {})["status"] == "invalid"
 
 
-@pytest.mark.parametrize("port", [9092, 443])
-def test_msk_ports_must_be_broker_ports(env: Any, port: int) -> None:
+@pytest.mark.parametrize("port", [9092, 9094, 443, 22])
+def test_msk_ports_are_the_auth_modes_ports(env: Any, port: int) -> None:
+    """The cluster uses IAM (9098): any other port, even another MSK listener's, is refused."""
     r = env.build("missing-sg-self-rule")
+    assert full_params(r, "add-sg-self-rule")["ports"] == [9098]
     params = dict(full_params(r, "add-sg-self-rule"), ports=[port])
     res = _plan(env, r, "add-sg-self-rule", params)
-    if port == 9092:
-        assert res["status"] == "planned"
-    else:
-        assert res["status"] == "refused" and "not MSK broker ports" in res["plan"]["refused"]
+    assert res["status"] == "refused" and "not the ESM's broker ports (9098, from auth mode iam)" in res["error"]
 
 
 def test_endpoint_plan_warns_about_other_workloads_in_the_vpc(env: Any) -> None:

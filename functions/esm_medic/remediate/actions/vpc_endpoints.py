@@ -53,6 +53,7 @@ from esm_medic.remediate.base import (
     tags_for,
 )
 from esm_medic.remediate.registry import register
+from esm_medic.remediate.scope import NetworkScope
 
 SERVICES = ("sts", "lambda", "secretsmanager")
 PURPOSE_TAG = "esm-medic:purpose"
@@ -145,6 +146,21 @@ class CreateVpcEndpoints(Action):
     }
     restart_polling = True
     step = "sts"
+    network_bound = True
+
+    def check_scope(self, scope: NetworkScope) -> list[str]:
+        problems = []
+        if scope.outside("vpc", [self.vpc_id]):
+            problems.append(f"{self.vpc_id} is not the ESM's VPC ({scope.vpc_id})")
+        subnets = scope.outside("subnet", self.params["subnet_ids"])
+        if subnets:
+            problems.append(f"subnets {subnets} are not the ESM's subnets ({', '.join(scope.subnet_ids)})")
+        groups = scope.outside("sg", self.params["source_group_ids"])
+        if groups:
+            problems.append(
+                f"source groups {groups} are not the ESM's security groups ({', '.join(scope.security_group_ids)})"
+            )
+        return problems
 
     @property
     def vpc_id(self) -> str:
@@ -223,6 +239,8 @@ class CreateVpcEndpoints(Action):
         services = list(self.params["services"])
         plan = self.new_plan(f"Interface endpoints for {', '.join(services)} in {self.vpc_id}")
         plan.scopes = [("vpc", self.vpc_id)]
+        if self.refuse_outside_scope(plan):
+            return self.finish_plan(plan)
         dns = self._vpc_dns()
         if dns is None:
             plan.refused = f"VPC {self.vpc_id} does not exist"
@@ -322,6 +340,7 @@ class CreateVpcEndpoints(Action):
         sg_id = str(our_groups[0]["GroupId"]) if our_groups else ""
         if sg_id:
             plan.adopted.setdefault("security_group_ids", []).append(sg_id)
+            guard.admit(sg_id)
         plan.state = {"to_create": to_create, "subnet_ids": subnet_ids, "sg_id": sg_id, "sources": sources}
         if not to_create:
             return self.finish_plan(plan)
@@ -495,6 +514,7 @@ class CreateVpcEndpoints(Action):
             )
             sg_id = str(resp["GroupId"])
             self.add_created("security_group_ids", sg_id)
+            guard.admit(sg_id)
             changed = True
             default_egress = [
                 str(r["SecurityGroupRuleId"])
