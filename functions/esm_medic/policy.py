@@ -259,7 +259,10 @@ def evaluate(
             budget_ok, budget_detail = Budget(aws, settings).check(scopes)
             failures = failed_verifications(aws, settings, uuid).get() if uuid else 0
         except Exception as exc:  # state table unreachable: no change without the guard rails
-            budget_ok, budget_detail = False, f"cannot read budgets / counters ({exc}): no change"
+            from esm_medic.tables import describe_error
+
+            why = describe_error(exc, settings.state_table)
+            budget_ok, budget_detail = False, f"cannot read budgets / counters ({why}): no change"
     return decide(
         action=action,
         mode=res.mode,

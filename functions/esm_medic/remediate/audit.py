@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from esm_medic.aws import is_conditional_check_failed
 from esm_medic.remediate.base import TERMINAL_AFTER_START, ActionRecord
+from esm_medic.tables import describe_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -67,7 +68,7 @@ class AuditLog:
                 if is_conditional_check_failed(exc):
                     t = t + timedelta(microseconds=1)  # same microsecond as another row of this action
                     continue
-                raise AuditError(f"cannot write to the audit table {self.table}: {exc}") from exc
+                raise AuditError(f"cannot write to the audit log: {describe_error(exc, self.table)}") from exc
         raise AuditError("could not find a free audit key after 8 attempts")
 
     def _to_item(self, record: ActionRecord) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class AuditLog:
         try:
             return self.aws.call("dynamodb", operation, **params)
         except Exception as exc:
-            raise AuditError(f"cannot read the audit table {self.table}: {exc}") from exc
+            raise AuditError(f"cannot read the audit log: {describe_error(exc, self.table)}") from exc
 
     def history(self, uuid: str | None = None, limit: int = 50) -> list[ActionRecord]:
         """Newest first. With a uuid: that ESM's rows (query); without: any rows (scan, up to ``limit``)."""

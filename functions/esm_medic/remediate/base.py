@@ -415,6 +415,7 @@ class Action(ABC):
         self.ctx = ctx
         self.aws = ctx.aws
         self.created: dict[str, list[str]] = {}
+        self.writes = 0  # mutating calls that succeeded (through write())
         self._reads: list[str] = []
 
     # ------------------------------------------------------------------ validation
@@ -523,7 +524,9 @@ class Action(ABC):
     def write(self, service: str, operation: str, what: str = "", **params: Any) -> dict[str, Any]:
         """A mutating call; errors become ActionFailed naming the permission."""
         try:
-            return self.aws.call(service, operation, **params)
+            out = self.aws.call(service, operation, **params)
+            self.writes += 1
+            return out
         except Exception as exc:
             if getattr(exc, "response", None) is None:
                 raise
@@ -557,6 +560,11 @@ class Action(ABC):
         call.dry_run = DRY_ERROR
         call.note = (call.note + "; " if call.note else "") + "endpoint ignored DryRun"
         plan.warnings.append(f"{call.permission}: the endpoint ignored DryRun=True")
+
+    @property
+    def changed_anything(self) -> bool:
+        """Whether this instance made any change (a successful write or a created resource)."""
+        return self.writes > 0 or any(self.created.values())
 
     def add_created(self, kind: str, resource_id: str) -> None:
         ids = self.created.setdefault(kind, [])

@@ -47,6 +47,7 @@ from esm_medic.remediate.base import (
 from esm_medic.remediate.budget import Budget, failed_verifications, sightings
 from esm_medic.remediate.lock import EsmLock
 from esm_medic.remediate.scope import NetworkScope, resolve
+from esm_medic.tables import describe_error
 
 logger = Logger(service="esm-medic", child=True)
 TRANSITIONAL_STATES = frozenset({"Creating", "Enabling", "Updating", "Disabling", "Deleting"})
@@ -451,7 +452,9 @@ def apply_fix(
                 req, "locked", error=f"another esm-medic run ({holder.get('owner', '?')}) is working on this ESM"
             )
     except Exception as exc:
-        return _base_result(req, "failed", error=f"cannot take the ESM lock: {exc}")
+        return _base_result(
+            req, "failed", error=f"cannot take the ESM lock: {describe_error(exc, settings.state_table)}"
+        )
     try:
         with prep.confined(aws):
             return _apply_locked(
@@ -575,7 +578,8 @@ def _apply_locked(
             ddict["codes"] = [*ddict["codes"], "budget"]
             return _base_result(req, "budget-exceeded", error=exc.message, **{**base, "action_id": None})
         except Exception as exc:
-            return _base_result(req, "failed", error=f"cannot use the budget counters: {exc}", **base)
+            why = describe_error(exc, settings.state_table)
+            return _base_result(req, "failed", error=f"cannot use the budget counters: {why}", **base)
         try:
             record("started", plan=plan.to_dict(), before=plan.before, details={"step": req.step})
         except AuditError as exc:
@@ -585,7 +589,7 @@ def _apply_locked(
     try:
         result = act.apply(plan)
     except Exception as exc:
-        if resumed is None and not any(act.created.values()):
+        if resumed is None and not act.changed_anything:
             _refund(budget, spent, req)  # nothing changed: the attempt does not count against the budget
         return _fail(act, exc, record, req, base, before)
     if resumed is None and not result.changed:
@@ -1001,8 +1005,12 @@ def rollback(
         ttl_seconds=settings.lock_ttl_seconds,
         purpose=f"rollback {action_id}",
     )
-    if not lock.acquire():
-        out.update(status="locked", error="another esm-medic run is working on this ESM")
+    try:
+        if not lock.acquire():
+            out.update(status="locked", error="another esm-medic run is working on this ESM")
+            return out
+    except Exception as exc:
+        out["error"] = f"cannot take the ESM lock: {describe_error(exc, settings.state_table)}"
         return out
     try:
         try:
