@@ -330,7 +330,7 @@ def test_endpoint_plan_warns_about_other_workloads_in_the_vpc(env: Any) -> None:
     assert plan["plan"]["requires_approval"] is True
 
 
-# ---------------------------------------------------------------------------------------------- budgets / reasons / tables
+# ------------------------------------------------------------------------------------- budgets / reasons / tables
 def test_budgets_count_changes_not_throttled_attempts(env: Any) -> None:
     """Authorize throttled on every attempt: nothing changes, so nothing is spent; the next real change still fits."""
     from esm_medic.remediate.budget import Budget
