@@ -71,15 +71,25 @@ THROTTLING_CODES = frozenset(
 NOT_FOUND_SUFFIXES = ("NotFound", "NotFoundException", ".NotFound", "NoSuchEntity", "ResourceNotFoundException")
 
 
+def cause(exc: BaseException) -> BaseException:
+    """The AWS error behind a Powertools ``GetParameterError`` (which wraps it), else ``exc`` itself."""
+    if type(exc).__name__ == "GetParameterError":
+        inner = exc.__cause__ or exc.__context__
+        if inner is not None:
+            return inner
+    return exc
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
-    response = getattr(exc, "response", None)
+    response = getattr(cause(exc), "response", None)
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
 
 
 def error_message(exc: BaseException) -> str:
+    exc = cause(exc)
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Message", ""))
@@ -151,6 +161,7 @@ class Aws:
         self.timeouts = timeouts or STANDARD_TIMEOUTS
         self.calls: Counter[str] = Counter()
         self._clients: dict[str, BaseClient] = {}
+        self._providers: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -199,6 +210,27 @@ class Aws:
             client.meta.events.register("before-call.*.*", self._count)
             self._clients[service] = client
             return client
+
+    # ------------------------------------------------------------------ Powertools Parameters
+    def parameters(self) -> Any:
+        """A Powertools ``SSMProvider`` over this adapter's SSM client (retries, endpoint and call counting
+        included). Its cache lives as long as the adapter; pass ``max_age`` per read."""
+        return self._provider("ssm")
+
+    def secrets(self) -> Any:
+        """A Powertools ``SecretsProvider`` over this adapter's Secrets Manager client (same rules)."""
+        return self._provider("secretsmanager")
+
+    def _provider(self, service: str) -> Any:
+        cached = self._providers.get(service)
+        if cached is not None:
+            return cached
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+
+        kind = SSMProvider if service == "ssm" else SecretsProvider
+        provider = kind(boto3_client=self.client(service))
+        with self._lock:
+            return self._providers.setdefault(service, provider)
 
     def _count(self, model: Any = None, **_: Any) -> None:
         if model is not None:
