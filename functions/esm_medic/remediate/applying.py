@@ -220,6 +220,7 @@ def _apply_locked(
             )
     else:
         if plan.refused:
+            logger.warning("plan refused", extra={"uuid": req.uuid, "action": req.action, "reason": plan.refused})
             return _base_result(req, "refused", error=plan.refused, **base)
         if plan.noop:
             return _base_result(req, "noop", **{**base, "action_id": None})
@@ -339,6 +340,15 @@ def _fail(
 ) -> dict[str, Any]:
     """Apply failed: undo what this attempt created, audit 'failed' with the reason."""
     err = _as_failure(act, exc)
+    logger.error(
+        "apply failed",
+        extra={
+            "uuid": req.uuid,
+            "action": req.action,
+            "error": err.message,
+            "throttled": getattr(err, "throttled", False),
+        },
+    )
     created = {k: list(v) for k, v in act.created.items() if v}
     cleanup: dict[str, Any] = {}
     if created:
