@@ -4,7 +4,9 @@
 - an optional endpoint override (``endpoint_url=`` or the standard ``AWS_ENDPOINT_URL`` variable, which
   botocore honours by itself), used for the local sandbox,
 - retries with backoff in botocore's ``standard`` mode (throttling and transient errors); ``max_attempts`` counts
-  retries, so a request is tried at most ``1 + max_attempts`` times,
+  retries, so a request is tried at most ``1 + max_attempts`` times. Each caller picks a named budget (below),
+- DynamoDB items (de)serialised with boto3's own ``TypeSerializer`` / ``TypeDeserializer`` (:func:`to_item`,
+  :func:`from_item`, :func:`to_value`),
 - per-operation call counting, so scans and benchmarks can report API calls,
 - helpers that name error classes (access denied, throttled, not found, unsupported) without string
   matching scattered through the code.
@@ -17,13 +19,28 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from botocore.client import BaseClient
 
-DEFAULT_MAX_ATTEMPTS = 8
+# ---------------------------------------------------------------------------------------------- retry budgets
+#: Retries per AWS call, by caller. Pass one as ``Aws(max_attempts=aws.RETRIES_...)``.
+#:
+#: - ``RETRIES_INTERACTIVE``: a person or Slack is waiting (the approval page; Slack wants an answer within 3 s).
+#:   One retry, with short timeouts: ``Aws(max_attempts=RETRIES_INTERACTIVE, timeouts=INTERACTIVE_TIMEOUTS)``
+#:   (or :meth:`Aws.interactive`): an answer "try again" beats a late one.
+#: - ``RETRIES_WORKFLOW_TASK``: a Step Functions task. The state machine's own ``Retry`` (with backoff) covers
+#:   throttling and transient errors; retrying long inside the Lambda as well would multiply the two.
+#: - ``RETRIES_STANDARD``: the CLI, the sweeper and other batch callers, with no one waiting on a deadline.
+RETRIES_INTERACTIVE = 1
+RETRIES_WORKFLOW_TASK = 2
+RETRIES_STANDARD = 8
+DEFAULT_MAX_ATTEMPTS = RETRIES_STANDARD
+#: (connect, read) timeouts in seconds: the default, and for interactive callers
+STANDARD_TIMEOUTS = (5.0, 30.0)
+INTERACTIVE_TIMEOUTS = (1.0, 2.0)
 
 ACCESS_DENIED_CODES = frozenset(
     {
@@ -54,15 +71,25 @@ THROTTLING_CODES = frozenset(
 NOT_FOUND_SUFFIXES = ("NotFound", "NotFoundException", ".NotFound", "NoSuchEntity", "ResourceNotFoundException")
 
 
+def cause(exc: BaseException) -> BaseException:
+    """The AWS error behind a Powertools ``GetParameterError`` (which wraps it), else ``exc`` itself."""
+    if type(exc).__name__ == "GetParameterError":
+        inner = exc.__cause__ or exc.__context__
+        if inner is not None:
+            return inner
+    return exc
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
-    response = getattr(exc, "response", None)
+    response = getattr(cause(exc), "response", None)
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
 
 
 def error_message(exc: BaseException) -> str:
+    exc = cause(exc)
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Message", ""))
@@ -88,14 +115,27 @@ def is_conditional_check_failed(exc: BaseException) -> bool:
     return error_code(exc) == "ConditionalCheckFailedException"
 
 
+#: codes AWS itself uses for "this operation is not implemented here"
+NOT_IMPLEMENTED_CODES = frozenset({"NotImplemented", "NotImplementedException", "501"})
+#: the pages moto's server (werkzeug) answers with for an action it does not implement: an unhandled
+#: NotImplementedError becomes a generic HTML 500, an unknown REST route an HTML 404. AWS never serves these.
+_MOTO_SERVER_PAGES = (
+    "The server encountered an internal error and was unable to complete your request",
+    "The requested URL was not found on the server",
+)
+
+
 def is_unsupported(exc: BaseException) -> bool:
-    """True when the endpoint does not implement the operation (moto gaps: NotImplementedError / HTTP 500)."""
+    """True only for a genuine "not implemented" answer: ``NotImplementedError`` (moto in process), an AWS
+    ``NotImplemented`` / HTTP 501, or the HTML error page moto's server sends for an unimplemented action (which
+    botocore surfaces as a ClientError with code ``500`` / ``404``, or as a ResponseParserError for XML services).
+    An AWS ``InternalFailure`` or a persistent HTTP 500 is an error, never "unsupported"."""
     if isinstance(exc, NotImplementedError):
         return True
-    code = error_code(exc)
-    if code in ("NotImplemented", "InternalFailure", "500"):
+    if error_code(exc) in NOT_IMPLEMENTED_CODES:
         return True
-    return type(exc).__name__ == "ResponseParserError"
+    text = error_message(exc) if getattr(exc, "response", None) is not None else str(exc)
+    return "<html" in text.lower() and any(page in text for page in _MOTO_SERVER_PAGES)
 
 
 class Aws:
@@ -111,15 +151,25 @@ class Aws:
         endpoint_url: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         session: Any = None,
+        timeouts: tuple[float, float] | None = None,
     ) -> None:
         self._session = session
         self._region = region
         self._profile = profile
         self.endpoint_url = endpoint_url or None
         self.max_attempts = max_attempts
+        self.timeouts = timeouts or STANDARD_TIMEOUTS
         self.calls: Counter[str] = Counter()
         self._clients: dict[str, BaseClient] = {}
+        self._providers: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def interactive(cls, **kwargs: Any) -> Aws:
+        """An adapter for callers with a person waiting: the interactive retry budget and short timeouts."""
+        kwargs.setdefault("max_attempts", RETRIES_INTERACTIVE)
+        kwargs.setdefault("timeouts", INTERACTIVE_TIMEOUTS)
+        return cls(**kwargs)
 
     # ------------------------------------------------------------------ session / clients
     @property
@@ -150,8 +200,8 @@ class Aws:
             cfg = Config(
                 retries={"mode": "standard", "max_attempts": self.max_attempts},
                 user_agent_extra="esm-medic",
-                connect_timeout=5,
-                read_timeout=30,
+                connect_timeout=self.timeouts[0],
+                read_timeout=self.timeouts[1],
             )
             kwargs: dict[str, Any] = {"region_name": self.region, "config": cfg}
             if self.endpoint_url:
@@ -160,6 +210,27 @@ class Aws:
             client.meta.events.register("before-call.*.*", self._count)
             self._clients[service] = client
             return client
+
+    # ------------------------------------------------------------------ Powertools Parameters
+    def parameters(self) -> Any:
+        """A Powertools ``SSMProvider`` over this adapter's SSM client (retries, endpoint and call counting
+        included). Its cache lives as long as the adapter; pass ``max_age`` per read."""
+        return self._provider("ssm")
+
+    def secrets(self) -> Any:
+        """A Powertools ``SecretsProvider`` over this adapter's Secrets Manager client (same rules)."""
+        return self._provider("secretsmanager")
+
+    def _provider(self, service: str) -> Any:
+        cached = self._providers.get(service)
+        if cached is not None:
+            return cached
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+
+        kind = SSMProvider if service == "ssm" else SecretsProvider
+        provider = kind(boto3_client=self.client(service))
+        with self._lock:
+            return self._providers.setdefault(service, provider)
 
     def _count(self, model: Any = None, **_: Any) -> None:
         if model is not None:
@@ -212,25 +283,37 @@ class Aws:
 
 
 # ------------------------------------------------------------------ DynamoDB items and signed HTTP
-def to_attribute_values(item: Any) -> dict[str, Any]:
-    """A plain dict as a DynamoDB item (boto3's ``TypeSerializer``); sets stay sets, floats become exact decimals."""
+def _exact(v: Any) -> Any:
+    """A value TypeSerializer accepts: floats as exact decimals, tuples as lists, unknown types as their text."""
     from decimal import Decimal
 
+    if isinstance(v, float):
+        return Decimal(repr(v))
+    if isinstance(v, Mapping):
+        return {str(k): _exact(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_exact(x) for x in v]
+    if v is None or isinstance(v, str | int | bool | bytes | Decimal | set | frozenset):
+        return v
+    return str(v)  # datetimes, enums, paths: their text
+
+
+def to_value(value: Any) -> dict[str, Any]:
+    """One Python value as a DynamoDB AttributeValue (boto3's ``TypeSerializer``)."""
     from boto3.dynamodb.types import TypeSerializer
 
-    def exact(v: Any) -> Any:
-        if isinstance(v, float):
-            return Decimal(repr(v))
-        if isinstance(v, dict):
-            return {k: exact(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [exact(x) for x in v]
-        if v is None or isinstance(v, str | int | bool | bytes | Decimal | set | frozenset):
-            return v
-        return str(v)  # datetimes, enums, paths: their text
+    return dict(TypeSerializer().serialize(_exact(value)))
 
-    ser = TypeSerializer()
-    return {str(k): ser.serialize(exact(v)) for k, v in item.items()}
+
+def to_attribute_values(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict as a DynamoDB item (boto3's ``TypeSerializer``); sets stay sets, floats become exact decimals,
+    None becomes NULL."""
+    return {str(k): to_value(v) for k, v in item.items()}
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Like :func:`to_attribute_values`, leaving out None values (absent attributes rather than NULLs)."""
+    return to_attribute_values({k: v for k, v in values.items() if v is not None})
 
 
 def from_attribute_values(raw: Any) -> dict[str, Any]:
@@ -254,6 +337,9 @@ def from_attribute_values(raw: Any) -> dict[str, Any]:
         return v
 
     return {str(k): plain(de.deserialize(v)) for k, v in (raw or {}).items()}
+
+
+from_item = from_attribute_values
 
 
 def signed_request(

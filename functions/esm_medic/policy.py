@@ -27,6 +27,8 @@ from esm_medic.config import MODES, Settings, is_true
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
 
+#: how long a read of the account's default-mode parameter is reused (Powertools Parameters cache)
+DEFAULT_MODE_MAX_AGE_SECONDS = 60
 MODE_TAG = "esm-medic:mode"
 SHADOW_TAG = "esm-medic:shadow"
 OUTCOMES = ("auto", "approve", "ticket", "notify", "off", "shadow")
@@ -203,7 +205,7 @@ def account_default_mode(aws: Aws, settings: Settings) -> tuple[str, str]:
 
     name = settings.default_mode_parameter
     try:
-        raw = aws.call("ssm", "get_parameter", Name=name)["Parameter"]["Value"]
+        raw = aws.parameters().get(name, max_age=DEFAULT_MODE_MAX_AGE_SECONDS)
     except Exception as exc:
         code = error_code(exc)
         if code == "ParameterNotFound":
@@ -216,11 +218,12 @@ def account_default_mode(aws: Aws, settings: Settings) -> tuple[str, str]:
 
 
 def kill_switch(aws: Aws, settings: Settings) -> tuple[bool, str]:
-    """(engaged, detail). Missing parameter = off; unreadable = on (fail safe)."""
+    """(engaged, detail). Missing parameter = off; unreadable = on (fail safe). Always read fresh (never from
+    the parameters cache): flipping the switch must stop the very next change."""
     from esm_medic.aws import error_code
 
     try:
-        value = aws.call("ssm", "get_parameter", Name=settings.kill_switch_parameter)["Parameter"]["Value"]
+        value = aws.parameters().get(settings.kill_switch_parameter, force_fetch=True)
     except Exception as exc:
         code = error_code(exc)
         if code == "ParameterNotFound":
@@ -259,7 +262,10 @@ def evaluate(
             budget_ok, budget_detail = Budget(aws, settings).check(scopes)
             failures = failed_verifications(aws, settings, uuid).get() if uuid else 0
         except Exception as exc:  # state table unreachable: no change without the guard rails
-            budget_ok, budget_detail = False, f"cannot read budgets / counters ({exc}): no change"
+            from esm_medic.tables import describe_error
+
+            why = describe_error(exc, settings.state_table)
+            budget_ok, budget_detail = False, f"cannot read budgets / counters ({why}): no change"
     return decide(
         action=action,
         mode=res.mode,

@@ -40,6 +40,23 @@ IDEMPOTENCY = TableSpec("idempotency", "ESM_MEDIC_IDEMPOTENCY_TABLE", "esm-medic
 TABLES: tuple[TableSpec, ...] = (AUDIT, STATE, IDEMPOTENCY)
 
 
+def spec_for(name: str) -> TableSpec | None:
+    """The spec whose physical name is ``name`` (None for a table esm-medic does not define)."""
+    return next((t for t in TABLES if t.name == name), None)
+
+
+def describe_error(exc: BaseException, name: str) -> str:
+    """A table error that names the table, and for a missing one says where its name comes from."""
+    from esm_medic.aws import error_code, error_message, is_not_found
+
+    spec = spec_for(name)
+    if is_not_found(exc):
+        where = f" (name from {spec.env}, default {spec.default_name})" if spec else ""
+        return f"DynamoDB table {name!r} does not exist{where}: deploy the stack or create it"
+    code = error_code(exc) or type(exc).__name__
+    return f"DynamoDB table {name!r}: {code}: {error_message(exc)}"
+
+
 def create_tables(aws: Aws) -> list[str]:
     """Create any missing table (on-demand billing). For the sandbox and tests; production tables come from infra."""
     ddb = aws.client("dynamodb")

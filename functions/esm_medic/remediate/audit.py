@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.aws import is_conditional_check_failed
+from esm_medic.aws import from_item, is_conditional_check_failed, to_item, to_value
 from esm_medic.remediate.base import TERMINAL_AFTER_START, ActionRecord
+from esm_medic.tables import describe_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -67,40 +68,41 @@ class AuditLog:
                 if is_conditional_check_failed(exc):
                     t = t + timedelta(microseconds=1)  # same microsecond as another row of this action
                     continue
-                raise AuditError(f"cannot write to the audit table {self.table}: {exc}") from exc
+                raise AuditError(f"cannot write to the audit log: {describe_error(exc, self.table)}") from exc
         raise AuditError("could not find a free audit key after 8 attempts")
 
     def _to_item(self, record: ActionRecord) -> dict[str, Any]:
         d = record.to_dict()
-        item: dict[str, Any] = {
-            "pk": {"S": f"ESM#{record.uuid or '-'}"},
-            "sk": {"S": f"{record.at}#{record.action_id}"},
-            "epoch": {"N": repr(float(record.epoch))},
+        values: dict[str, Any] = {
+            "pk": f"ESM#{record.uuid or '-'}",
+            "sk": f"{record.at}#{record.action_id}",
+            "epoch": float(record.epoch),
         }
         for f in TEXT_FIELDS:
-            item[f] = {"S": str(d.get(f) or "") or "-"}
+            values[f] = str(d.get(f) or "") or "-"  # DynamoDB keys (the GSI's action_id) cannot be empty
         for f in JSON_FIELDS:
-            item[f] = {"S": json.dumps(d.get(f) or {}, default=str, sort_keys=True)}
-        size = sum(len(v.get("S", "")) for v in item.values())
+            values[f] = json.dumps(d.get(f) or {}, default=str, sort_keys=True)
+        size = sum(len(v) for v in values.values() if isinstance(v, str))
         if size > MAX_ITEM_BYTES:
-            item["plan"] = {"S": json.dumps({"truncated": True, "reason": "plan too large for one audit item"})}
-        return item
+            values["plan"] = json.dumps({"truncated": True, "reason": "plan too large for one audit item"})
+        return to_item(values)
 
     @staticmethod
     def _from_item(item: dict[str, Any]) -> ActionRecord:
+        values = from_item(item)
         d: dict[str, Any] = {}
         for f in TEXT_FIELDS:
-            v = (item.get(f) or {}).get("S", "")
+            v = str(values.get(f) or "")
             d[f] = "" if v == "-" else v
         for f in JSON_FIELDS:
-            raw = (item.get(f) or {}).get("S")
+            raw = values.get(f)
             try:
                 d[f] = json.loads(raw) if raw else {}
-            except ValueError:
+            except (TypeError, ValueError):
                 d[f] = {"unparsed": raw}
         try:
-            d["epoch"] = float((item.get("epoch") or {}).get("N", "0"))
-        except ValueError:
+            d["epoch"] = float(values.get("epoch") or 0)
+        except (TypeError, ValueError):
             d["epoch"] = 0.0
         return ActionRecord.from_dict(d)
 
@@ -109,7 +111,7 @@ class AuditLog:
         try:
             return self.aws.call("dynamodb", operation, **params)
         except Exception as exc:
-            raise AuditError(f"cannot read the audit table {self.table}: {exc}") from exc
+            raise AuditError(f"cannot read the audit log: {describe_error(exc, self.table)}") from exc
 
     def history(self, uuid: str | None = None, limit: int = 50) -> list[ActionRecord]:
         """Newest first. With a uuid: that ESM's rows (query); without: any rows (scan, up to ``limit``)."""
@@ -119,7 +121,7 @@ class AuditLog:
             kwargs = {
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": {"S": f"ESM#{uuid}"}},
+                "ExpressionAttributeValues": {":pk": to_value(f"ESM#{uuid}")},
                 "ScanIndexForward": False,
                 "Limit": max(1, min(limit, 1000)),
             }
@@ -144,7 +146,7 @@ class AuditLog:
             "TableName": self.table,
             "IndexName": "by_action",
             "KeyConditionExpression": "action_id = :a",
-            "ExpressionAttributeValues": {":a": {"S": action_id}},
+            "ExpressionAttributeValues": {":a": to_value(action_id)},
         }
         while True:
             page = self._call("query", **kwargs)
@@ -162,7 +164,7 @@ class AuditLog:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"ESM#{uuid}"}},
+            "ExpressionAttributeValues": {":pk": to_value(f"ESM#{uuid}")},
         }
         while True:
             page = self._call("query", **kwargs)

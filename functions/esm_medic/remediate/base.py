@@ -17,348 +17,94 @@ and implements four steps over the :class:`~esm_medic.aws.Aws` adapter:
 ``rollback(rec)`` removes exactly what ``apply`` created (or restores the recorded before values), and is a
                 no-op when that is already gone.
 
-Everything here is plain data; no boto3 import.
+The data (:class:`Plan`, :class:`ActionRecord`, ...) lives in :mod:`.records`, the errors in :mod:`.errors`;
+both are re-exported here. No boto3 import.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from esm_medic.aws import error_code, error_message, is_access_denied, is_throttling
+from esm_medic.aws import error_code, error_message, is_access_denied
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
     from esm_medic.config import Settings
     from esm_medic.esm import EsmConfig
-
-SAFETY_ORDER = ("auto", "approve", "manual")
-MANAGED_TAG = "esm-medic:managed"
-INCIDENT_TAG = "esm-medic:incident"
-INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-# Dry-run outcomes of one planned call
-DRY_ALLOWED = "allowed"  # EC2 answered DryRunOperation: the caller may make this call
-DRY_DENIED = "denied"  # EC2 answered UnauthorizedOperation: the permission is missing
-DRY_UNSUPPORTED = "unsupported"  # the API has no DryRun (IAM, modify_vpc_attribute, ...)
-DRY_SKIPPED = "skipped"  # cannot be probed (it names a resource an earlier call creates)
-DRY_ERROR = "error"  # the probe failed for another reason (kept in the note)
-
-
-# ---------------------------------------------------------------------------------------------- errors
-class RemediationError(Exception):
-    """Base of every error the remediation package raises on purpose."""
-
-    code = "remediation-error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **self.details}
-
-
-class InvalidParams(RemediationError):
-    """The parameters do not match the action's schema or break one of its rules."""
-
-    code = "invalid-params"
-
-
-class UnknownAction(RemediationError):
-    code = "unknown-action"
-
-
-class ActionFailed(RemediationError):
-    """A call failed while applying / verifying / rolling back. ``missing_permission`` names the IAM action
-    when AWS said access denied; ``throttled`` is set when retries were exhausted on throttling."""
-
-    code = "failed"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        missing_permission: str | None = None,
-        throttled: bool = False,
-        aws_code: str = "",
-        **details: Any,
-    ) -> None:
-        super().__init__(message, **details)
-        self.missing_permission = missing_permission
-        self.throttled = throttled
-        self.aws_code = aws_code
-
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        d.update(missing_permission=self.missing_permission, throttled=self.throttled, aws_code=self.aws_code)
-        return d
-
-
-class CidrRuleRejected(RemediationError):
-    """Raised by the security-group guard: esm-medic never builds a rule that names a CIDR or prefix list."""
-
-    code = "cidr-rejected"
-
-
-class LockBusy(RemediationError):
-    code = "locked"
-
-
-class BudgetExceeded(RemediationError):
-    code = "budget-exceeded"
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-def iam_action(service: str, operation: str) -> str:
-    """'ec2', 'describe_vpc_endpoints' -> 'ec2:DescribeVpcEndpoints' (botocore's own operation name)."""
-    return f"{service}:{_op_name(service, operation)}"
-
-
-_OP_NAME_CACHE: dict[tuple[str, str], str] = {}
-_SPECIAL_OPS = {
-    ("route53", "list_hosted_zones_by_vpc"): "ListHostedZonesByVPC",
-    ("route53", "associate_vpc_with_hosted_zone"): "AssociateVPCWithHostedZone",
-}
-
-
-def _op_name(service: str, operation: str) -> str:
-    key = (service, operation)
-    cached = _OP_NAME_CACHE.get(key)
-    if cached is None:
-        cached = _SPECIAL_OPS.get(key) or "".join(p[:1].upper() + p[1:] for p in operation.split("_"))
-        _OP_NAME_CACHE[key] = cached
-    return cached
-
-
-def fingerprint(action: str, params: Mapping[str, Any]) -> str:
-    """A stable short hash of (action, params): list order does not matter."""
-    canonical = json.dumps({"action": action, "params": _canonical(params)}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _canonical(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _canonical(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        items = [_canonical(v) for v in obj]
-        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
-    return obj
-
-
-def tags_for(incident_id: str, **extra: str) -> list[dict[str, str]]:
-    tags = {MANAGED_TAG: "true", INCIDENT_TAG: incident_id, **extra}
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def tag_map(tags: Any) -> dict[str, str]:
-    """EC2-style [{'Key','Value'}] (or a plain dict) -> dict."""
-    if isinstance(tags, Mapping):
-        return {str(k): str(v) for k, v in tags.items()}
-    out: dict[str, str] = {}
-    for t in tags or []:
-        if isinstance(t, Mapping) and "Key" in t:
-            out[str(t["Key"])] = str(t.get("Value", ""))
-    return out
-
-
-def failure_from(exc: BaseException, service: str, operation: str, what: str = "") -> ActionFailed:
-    """Turn a botocore error into an ActionFailed naming the missing permission / throttling."""
-    perm = iam_action(service, operation)
-    code = error_code(exc)
-    msg = error_message(exc)
-    label = what or perm
-    if is_access_denied(exc):
-        return ActionFailed(
-            f"{label}: access denied; the remediation role needs {perm} ({code}: {msg})",
-            missing_permission=perm,
-            aws_code=code,
-        )
-    if is_throttling(exc):
-        return ActionFailed(
-            f"{label}: still throttled after the adapter's retries ({code}); nothing more was changed",
-            throttled=True,
-            aws_code=code,
-        )
-    return ActionFailed(f"{label} failed: {code or type(exc).__name__}: {msg}", aws_code=code)
-
-
-# ---------------------------------------------------------------------------------------------- data
-@dataclass
-class PlannedCall:
-    """One API call the action would make (mutating) or made to decide (read)."""
-
-    service: str
-    operation: str  # boto3 snake_case method name
-    params: dict[str, Any]
-    mutating: bool = True
-    dry_run: str = DRY_UNSUPPORTED
-    note: str = ""
-
-    @property
-    def permission(self) -> str:
-        return iam_action(self.service, self.operation)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "api": self.permission,
-            "service": self.service,
-            "operation": self.operation,
-            "params": self.params,
-            "mutating": self.mutating,
-            "dry_run": self.dry_run,
-            "note": self.note,
-        }
-
-    def render(self) -> str:
-        args = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in self.params.items())
-        return f"{self.permission}({args})"
-
-
-@dataclass
-class Plan:
-    action: str
-    params: dict[str, Any]
-    incident_id: str
-    uuid: str = ""
-    safety: str = "approve"
-    summary: str = ""
-    calls: list[PlannedCall] = field(default_factory=list)
-    reads: list[str] = field(default_factory=list)  # read-only APIs used to build the plan
-    diff: list[str] = field(default_factory=list)  # human lines: '+ ...' adds, '- ...' removes, '  ...' context
-    noop: bool = False
-    refused: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    requires_approval: bool = False
-    cost: dict[str, Any] | None = None
-    before: dict[str, Any] = field(default_factory=dict)
-    adopted: dict[str, list[str]] = field(default_factory=dict)  # ids an earlier attempt of this incident made
-    missing_permissions: list[str] = field(default_factory=list)
-    restart_esm: bool = False
-    scopes: list[tuple[str, str]] = field(default_factory=list)  # budget scopes (kind, id), account added later
-    state: dict[str, Any] = field(default_factory=dict)  # what apply needs (action-private)
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.action, self.params)
-
-    @property
-    def mutating_calls(self) -> list[PlannedCall]:
-        return [c for c in self.calls if c.mutating]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "params": self.params,
-            "fingerprint": self.fingerprint,
-            "incident_id": self.incident_id,
-            "uuid": self.uuid,
-            "safety": self.safety,
-            "summary": self.summary,
-            "noop": self.noop,
-            "refused": self.refused,
-            "warnings": list(self.warnings),
-            "requires_approval": self.requires_approval,
-            "diff": list(self.diff),
-            "calls": [c.to_dict() for c in self.calls],
-            "reads": list(self.reads),
-            "cost": self.cost,
-            "before": self.before,
-            "adopted": self.adopted,
-            "missing_permissions": list(self.missing_permissions),
-            "restart_esm": self.restart_esm,
-            "scopes": [list(s) for s in self.scopes],
-            "state": self.state,
-        }
-
-
-@dataclass
-class ApplyResult:
-    changed: bool
-    before: dict[str, Any] = field(default_factory=dict)
-    after: dict[str, Any] = field(default_factory=dict)
-    created: dict[str, list[str]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class VerifyResult:
-    ok: bool
-    details: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    #: not ok only because what the fix created is still in a transitional AWS state (an endpoint ``pending``)
-    settling: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class RollbackResult:
-    changed: bool
-    removed: dict[str, list[str]] = field(default_factory=dict)
-    restored: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-#: Audit statuses, in the order an action normally goes through them
-STATUSES = (
-    "planned",
-    "shadow",
-    "started",
-    "applied",
-    "restarted",
-    "verified",
-    "verify-failed",
-    "rolled-back",
-    "failed",
+    from esm_medic.remediate.scope import NetworkScope
+from esm_medic.remediate.errors import (
+    ActionFailed,
+    BudgetExceeded,
+    CidrRuleRejected,
+    InvalidParams,
+    LockBusy,
+    RemediationError,
+    UnknownAction,
+    failure_from,
+    iam_action,
 )
-#: statuses after which a started action is no longer "in flight"
-TERMINAL_AFTER_START = frozenset({"applied", "restarted", "verified", "verify-failed", "rolled-back", "failed"})
+from esm_medic.remediate.records import (
+    DRY_ALLOWED,
+    DRY_DENIED,
+    DRY_ERROR,
+    DRY_SKIPPED,
+    DRY_UNSUPPORTED,
+    INCIDENT_ID_RE,
+    INCIDENT_TAG,
+    MANAGED_TAG,
+    SAFETY_ORDER,
+    STATUSES,
+    TERMINAL_AFTER_START,
+    ActionRecord,
+    ApplyResult,
+    Plan,
+    PlannedCall,
+    RollbackResult,
+    VerifyResult,
+    fingerprint,
+    stricter,
+    tag_map,
+    tags_for,
+)
 
-
-@dataclass
-class ActionRecord:
-    """One append-only audit row. Several rows share an ``action_id`` (started, applied, verified, ...)."""
-
-    action_id: str
-    uuid: str
-    incident_id: str
-    actor: str
-    action: str
-    status: str
-    params: dict[str, Any] = field(default_factory=dict)
-    fingerprint: str = ""
-    decision: dict[str, Any] = field(default_factory=dict)
-    before: dict[str, Any] = field(default_factory=dict)
-    after: dict[str, Any] = field(default_factory=dict)
-    created: dict[str, list[str]] = field(default_factory=dict)
-    plan: dict[str, Any] = field(default_factory=dict)
-    reason: str = ""  # why (root cause / diagnosis summary)
-    error: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-    at: str = ""  # ISO-8601 UTC with microseconds (set by the audit log)
-    epoch: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ActionRecord:
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})
+__all__ = [
+    "DRY_ALLOWED",
+    "DRY_DENIED",
+    "DRY_ERROR",
+    "DRY_SKIPPED",
+    "DRY_UNSUPPORTED",
+    "INCIDENT_ID_RE",
+    "INCIDENT_TAG",
+    "MANAGED_TAG",
+    "SAFETY_ORDER",
+    "STATUSES",
+    "TERMINAL_AFTER_START",
+    "Action",
+    "ActionContext",
+    "ActionFailed",
+    "ActionRecord",
+    "ApplyResult",
+    "BudgetExceeded",
+    "CidrRuleRejected",
+    "InvalidParams",
+    "LockBusy",
+    "Plan",
+    "PlannedCall",
+    "RemediationError",
+    "RollbackResult",
+    "UnknownAction",
+    "VerifyResult",
+    "failure_from",
+    "fingerprint",
+    "iam_action",
+    "stricter",
+    "tag_map",
+    "tags_for",
+]
 
 
 # ---------------------------------------------------------------------------------------------- context
@@ -371,6 +117,7 @@ class ActionContext:
     action_id: str = ""
     settings: Settings | None = None
     sleep: Callable[[float], None] | None = None  # injectable for bounded polling loops
+    scope: NetworkScope | None = None  # the ESM's network; network actions refuse to plan without it
 
     def __post_init__(self) -> None:
         if not INCIDENT_ID_RE.match(self.incident_id or ""):
@@ -407,12 +154,15 @@ class Action(ABC):
     creates_resources: ClassVar[dict[str, str]] = {}  # kind -> how it is tagged / named
     restart_polling: ClassVar[bool] = True
     step: ClassVar[str] = "unknown"  # the ESM set-up step this action repairs (verification fallback)
+    #: touches the ESM's network (groups, subnets, VPC): only allowed inside ``ctx.scope``
+    network_bound: ClassVar[bool] = False
 
     def __init__(self, params: Mapping[str, Any], ctx: ActionContext) -> None:
         self.params: dict[str, Any] = self.validate(params)
         self.ctx = ctx
         self.aws = ctx.aws
         self.created: dict[str, list[str]] = {}
+        self.writes = 0  # mutating calls that succeeded (through write())
         self._reads: list[str] = []
 
     # ------------------------------------------------------------------ validation
@@ -444,6 +194,30 @@ class Action(ABC):
     def check_esm(self, esm: EsmConfig) -> list[str]:
         """Problems with applying these params to this ESM (override); the engine refuses when any."""
         return []
+
+    def check_scope(self, scope: NetworkScope) -> list[str]:
+        """Targets in the params that lie outside the ESM's network (override for network actions)."""
+        del scope
+        return []
+
+    def scope_problems(self) -> list[str]:
+        """Why this network action may not run against ``ctx.scope`` (empty when it may, or when the action
+        does not touch the network)."""
+        if not self.network_bound:
+            return []
+        scope = self.ctx.scope
+        if scope is None:
+            return ["the ESM's network identity was not established: network changes need it"]
+        if not scope.usable:
+            return [scope.why_unusable()]
+        return self.check_scope(scope)
+
+    def refuse_outside_scope(self, plan: Plan) -> bool:
+        """Set ``plan.refused`` when :meth:`scope_problems` finds any; True when refused."""
+        problems = self.scope_problems()
+        if problems and plan.refused is None:
+            plan.refused = "outside the ESM's network: " + "; ".join(problems)
+        return bool(problems)
 
     # ------------------------------------------------------------------ the four steps
     @abstractmethod
@@ -497,7 +271,9 @@ class Action(ABC):
     def write(self, service: str, operation: str, what: str = "", **params: Any) -> dict[str, Any]:
         """A mutating call; errors become ActionFailed naming the permission."""
         try:
-            return self.aws.call(service, operation, **params)
+            out = self.aws.call(service, operation, **params)
+            self.writes += 1
+            return out
         except Exception as exc:
             if getattr(exc, "response", None) is None:
                 raise
@@ -532,6 +308,11 @@ class Action(ABC):
         call.note = (call.note + "; " if call.note else "") + "endpoint ignored DryRun"
         plan.warnings.append(f"{call.permission}: the endpoint ignored DryRun=True")
 
+    @property
+    def changed_anything(self) -> bool:
+        """Whether this instance made any change (a successful write or a created resource)."""
+        return self.writes > 0 or any(self.created.values())
+
     def add_created(self, kind: str, resource_id: str) -> None:
         ids = self.created.setdefault(kind, [])
         if resource_id not in ids:
@@ -555,14 +336,3 @@ class Action(ABC):
             "restart_polling": cls.restart_polling,
             "schema": cls.schema,
         }
-
-
-def stricter(*safeties: str | None) -> str:
-    """The most cautious of several safety classes (auto < approve < manual); unknown values count as manual."""
-    rank = -1
-    for s in safeties:
-        if s is None:
-            continue
-        r = SAFETY_ORDER.index(s) if s in SAFETY_ORDER else len(SAFETY_ORDER) - 1
-        rank = max(rank, r)
-    return SAFETY_ORDER[rank] if rank >= 0 else "approve"

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.aws import error_code
+from esm_medic.aws import error_code, from_item, to_item
 from esm_medic.remediate.base import BudgetExceeded
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,7 +72,7 @@ class Budget:
         return out
 
     def _key(self, kind: str, sid: str, label: str) -> dict[str, Any]:
-        return {"pk": {"S": f"BUDGET#{kind}#{sid}"}, "sk": {"S": label}}
+        return to_item({"pk": f"BUDGET#{kind}#{sid}", "sk": label})
 
     def usage(self, scopes: Iterable[tuple[str, str]]) -> list[ScopeUsage]:
         label, _ = self.window()
@@ -82,7 +82,7 @@ class Budget:
             item = self.aws.call(
                 "dynamodb", "get_item", TableName=self.settings.state_table, Key=self._key(kind, sid, label)
             ).get("Item")
-            used = int((item or {}).get("count", {}).get("N", "0"))
+            used = int(from_item(item).get("count") or 0)
             out.append(ScopeUsage(kind, sid, used, limits[kind]))
         return out
 
@@ -109,11 +109,13 @@ class Budget:
                         "UpdateExpression": "ADD #c :one SET expires_at = :exp",
                         "ConditionExpression": "attribute_not_exists(#c) OR #c < :limit",
                         "ExpressionAttributeNames": {"#c": "count"},
-                        "ExpressionAttributeValues": {
-                            ":one": {"N": "1"},
-                            ":limit": {"N": str(limits[kind])},
-                            ":exp": {"N": str(end + int(self.settings.budget_window_seconds))},
-                        },
+                        "ExpressionAttributeValues": to_item(
+                            {
+                                ":one": 1,
+                                ":limit": limits[kind],
+                                ":exp": end + int(self.settings.budget_window_seconds),
+                            }
+                        ),
                     }
                 }
             )
@@ -126,6 +128,21 @@ class Budget:
             raise
         return self.usage(scopes)
 
+    def release(self, scopes: Iterable[tuple[str, str]]) -> None:
+        """Give back one change on every scope (an attempt that changed nothing), never below zero."""
+        label, _ = self.window()
+        for kind, sid in self.normalize(scopes):
+            self.aws.conditional(
+                "dynamodb",
+                "update_item",
+                TableName=self.settings.state_table,
+                Key=self._key(kind, sid, label),
+                UpdateExpression="ADD #c :minus",
+                ConditionExpression="#c > :zero",
+                ExpressionAttributeNames={"#c": "count"},
+                ExpressionAttributeValues=to_item({":minus": -1, ":zero": 0}),
+            )
+
 
 class Counter:
     """A TTL'd integer in the STATE table."""
@@ -133,7 +150,7 @@ class Counter:
     def __init__(self, aws: Aws, settings: Settings, pk: str, ttl_seconds: int, clock: Callable[[], float] = time.time):
         self.aws = aws
         self.table = settings.state_table
-        self.key = {"pk": {"S": pk}, "sk": {"S": "count"}}
+        self.key = to_item({"pk": pk, "sk": "count"})
         self.ttl = int(ttl_seconds)
         self.clock = clock
 
@@ -143,9 +160,10 @@ class Counter:
         )
         if not item:
             return 0
-        if int(item.get("expires_at", {}).get("N", "0")) < int(self.clock()):
+        values = from_item(item)
+        if int(values.get("expires_at") or 0) < int(self.clock()):
             return 0  # expired but not yet swept by TTL
-        return int(item.get("count", {}).get("N", "0"))
+        return int(values.get("count") or 0)
 
     def increment(self) -> int:
         now = int(self.clock())
@@ -158,10 +176,10 @@ class Counter:
             Key=self.key,
             UpdateExpression="ADD #c :one SET expires_at = :exp",
             ExpressionAttributeNames={"#c": "count"},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":exp": {"N": str(now + self.ttl)}},
+            ExpressionAttributeValues=to_item({":one": 1, ":exp": now + self.ttl}),
             ReturnValues="UPDATED_NEW",
         )
-        return int(resp.get("Attributes", {}).get("count", {}).get("N", "1"))
+        return int(from_item(resp.get("Attributes")).get("count") or 1)
 
     def reset(self) -> None:
         self.aws.call("dynamodb", "delete_item", TableName=self.table, Key=self.key)

@@ -1,20 +1,30 @@
-"""The one door through which esm-medic adds a security-group rule. It never lets a CIDR through.
+"""The one door through which esm-medic adds a security-group rule. It never lets a CIDR through, and never
+touches a group outside the ESM's own network.
 
 Every ``AuthorizeSecurityGroupIngress`` / ``AuthorizeSecurityGroupEgress`` call in the remediation package goes
-through :func:`authorize` (a meta-test checks that no other module names those operations). Two layers:
+through :func:`authorize` (a meta-test checks that no other module names those operations). Three layers:
 
 1. :func:`check_permissions` validates the ``IpPermissions`` this code built: TCP only, one port per permission,
    only ``UserIdGroupPairs`` naming security groups (``sg-…``) with an optional description. Any ``IpRanges``,
    ``Ipv6Ranges`` or ``PrefixListIds`` key, even empty, any CIDR-looking text, any protocol ``-1`` (all traffic),
    any port range or peering / cross-account pair raises :class:`CidrRuleRejected`.
-2. :func:`install_hook` registers the same check on the adapter's EC2 client (botocore ``before-parameter-build``)
-   so that an authorize call made by anything through that adapter is refused before it is even signed.
+2. :func:`install_hook` registers a check on the adapter's EC2 client (botocore ``before-parameter-build``) for
+   every API that can name a rule: authorize and revoke (by ``GroupId``, ``GroupName``, the flat ``CidrIp`` /
+   ``SourceSecurityGroupName`` form, ``IpPermissions`` or ``SecurityGroupRuleIds``), ``ModifySecurityGroupRules``,
+   ``UpdateSecurityGroupRuleDescriptions*`` and ``DeleteSecurityGroup``. A group is only ever named by id; the
+   flat form, rule edits in place and description updates are refused outright.
+3. :func:`confine` (used by the engine around plan and apply) limits those calls to the ESM's network: the target
+   group must be one of the ESM's security groups (or one this run created and :func:`admit`-ted), and every
+   referenced group must be one of the ESM's. Outside a confinement, layers 1 and 2 still hold.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from esm_medic.remediate.base import CidrRuleRejected
@@ -26,10 +36,44 @@ FORBIDDEN_KEYS = frozenset({"IpRanges", "Ipv6Ranges", "PrefixListIds", "CidrIp",
 ALLOWED_PERMISSION_KEYS = frozenset({"IpProtocol", "FromPort", "ToPort", "UserIdGroupPairs"})
 ALLOWED_PAIR_KEYS = frozenset({"GroupId", "Description"})
 AUTHORIZE_OPERATIONS = ("authorize_security_group_ingress", "authorize_security_group_egress")
+#: top-level parameters that name a rule without IpPermissions (the legacy flat form) or a group by name
+FLAT_RULE_KEYS = frozenset(
+    {"GroupName", "CidrIp", "IpProtocol", "FromPort", "ToPort", "SourceSecurityGroupName", "SourceSecurityGroupOwnerId"}
+)
+#: API name -> how the hook treats it
+GUARDED_OPERATIONS = {
+    "AuthorizeSecurityGroupIngress": "authorize",
+    "AuthorizeSecurityGroupEgress": "authorize",
+    "RevokeSecurityGroupIngress": "revoke",
+    "RevokeSecurityGroupEgress": "revoke",
+    "DeleteSecurityGroup": "delete",
+    "ModifySecurityGroupRules": "refuse",
+    "UpdateSecurityGroupRuleDescriptionsIngress": "refuse",
+    "UpdateSecurityGroupRuleDescriptionsEgress": "refuse",
+}
 _GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _CIDRISH = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}/\d{1,2}|[0-9a-f:]*::[0-9a-f:]*/\d{1,3}|\bpl-[0-9a-f]+", re.IGNORECASE)
 _DESCRIPTION_OK = re.compile(r"^[A-Za-z0-9. _\-:/()#,@\[\]+=&;{}!$*]{0,255}$")
 _HOOK_ATTR = "_esm_medic_sg_guard"
+
+
+@dataclass
+class Confinement:
+    """The groups a run may write rules on (``targets``) and reference in them (``sources``)."""
+
+    targets: set[str] = field(default_factory=set)
+    sources: frozenset[str] = frozenset()
+    network: str = ""  # for messages: the ESM's VPC
+
+    def check_target(self, group_id: Any, api: str) -> None:
+        if group_id not in self.targets:
+            raise CidrRuleRejected(
+                f"{api} on {group_id!r} refused: not a security group of the ESM's network "
+                f"{self.network} ({', '.join(sorted(self.targets)) or 'none'})"
+            )
+
+
+_CONFINED: ContextVar[Confinement | None] = ContextVar("esm_medic_guard_confinement", default=None)
 
 
 def check_permissions(permissions: Any, *, expect_group_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -73,22 +117,64 @@ def check_permissions(permissions: Any, *, expect_group_ids: Iterable[str] | Non
     return permissions
 
 
-def _hook(params: Any = None, **_: Any) -> None:
-    if isinstance(params, Mapping):
-        check_permissions(params.get("IpPermissions"))
+def check_call(api: str, params: Mapping[str, Any], confinement: Confinement | None = None) -> None:
+    """Refuse an EC2 call that names a rule or group in a way esm-medic never does, or outside ``confinement``."""
+    kind = GUARDED_OPERATIONS.get(api)
+    if kind is None:
+        return
+    if kind == "refuse":
+        raise CidrRuleRejected(f"{api} refused: esm-medic never edits rules in place")
+    flat = sorted(FLAT_RULE_KEYS.intersection(params))
+    if flat:
+        raise CidrRuleRejected(f"{api} refused: groups and rules are named by id and IpPermissions only (got {flat})")
+    group_id = params.get("GroupId")
+    if not isinstance(group_id, str) or not _GROUP_ID.match(group_id):
+        raise CidrRuleRejected(f"{api} refused: target {group_id!r} is not a security group id")
+    if kind == "authorize":
         if params.get("SecurityGroupRuleIds") is not None:
             raise CidrRuleRejected("authorize calls must carry IpPermissions, nothing else")
+        check_permissions(
+            params.get("IpPermissions"), expect_group_ids=confinement.sources if confinement is not None else None
+        )
+    if confinement is not None:
+        confinement.check_target(group_id, api)
+
+
+def _hook(params: Any = None, model: Any = None, **_: Any) -> None:
+    api = str(getattr(model, "name", "") or "")
+    check_call(api, params if isinstance(params, Mapping) else {}, _CONFINED.get())
 
 
 def install_hook(aws: Aws) -> None:
-    """Make the adapter's EC2 client refuse any authorize call whose permissions fail the check (idempotent)."""
+    """Make the adapter's EC2 client refuse any rule-naming call that fails :func:`check_call` (idempotent)."""
     client = aws.client("ec2")
     if getattr(client, _HOOK_ATTR, False):
         return
     events = client.meta.events
-    events.register("before-parameter-build.ec2.AuthorizeSecurityGroupIngress", _hook, unique_id=_HOOK_ATTR + "-in")
-    events.register("before-parameter-build.ec2.AuthorizeSecurityGroupEgress", _hook, unique_id=_HOOK_ATTR + "-out")
+    for api in GUARDED_OPERATIONS:
+        events.register(f"before-parameter-build.ec2.{api}", _hook, unique_id=f"{_HOOK_ATTR}-{api}")
     setattr(client, _HOOK_ATTR, True)
+
+
+@contextmanager
+def confine(aws: Aws, group_ids: Iterable[str], network: str = "") -> Iterator[Confinement]:
+    """Within this block, rule and group writes through ``aws`` may only target and reference ``group_ids``
+    (plus groups :func:`admit`-ted while it runs)."""
+    install_hook(aws)
+    groups = frozenset(group_ids)
+    confinement = Confinement(targets=set(groups), sources=groups, network=network)
+    token = _CONFINED.set(confinement)
+    try:
+        yield confinement
+    finally:
+        _CONFINED.reset(token)
+
+
+def admit(group_id: str) -> None:
+    """Let the current confinement target a group this run created (never one it was merely told about)."""
+    confinement = _CONFINED.get()
+    if confinement is not None:
+        confinement.targets.add(group_id)
 
 
 def build_permission(port: int, group_ids: Iterable[str], description: str) -> dict[str, Any]:
@@ -116,8 +202,10 @@ def authorize(
     if not isinstance(group_id, str) or not _GROUP_ID.match(group_id):
         raise CidrRuleRejected(f"target {group_id!r} is not a security group id")
     check_permissions(permissions, expect_group_ids=allowed_group_ids)
-    install_hook(aws)
     kwargs: dict[str, Any] = {"GroupId": group_id, "IpPermissions": permissions}
+    api = "AuthorizeSecurityGroupIngress" if direction == "ingress" else "AuthorizeSecurityGroupEgress"
+    check_call(api, kwargs, _CONFINED.get())
+    install_hook(aws)
     if tags:
         kwargs["TagSpecifications"] = [{"ResourceType": "security-group-rule", "Tags": tags}]
     if dry_run:

@@ -31,6 +31,9 @@ ENGINE_PERMISSIONS: tuple[str, ...] = (
     "dynamodb:UpdateItem",  # verification counters
     "dynamodb:Query",  # history, by_action GSI, half-applied detection
     "dynamodb:Scan",  # history without an ESM uuid
+    "kafka:DescribeClusterV2",  # the ESM's network: an MSK cluster's subnets and security groups
+    "ec2:DescribeSubnets",  # the ESM's network: the VPC of its subnets
+    "ec2:DescribeSecurityGroups",  # the ESM's network: the VPC of its groups when no subnet says it
 )
 
 #: API operations IAM does not authorize under their own name, and the IAM actions it checks instead. A

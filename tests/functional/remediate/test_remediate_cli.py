@@ -98,3 +98,20 @@ def test_refused_plan_is_not_applied(env: Any, capsys: Any) -> None:
         capsys, "fix", r.uuid, "--action", "create-vpc-endpoints", "--params", params, "--apply", "--yes"
     )
     assert code == 1 and "Refused" in out and "Not applied" in out
+
+
+def test_fix_params_cannot_leave_the_esms_network(env: Any, capsys: Any) -> None:
+    """``fix --action … --params`` naming an unrelated group of the same VPC: refused, and --apply changes nothing."""
+    r = env.build("missing-sg-self-rule")
+    near = env.world.call(
+        "ec2", "create_security_group", GroupName=f"cli-near-{env.n}", Description="another workload", VpcId=r.vpc_id
+    )["GroupId"]
+    params = json.dumps(
+        {k: v for k, v in dict(full_params(r, "add-sg-self-rule"), group_id=near).items() if k != "vpc_id"}
+    )
+    before = env.snapshot(r)
+    _code, out, _ = _run(capsys, "fix", r.uuid, "--action", "add-sg-self-rule", "--params", params, "--json")
+    data = json.loads(out)
+    assert data["status"] == "refused" and "not one of the ESM's security groups" in data["error"], data
+    _run(capsys, "fix", r.uuid, "--action", "add-sg-self-rule", "--params", params, "--apply", "--yes", "--json")
+    assert env.snapshot(r) == before

@@ -303,15 +303,14 @@ def test_invalid_params_never_reach_aws(env: Any) -> None:
     assert _apply(env, r, "no-such-action", {})["status"] == "invalid"
 
 
-@pytest.mark.parametrize("port", [9092, 443])
-def test_msk_ports_must_be_broker_ports(env: Any, port: int) -> None:
+@pytest.mark.parametrize("port", [9092, 9094, 443, 22])
+def test_msk_ports_are_the_auth_modes_ports(env: Any, port: int) -> None:
+    """The cluster uses IAM (9098): any other port, even another MSK listener's, is refused."""
     r = env.build("missing-sg-self-rule")
+    assert full_params(r, "add-sg-self-rule")["ports"] == [9098]
     params = dict(full_params(r, "add-sg-self-rule"), ports=[port])
     res = _plan(env, r, "add-sg-self-rule", params)
-    if port == 9092:
-        assert res["status"] == "planned"
-    else:
-        assert res["status"] == "refused" and "not MSK broker ports" in res["plan"]["refused"]
+    assert res["status"] == "refused" and "not the ESM's broker ports (9098, from auth mode iam)" in res["error"]
 
 
 def test_endpoint_plan_warns_about_other_workloads_in_the_vpc(env: Any) -> None:
@@ -329,3 +328,66 @@ def test_endpoint_plan_warns_about_other_workloads_in_the_vpc(env: Any) -> None:
     (warning,) = plan["plan"]["warnings"]
     assert eni in warning and other_sg in warning and "whole VPC" in warning
     assert plan["plan"]["requires_approval"] is True
+
+
+# ------------------------------------------------------------------------------------- budgets / reasons / tables
+def test_budgets_count_changes_not_throttled_attempts(env: Any) -> None:
+    """Authorize throttled on every attempt: nothing changes, so nothing is spent; the next real change still fits."""
+    from esm_medic.remediate.budget import Budget
+
+    r = env.build("missing-sg-self-rule")
+    params = full_params(r, "add-sg-self-rule")
+    env.with_settings(budget_per_sg=2)
+    sg = params["group_id"]
+    for _ in range(3):
+        with inject(env.aws, "ec2", "authorize_security_group_ingress", "RequestLimitExceeded", when=_not_dry):
+            res = _apply(env, r, "add-sg-self-rule", params)
+        assert res["status"] == "failed" and res["throttled"] is True, res
+        assert "throttled" in res["error"]
+    assert [u.used for u in Budget(env.aws, env.settings).usage([("sg", sg)])] == [0]
+    done = _apply(env, r, "add-sg-self-rule", params)
+    assert done["status"] == "applied", done
+    assert [u.used for u in Budget(env.aws, env.settings).usage([("sg", sg)])] == [1]
+
+
+def test_a_change_that_was_made_counts_even_when_a_later_step_fails(env: Any) -> None:
+    from esm_medic.remediate.budget import Budget
+
+    r = env.build("vpc-dns-off")
+    params = full_params(r, "enable-vpc-dns")
+
+    def hostnames(request: Any) -> bool:
+        body = request.body if isinstance(request.body, str) else request.body.decode()
+        return "EnableDnsHostnames" in body and "Value=true" in body
+
+    with inject(env.aws, "ec2", "modify_vpc_attribute", "Throttling", when=hostnames):
+        res = _apply(env, r, "enable-vpc-dns", params)
+    assert res["status"] == "failed"
+    assert [u.used for u in Budget(env.aws, env.settings).usage([("vpc", r.vpc_id)])] == [1]
+
+
+def test_every_unapplied_outcome_says_why(env: Any) -> None:
+    """A budget-exhausted (ticket) decision carries its reason in ``error``: a ticket never opens with no reason."""
+    r = env.build("missing-sg-self-rule")
+    params = full_params(r, "add-sg-self-rule")
+    env.with_settings(budget_per_sg=1)
+    first = _apply(env, r, "add-sg-self-rule", params)
+    assert engine.rollback(env.aws, first["action_id"], settings=env.settings)["status"] == "rolled-back"
+    res = _apply(env, r, "add-sg-self-rule", params)
+    assert res["status"] == "ticket"
+    assert "budget" in res["error"] and "1/1 changes this window" in res["error"]
+    env.with_settings(default_mode="notify")
+    res = _apply(env, r, "add-sg-self-rule", params)
+    assert res["status"] == "notify" and "mode is notify" in res["error"]
+
+
+@pytest.mark.parametrize("table", ["audit", "state"])
+def test_a_missing_table_is_named(env: Any, table: str) -> None:
+    r = env.build("missing-sg-self-rule")
+    params = full_params(r, "add-sg-self-rule")
+    missing = f"esm-medic-{table}-missing-{env.n}"
+    env.with_settings(**{f"{table}_table": missing})
+    res = _apply(env, r, "add-sg-self-rule", params)
+    assert res["status"] in ("failed", "ticket"), res
+    text = json.dumps(res)
+    assert f"DynamoDB table '{missing}' does not exist" in text, text

@@ -75,7 +75,7 @@ def test_security_groups_are_batched_and_memoised():
         (client_error("UnauthorizedOperation"), "denied"),
         (client_error("AccessDeniedException"), "denied"),
         (client_error("Throttling"), "throttled"),
-        (client_error("InternalFailure"), "unsupported"),
+        (client_error("InternalFailure"), "error"),  # a real 500 stays an error (issue 11)
         (NotImplementedError("moto"), "unsupported"),
         (client_error("InvalidParameterValue"), "error"),
     ],

@@ -75,6 +75,18 @@ class FakeAws:
             return {"Parameter": {"Value": self.parameter}}
         raise AssertionError((service, op))
 
+    def parameters(self) -> Any:
+        """A real Powertools SSMProvider over a stand-in client that answers through ``call``."""
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+        fake = self
+
+        class Client:
+            def get_parameter(self, **kw: Any) -> dict[str, Any]:
+                return fake.call("ssm", "get_parameter", **kw)
+
+        return SSMProvider(boto3_client=Client())  # type: ignore[arg-type]
+
 
 ESM = {"EventSourceMappingArn": "arn:esm", "FunctionArn": "arn:fn"}
 

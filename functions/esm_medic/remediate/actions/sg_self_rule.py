@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from esm_medic.aws import error_code, is_not_found
-from esm_medic.esm import MSK, MSK_PORTS, EsmConfig
+from esm_medic.esm import MSK_PORTS
 from esm_medic.remediate import guard
 from esm_medic.remediate.base import (
     INCIDENT_TAG,
@@ -32,6 +32,7 @@ from esm_medic.remediate.base import (
     tags_for,
 )
 from esm_medic.remediate.registry import register
+from esm_medic.remediate.scope import NetworkScope
 
 DIRECTIONS = ("ingress", "egress")
 KIND = {"ingress": "ingress_rule_ids", "egress": "egress_rule_ids"}
@@ -127,6 +128,7 @@ class AddSgSelfRule(Action):
     }
     restart_polling = True
     step = "network"
+    network_bound = True
 
     @property
     def group_id(self) -> str:
@@ -136,12 +138,23 @@ class AddSgSelfRule(Action):
     def description(self) -> str:
         return f"esm-medic {self.ctx.incident_id}"
 
-    def check_esm(self, esm: EsmConfig) -> list[str]:
-        if esm.source_kind == MSK:
-            bad = sorted(set(self.params["ports"]) - MSK_BROKER_PORTS)
-            if bad:
-                return [f"ports {bad} are not MSK broker ports ({sorted(MSK_BROKER_PORTS)})"]
-        return []
+    def check_scope(self, scope: NetworkScope) -> list[str]:
+        problems = []
+        if scope.outside("sg", [self.group_id]):
+            problems.append(
+                f"{self.group_id} is not one of the ESM's security groups ({', '.join(scope.security_group_ids)})"
+            )
+        vpc = self.params.get("vpc_id")
+        if vpc and scope.outside("vpc", [vpc]):
+            problems.append(f"{vpc} is not the ESM's VPC ({scope.vpc_id})")
+        bad = scope.bad_ports(self.params["ports"])
+        if bad:
+            origin = f"auth mode {scope.auth_mode}" if scope.source == "cluster" else "its bootstrap servers"
+            problems.append(
+                f"ports {bad} are not the ESM's broker ports ({', '.join(map(str, scope.ports)) or 'none'}, "
+                f"from {origin})"
+            )
+        return problems
 
     # ------------------------------------------------------------------ reads
     def _group(self) -> dict[str, Any] | None:
@@ -170,12 +183,18 @@ class AddSgSelfRule(Action):
     # ------------------------------------------------------------------ plan
     def plan(self) -> Plan:
         plan = self.new_plan(f"Allow the broker port(s) {self.params['ports']} within {self.group_id}")
+        if self.refuse_outside_scope(plan):
+            return self.finish_plan(plan)
         group = self._group()
         if group is None:
             plan.refused = f"security group {self.group_id} does not exist"
             return self.finish_plan(plan)
         vpc_id = str(group.get("VpcId") or "")
-        if self.params.get("vpc_id") and vpc_id and self.params["vpc_id"] != vpc_id:
+        expected = self.ctx.scope.vpc_id if self.ctx.scope is not None else ""
+        if vpc_id != expected:
+            plan.refused = f"{self.group_id} is in {vpc_id or 'no VPC'}, not in the ESM's VPC {expected}"
+            return self.finish_plan(plan)
+        if self.params.get("vpc_id") and self.params["vpc_id"] != vpc_id:
             plan.refused = f"{self.group_id} is in {vpc_id}, not in {self.params['vpc_id']}"
             return self.finish_plan(plan)
         rules = self._rules()

@@ -20,6 +20,7 @@ from esm_medic.remediate.base import (
     VerifyResult,
 )
 from esm_medic.remediate.registry import register
+from esm_medic.remediate.scope import NetworkScope
 
 ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")  # the order they must be turned on in
 _KEY = {"enableDnsSupport": "EnableDnsSupport", "enableDnsHostnames": "EnableDnsHostnames"}
@@ -43,6 +44,12 @@ class EnableVpcDns(Action):
     creates_resources: ClassVar[dict[str, str]] = {}
     restart_polling = True
     step = "dns"
+    network_bound = True
+
+    def check_scope(self, scope: NetworkScope) -> list[str]:
+        if scope.outside("vpc", [self.vpc_id]):
+            return [f"{self.vpc_id} is not the ESM's VPC ({scope.vpc_id})"]
+        return []
 
     @property
     def vpc_id(self) -> str:
@@ -71,6 +78,8 @@ class EnableVpcDns(Action):
 
     def plan(self) -> Plan:
         plan = self.new_plan(f"Turn on {', '.join(self.params['attributes'])} on {self.vpc_id}")
+        if self.refuse_outside_scope(plan):
+            return self.finish_plan(plan)
         values = self._values()
         if values is None:
             plan.refused = f"VPC {self.vpc_id} does not exist"
