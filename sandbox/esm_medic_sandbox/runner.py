@@ -37,7 +37,7 @@ from typing import Any
 
 from esm_medic.aws import Aws, error_code
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachine" / "remediate.asl.json"
 
 WORKFLOW_HANDLERS = ("start", "classify", "diagnose", "decide", "remediate", "verify", "rollback", "record")
