@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from esm_medic.aws import error_code
 from esm_medic.steps import step_index
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,9 +42,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.config import Settings
 
 #: final outcomes of an execution, plus the intermediate ``pending-approval``
-OUTCOMES = ("recovered", "healthy-noop", "ticketed", "failed-with-ticket", "notified", "skipped", "pending-approval")
+OUTCOMES = (
+    "recovered",
+    "healthy-noop",
+    "ticketed",
+    "failed-with-ticket",
+    "notified",
+    "skipped",
+    "joined",
+    "pending-approval",
+)
 FINAL_OUTCOMES = tuple(o for o in OUTCOMES if o != "pending-approval")
-ROUTES = ("auto", "approve", "ticket", "notify", "skip")
+ROUTES = ("auto", "approve", "ticket", "notify", "skip", "join")
+#: an incident claim outlives the longest wait of its owner (approval + verification) by this margin
+CLAIM_MARGIN_SECONDS = 900
+#: a finished owner's claim lingers this long (late executions of the same storm join it)
+CLAIM_COOLDOWN_SECONDS = 900
 #: policy outcome (esm_medic.policy.Decision.outcome) -> workflow route
 POLICY_ROUTE = {"auto": "auto", "approve": "approve", "ticket": "ticket", "notify": "notify", "shadow": "notify"}
 
@@ -262,8 +276,6 @@ def start_workflow(aws: Aws, state_machine_arn: str, event: Any) -> dict[str, An
     Returns ``{"started", "duplicate", "ignored", "execution_name", "execution_arn", "uuid", "incident_id",
     "reason"}``. Raises InputRejected for malformed events (the handler turns it into a clean result).
     """
-    from esm_medic.aws import error_code
-
     try:
         wi = normalise_event(event)
     except InputRejected as exc:
@@ -472,6 +484,8 @@ class RouteDecision:
     checks: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] | None = None
     planned_action_id: str | None = None  # the engine's 'planned' audit row an approval is bound to
+    root_cause_fingerprint: str = ""
+    claim: dict[str, Any] = field(default_factory=dict)
     elapsed_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -483,11 +497,24 @@ class NotApplied(RuntimeError):
 
 
 class RemediationFailed(RuntimeError):
-    """The engine tried to apply and failed (what it had created was removed again)."""
+    """The engine tried to apply and failed (what it had created was removed again); the message names the
+    action id (``[action act-...]``) so the after-error rollback touches only this execution's action."""
 
-    def __init__(self, message: str, *, throttled: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, throttled: bool = False, action_id: str | None = None) -> None:
+        super().__init__(f"{message} [action {action_id}]" if action_id else message)
         self.throttled = throttled
+        self.action_id = action_id
+
+
+class TableMissing(RuntimeError):
+    """A DynamoDB table esm-medic needs does not exist; the message names it."""
+
+
+class LockConflict(RuntimeError):
+    """Another run holds the ESM lock: this execution joins the running incident (no ticket, no rollback)."""
+
+
+ACTION_ID_IN_ERROR = re.compile(r"\[action (act-[0-9a-f]{8,64})\]")
 
 
 def fix_request(uuid: str, classification: Mapping[str, Any], diagnosis: Mapping[str, Any]) -> dict[str, Any]:
@@ -510,6 +537,101 @@ def _plan_error_is_throttling(result: Mapping[str, Any]) -> bool:
     return bool(details.get("throttled")) or "throttl" in str(result.get("error") or "").lower()
 
 
+def root_cause_fingerprint(uuid: str, diagnosis: Mapping[str, Any]) -> str:
+    """16 hex chars naming (ESM, root cause, fix): every incident of one cause on one ESM shares it, whatever the
+    status text; incidents, approval requests and tickets are keyed by it."""
+    rc = _obj(diagnosis, "root_cause")
+    parts = [uuid.lower(), str(rc.get("id") or diagnosis.get("step") or "unknown"), str(rc.get("fix") or "ticket")]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def claim_ttl(run: Mapping[str, Any]) -> int:
+    """How long an owner may hold an incident: its approval wait plus its verification window, plus a margin."""
+
+    def num(key: str, default: int) -> int:
+        try:
+            value = run.get(key)
+            return default if value is None else max(0, int(value))
+        except (TypeError, ValueError):
+            return default
+
+    verify = num("verify_max_attempts", 12) * max(1, num("verify_max_wait_seconds", 300))
+    return num("approval_timeout_seconds", 86400) + verify + CLAIM_MARGIN_SECONDS
+
+
+def _esm_ok_now(aws: Aws, uuid: str) -> bool:
+    item = aws.call("lambda", "get_event_source_mapping", UUID=uuid)
+    status = status_of(item)
+    return status["State"] == "Enabled" and bool(classify_status(status, uuid).get("healthy"))
+
+
+def claim_incident(
+    aws: Aws,
+    settings: Settings,
+    *,
+    uuid: str,
+    incident_id: str,
+    execution: str,
+    key: str,
+    ttl_seconds: int,
+) -> dict[str, Any]:
+    """Own the (ESM, root cause) incident ``key`` or join its owner.
+
+    Returns ``{"key", "won", "owner", "joined_execution", "joined_incident", "holder_state", "holder_outcome"}``.
+    The first execution owns it; a later one joins (its name is recorded on the claim) unless the owner finished
+    with ``recovered`` and the ESM fails again now (then it takes over). Without an execution name (a direct
+    call) nothing is claimed.
+    """
+    from esm_medic.remediate.lock import IncidentClaim
+
+    out: dict[str, Any] = {
+        "key": key,
+        "won": True,
+        "owner": execution,
+        "joined_execution": None,
+        "joined_incident": None,
+        "holder_state": None,
+        "holder_outcome": None,
+    }
+    if not execution:
+        return out
+    claim = IncidentClaim(aws, uuid, key, table=settings.state_table)
+    for _ in range(4):
+        if claim.acquire(execution, incident_id, ttl_seconds):
+            return out
+        holder = claim.holder()
+        if holder is None:  # released between the two calls
+            continue
+        if holder.state == "done" and holder.outcome == "recovered" and not _esm_ok_now(aws, uuid):
+            if claim.take_over(execution, incident_id, ttl_seconds, holder.owner):
+                return out
+            continue
+        claim.join(execution)
+        out.update(
+            won=False,
+            owner=holder.owner,
+            joined_execution=holder.owner,
+            joined_incident=holder.incident_id,
+            holder_state=holder.state,
+            holder_outcome=holder.outcome or None,
+        )
+        return out
+    raise StepFailed(f"the incident claim {key} of ESM {uuid} kept changing hands; retry")
+
+
+def finish_claim(aws: Aws, record: Mapping[str, Any], cooldown_seconds: int = CLAIM_COOLDOWN_SECONDS) -> bool:
+    """The owner recorded its final outcome: mark its claim done (joiners of the cool-down see the outcome)."""
+    from esm_medic.remediate.lock import IncidentClaim
+    from esm_medic.tables import STATE
+
+    key = str(record.get("root_cause_fingerprint") or "")
+    owner = str(record.get("claim_owner") or "")
+    if not key or not owner or owner != record.get("execution"):
+        return False
+    claim = IncidentClaim(aws, str(record["uuid"]), key, table=STATE.name)
+    return claim.finish(owner, str(record.get("outcome") or ""), cooldown_seconds)
+
+
 def decide_step(
     aws: Aws,
     *,
@@ -518,9 +640,13 @@ def decide_step(
     classification: Mapping[str, Any],
     diagnosis: Mapping[str, Any],
     settings: Settings | None = None,
+    execution: str = "",
+    run: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decide task: the diagnosis' fix -> the engine's read-only plan + policy decision -> route (:data:`ROUTES`).
 
+    First the execution claims the incident (ESM + root-cause fingerprint, :func:`claim_incident`); an execution
+    that finds it owned by another one gets route ``join`` and plans nothing (no approval request, no ticket).
     A plan the engine could not make because AWS kept throttling raises :class:`StepFailed` with
     ``throttled`` so the handler maps it to ``Throttled`` (retried by the state machine).
     """
@@ -532,13 +658,35 @@ def decide_step(
     rc = _obj(diagnosis, "root_cause")
     action = str(rc.get("fix") or "ticket")
     summary = str(rc.get("summary") or "")
+    key = root_cause_fingerprint(uuid, diagnosis)
+    claim: dict[str, Any] = {"key": key, "won": True, "owner": execution or None}
 
     def done(d: RouteDecision) -> dict[str, Any]:
         d.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        d.root_cause_fingerprint = key
+        d.claim = claim
         return d.to_dict()
 
     if diagnosis.get("state") in ("Deleted", "NotKafka"):
         return done(RouteDecision("skip", "n/a", f"nothing to fix: {summary}", fix="none"))
+
+    claim = claim_incident(
+        aws,
+        settings,
+        uuid=uuid,
+        incident_id=incident_id,
+        execution=execution,
+        key=key,
+        ttl_seconds=claim_ttl(run or {}),
+    )
+    if not claim["won"]:
+        held = "finished" if claim["holder_state"] == "done" else "is handling"
+        outcome = f" ({claim['holder_outcome']})" if claim["holder_outcome"] else ""
+        reason = (
+            f"joined the running incident: execution {claim['joined_execution']} {held} this cause{outcome} "
+            f"(incident {claim['joined_incident']}); nothing else is done here"
+        )
+        return done(RouteDecision("join", "n/a", reason, fix=action))
 
     request = fix_request(uuid, classification, diagnosis)
     result = engine.plan_fix(aws, request, incident_id=incident_id, settings=settings)
@@ -655,8 +803,12 @@ def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings |
         restart_info = engine.restart_esm(aws, uuid, settings=settings)
     elif status == "failed":
         raise RemediationFailed(
-            f"applying {result.get('action')} failed: {result.get('error')}", throttled=bool(result.get("throttled"))
+            f"applying {result.get('action')} failed: {result.get('error')}",
+            throttled=bool(result.get("throttled")),
+            action_id=str(result.get("action_id") or "") or None,
         )
+    elif status == "locked":
+        raise LockConflict(f"the ESM lock is held by another run: {result.get('error') or ''}".strip())
     elif status not in ("applied",):
         raise NotApplied(f"the engine did not apply {result.get('action')}: {status}: {result.get('error') or ''}")
     return {
@@ -670,6 +822,9 @@ def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings |
         "after": result.get("after") or {},
         "created": result.get("created") or {},
         "status": status,
+        "execution": str(payload.get("execution") or ""),
+        "joined": False,
+        "joined_execution": None,
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 
@@ -791,16 +946,25 @@ def is_better(before_step: str, now_step: str) -> bool:
     return b >= 0 and n > b
 
 
-def incident_actions(aws: Aws, uuid: str, incident_id: str, settings: Settings) -> list[str]:
-    """Action ids of this incident that started changing something (from the audit log), oldest first."""
+def failed_actions(error: Mapping[str, Any] | None) -> list[str]:
+    """The action ids this execution's failed remediation names (``[action act-...]`` in the Catch's cause)."""
+    text = str((error or {}).get("Cause") or "")
+    ids: list[str] = []
+    for action_id in ACTION_ID_IN_ERROR.findall(text):
+        if action_id not in ids:
+            ids.append(action_id)
+    return ids
+
+
+def left_behind(aws: Aws, action_id: str, settings: Settings) -> bool:
+    """True when the audit shows that ``action_id`` left something in place (a ``failed`` row that still lists
+    what it created, because the engine's own cleanup failed)."""
     from esm_medic.remediate.audit import AuditLog
 
-    ids: list[str] = []
-    for row in AuditLog(aws, settings.audit_table).rows_for(uuid):
-        mine = row.incident_id == incident_id and row.action != "workflow"
-        if mine and row.status in ("started", "applied") and row.action_id not in ids:
-            ids.append(row.action_id)
-    return ids
+    rows = AuditLog(aws, settings.audit_table).by_action(action_id)
+    if any(r.status == "rolled-back" for r in rows):
+        return False
+    return any(r.status == "failed" and any(r.created.values()) for r in rows)
 
 
 def rollback_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
@@ -808,16 +972,14 @@ def rollback_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | 
 
     ``mode == "verify-failed"``: undo the applied action when the ESM is no better than before (the same or an
     earlier set-up step failing); keep it when the ESM now gets further. ``mode == "after-error"``: remediation
-    raised; undo whatever this incident started changing (found in the audit log); usually nothing is left, as
-    the engine cleans up a failed apply itself.
+    failed; undo what THIS execution's failed action left behind (named by the error, ``payload["error"]``) when
+    the engine's own cleanup did not remove it. Never another execution's action, never the incident's others.
     """
     from esm_medic.config import Settings
     from esm_medic.remediate import engine
 
     started = time.perf_counter()
     settings = settings or Settings.from_env()
-    uuid = str(payload["uuid"])
-    incident_id = str(payload["incident_id"])
     mode = str(payload.get("mode") or "verify-failed")
     diagnosis = _obj(payload, "diagnosis")
     verification = _obj(payload, "verification")
@@ -843,7 +1005,7 @@ def rollback_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | 
         if mode == "verify-failed":
             ids = [str(record["action_id"])] if record.get("action_id") else []
         else:
-            ids = incident_actions(aws, uuid, incident_id, settings)
+            ids = [a for a in failed_actions(_obj(payload, "error")) if left_behind(aws, a, settings)]
         removed: dict[str, list[str]] = {}
         restored: dict[str, Any] = {}
         for action_id in ids:
@@ -859,7 +1021,7 @@ def rollback_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | 
         out.update(removed=removed, restored=restored)
         if mode == "after-error":
             out["reason"] = (
-                "Remediation failed; what this incident had changed was rolled back."
+                "Remediation failed; what this execution's attempt had left in place was rolled back."
                 if out["rolled_back"]
                 else "Remediation failed; nothing it started was left in place."
             )
@@ -977,8 +1139,18 @@ def outcome_record(payload: Mapping[str, Any]) -> dict[str, Any]:
         "rolled_back": _get(state, "rollback", "rolled_back"),
         "ticket_id": _get(state, "ticket", "ticket_id"),
         "ticket_location": _get(state, "ticket", "location"),
+        "root_cause_fingerprint": _get(state, "decision", "root_cause_fingerprint"),
+        "claim_owner": _get(state, "decision", "claim", "owner"),
         "timings": timings(state, at),
     }
+    delivery = [e for e in (_get(state, "ticket", "errors") or []) if e]
+    delivery += [e for e in (_get(state, "notification", "result", "errors") or []) if e]
+    if delivery:
+        record["delivery_errors"] = delivery[:20]  # undelivered sinks stay with the incident
+    joined = _get(state, "decision", "claim", "joined_execution") or _get(state, "action_record", "joined_execution")
+    if joined and record["outcome"] == "joined":
+        record["joined_execution"] = joined
+        record["joined_incident"] = _get(state, "decision", "claim", "joined_incident")
     if failure:
         failed_step, error, message = failure_summary(state)
         record.update(failed_step=failed_step, error=error)
@@ -1020,6 +1192,11 @@ def record_outcome(aws: Aws, payload: Mapping[str, Any]) -> dict[str, Any]:
         except Exception as exc:  # the record must still be written
             record["ticket_error"] = f"{type(exc).__name__}: {exc}"[:500]
     keys = write_outcome(aws, record)
+    if record["final"]:
+        try:
+            finish_claim(aws, record)
+        except Exception as exc:  # the claim expires by itself; the outcome is what matters
+            record["claim_error"] = f"{type(exc).__name__}: {exc}"[:500]
     return {"outcome": record["outcome"], "recorded": keys, "record": record}
 
 
@@ -1047,7 +1224,12 @@ def write_outcome(aws: Aws, record: Mapping[str, Any]) -> dict[str, Any]:
         "record": {"S": json.dumps(record, default=str, separators=(",", ":"))},
         "expires_at": {"N": str(expires)},
     }
-    aws.call("dynamodb", "put_item", TableName=STATE.name, Item=item)
+    try:
+        aws.call("dynamodb", "put_item", TableName=STATE.name, Item=item)
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise TableMissing(f"the STATE table {STATE.name!r} does not exist ({STATE.env}): {exc}") from exc
+        raise
     action_id = f"wf-{execution}-{record['outcome']}"[:200]
     audit = AuditLog(aws, AUDIT.name)
     existing = list(audit.by_action(action_id)) if record.get("final", True) else []

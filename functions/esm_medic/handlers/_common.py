@@ -33,12 +33,15 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -49,6 +52,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600
 
 logger = Logger(service=SERVICE)
+# a handler whose metrics all went out as single metrics leaves the shared set empty: that is not a problem
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 Handler = Callable[[Any, Any], Any]
@@ -70,6 +75,13 @@ class Transient(WorkflowError):
 class InvalidInput(WorkflowError):
     """The event does not match the handler's input schema; never retried."""
 
+
+class PersistenceUnavailable(WorkflowError):
+    """The idempotency store (a DynamoDB table, named in the message) cannot be read or written."""
+
+
+#: errors the state machine routes to a normal path (join the running incident, ticket); logged without a trace
+EXPECTED_ERRORS = frozenset({"RemediationInProgress", "LockConflict", "NotApplied", "Rejected"})
 
 _TRANSIENT_NAMES = frozenset(
     {
@@ -183,11 +195,23 @@ def get_tracer() -> Any:
 
 # ---------------------------------------------------------------------------------------------- metrics
 def count(name: str, value: float = 1, **dimensions: str) -> None:
-    """Add one EMF count metric; ``dimensions`` (e.g. step="network") apply to this invocation's metrics."""
-    for dim, val in dimensions.items():
-        if val:
-            metrics.add_dimension(name=dim, value=str(val)[:250])
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    """One EMF count metric (PascalCase name). Without dimensions it joins the invocation's shared metric set
+    (dimension ``service`` only); with ``dimensions`` (e.g. ``step="network"``) it is its own metric set
+    (Powertools ``single_metric``), so no dimension leaks onto any other metric."""
+    dims = {dim: str(val)[:250] for dim, val in dimensions.items() if val}
+    if not dims:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        return
+    if is_metrics_disabled():
+        return
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE, **dims},
+    ):
+        pass
 
 
 def correlation_id(event: Any) -> str | None:
@@ -228,8 +252,11 @@ def lambda_entry(name: str, *, schema: str | None = None) -> Callable[[Handler],
                     result = fn(event, context)
             except Exception as exc:
                 mapped = translate_error(exc)
-                count("errors", 1, handler=name, error=type(mapped).__name__)
-                logger.exception("handler %s failed: %s", name, type(mapped).__name__)
+                count("HandlerErrors", 1, handler=name, error=type(mapped).__name__)
+                if type(mapped).__name__ in EXPECTED_ERRORS:  # a routed outcome, not a fault
+                    logger.info("handler %s: %s: %s", name, type(mapped).__name__, mapped)
+                else:
+                    logger.exception("handler %s failed: %s", name, type(mapped).__name__)
                 if mapped is exc:
                     raise
                 raise mapped from exc
@@ -295,7 +322,19 @@ def idempotent_call(
     wrapped, config = cached
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
-    result: dict[str, Any] = wrapped(request=request)
+    try:
+        result: dict[str, Any] = wrapped(request=request)
+    except IdempotencyPersistenceLayerError as exc:
+        from esm_medic.aws import error_code, is_throttling
+
+        cause = exc.__cause__
+        code = error_code(cause) if cause is not None else ""
+        if cause is not None and is_throttling(cause):
+            raise Throttled(f"{name}: the idempotency table {table!r} is throttled: {exc}") from exc
+        what = "does not exist" if code == "ResourceNotFoundException" else f"cannot be used ({code or exc})"
+        raise PersistenceUnavailable(
+            f"{name}: the idempotency table {table!r} ({IDEMPOTENCY.env}) {what}: {exc}"
+        ) from exc
     return result
 
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from esm_medic.handlers._common import InvalidInput, count, lambda_entry, logger
+from esm_medic.workflow import InputRejected, classify_step
 
 
 @lambda_entry("classify", schema="classify")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from esm_medic.workflow import InputRejected, classify_step
-
     try:
         result = classify_step(event)
     except InputRejected as exc:
         raise InvalidInput(f"classify: {exc.reason}") from None
     logger.set_correlation_id(result["uuid"])
     c = result["classification"]
-    count("classified", step=str(c.get("step")), entry=str(c.get("entry") or "unknown"))
+    count("Classified", step=str(c.get("step")), entry=str(c.get("entry") or "unknown"))
     return result

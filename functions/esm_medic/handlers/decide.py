@@ -1,23 +1,25 @@
-"""Decide task: the diagnosis' fix, its read-only plan, and the policy decision (mode, kill switch, budget,
-safety class, verification history) -> route auto | approve | ticket | notify | skip."""
+"""Decide task: claim the incident (ESM + root-cause fingerprint; a later execution joins the owner), then the
+diagnosis' fix, its read-only plan, and the policy decision (mode, kill switch, budget, safety class,
+verification history) -> route auto | approve | ticket | notify | skip | join."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from esm_medic.handlers._common import count, get_aws, lambda_entry
+from esm_medic.workflow import decide_step
 
 
 @lambda_entry("decide", schema="decide")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from esm_medic.workflow import decide_step
-
     result = decide_step(
         get_aws(),
         uuid=event["uuid"],
         incident_id=event["incident_id"],
         classification=event["classification"],
         diagnosis=event["diagnosis"],
+        execution=str(event.get("execution") or ""),
+        run=event.get("run") or {},
     )
-    count("decided", step=str(event["diagnosis"].get("step")), route=str(result["route"]))
+    count("Decided", step=str(event["diagnosis"].get("step")), route=str(result["route"]))
     return result

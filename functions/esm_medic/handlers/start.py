@@ -28,15 +28,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         result = start_workflow(get_aws(), arn, event)
     except InputRejected as exc:
         logger.warning("event rejected: %s", exc.reason)
-        count("rejected")
+        count("EventsRejected")
         return {"started": False, "duplicate": False, "ignored": False, "rejected": True, "reason": exc.reason}
     if result.get("started"):
-        count("started")
+        count("ExecutionsStarted")
         logger.info("started %s", result.get("execution_name"))
     elif result.get("duplicate"):
-        count("duplicates")
+        count("DuplicateEvents")
         logger.info("duplicate event: %s already exists", result.get("execution_name"))
     else:
-        count("ignored")
+        count("EventsIgnored")
         logger.info("ignored: %s", result.get("reason"))
     return result
