@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -322,6 +321,9 @@ def idempotent_call(
     wrapped, config = cached
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
+    # imported here: the idempotency package pulls in boto3 (~170 ms measured), which most handlers never need
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
+
     try:
         result: dict[str, Any] = wrapped(request=request)
     except IdempotencyPersistenceLayerError as exc:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from esm_medic.handlers._common import InvalidInput, count, lambda_entry, logger
-from esm_medic.workflow import InputRejected, classify_step
 
 
 @lambda_entry("classify", schema="classify")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
+    from esm_medic.workflow import InputRejected, classify_step
+
     try:
         result = classify_step(event)
     except InputRejected as exc:

@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from esm_medic.handlers._common import count, get_aws, lambda_entry
-from esm_medic.workflow import decide_step
 
 
 @lambda_entry("decide", schema="decide")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
+    from esm_medic.workflow import decide_step
+
     result = decide_step(
         get_aws(),
         uuid=event["uuid"],

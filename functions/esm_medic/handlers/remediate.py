@@ -22,10 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
 from esm_medic.handlers._common import WorkflowError, count, get_aws, idempotent_call, lambda_entry, logger
-from esm_medic.workflow import remediate_step
 
 IDEMPOTENCY_KEY = "[uuid, incident_id, plan.action, plan.fingerprint]"
 DEFAULT_TTL_SECONDS = 3600  # duplicates arrive within minutes; a later, legitimate retry must not be blocked
@@ -36,11 +33,17 @@ class RemediationInProgress(WorkflowError):
 
 
 def _apply(request: dict[str, Any]) -> dict[str, Any]:
+    # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
+    from esm_medic.workflow import remediate_step
+
     return remediate_step(get_aws(), request)
 
 
 @lambda_entry("remediate", schema="remediate")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # the idempotency package imports boto3 (~170 ms); only this call needs it
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
     ttl = int(os.environ.get("ESM_MEDIC_REMEDIATE_IDEMPOTENCY_TTL_SECONDS") or DEFAULT_TTL_SECONDS)
     try:
         result = idempotent_call(
