@@ -11,6 +11,7 @@ import pytest
 
 from esm_medic import workflow as wf
 from esm_medic.handlers import _common
+from esm_medic.workflow import claim as claim_module
 
 UUID = "61950a11-223c-41cc-a76f-8cc3540a00b8"
 DIAGNOSIS = {"step": "network", "root_cause": {"id": "sg-no-self-rule", "fix": "add-sg-self-rule"}}
@@ -65,10 +66,10 @@ def test_a_finished_claim_is_joined_unless_the_recovered_esm_fails_again(aws: An
     record = {"uuid": UUID, "execution": "exec-a", "outcome": "recovered", "root_cause_fingerprint": key}
     assert wf.finish_claim(aws, {**record, "claim_owner": "exec-b"}) is False  # only the owner finishes it
     assert wf.finish_claim(aws, {**record, "claim_owner": "exec-a"}) is True
-    monkeypatch.setattr(wf, "_esm_ok_now", lambda aws, uuid: True)
+    monkeypatch.setattr(claim_module, "_esm_ok_now", lambda aws, uuid: True)
     late = claim(aws, "exec-b")
     assert late["won"] is False and late["holder_state"] == "done" and late["holder_outcome"] == "recovered"
-    monkeypatch.setattr(wf, "_esm_ok_now", lambda aws, uuid: False)
+    monkeypatch.setattr(claim_module, "_esm_ok_now", lambda aws, uuid: False)
     assert claim(aws, "exec-c")["won"] is True  # the cause is back: a new owner
 
 

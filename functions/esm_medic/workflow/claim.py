@@ -1,0 +1,109 @@
+"""One incident per ESM and root cause: the first execution owns it, later ones join it (no second change,
+approval request or ticket). Storage: :class:`esm_medic.remediate.lock.IncidentClaim`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from esm_medic.config import Settings
+from esm_medic.remediate.lock import IncidentClaim
+from esm_medic.tables import STATE
+from esm_medic.workflow.classify import classify_status
+from esm_medic.workflow.common import CLAIM_COOLDOWN_SECONDS, CLAIM_MARGIN_SECONDS, StepFailed, obj, status_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from esm_medic.aws import Aws
+
+
+def root_cause_fingerprint(uuid: str, diagnosis: Mapping[str, Any]) -> str:
+    """16 hex chars naming (ESM, root cause, fix): every incident of one cause on one ESM shares it, whatever the
+    status text; incidents, approval requests and tickets are keyed by it."""
+    rc = obj(diagnosis, "root_cause")
+    parts = [uuid.lower(), str(rc.get("id") or diagnosis.get("step") or "unknown"), str(rc.get("fix") or "ticket")]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def claim_ttl(run: Mapping[str, Any]) -> int:
+    """How long an owner may hold an incident: its approval wait plus its verification window, plus a margin."""
+
+    def num(key: str, default: int) -> int:
+        try:
+            value = run.get(key)
+            return default if value is None else max(0, int(value))
+        except (TypeError, ValueError):
+            return default
+
+    verify = num("verify_max_attempts", 12) * max(1, num("verify_max_wait_seconds", 300))
+    return num("approval_timeout_seconds", 86400) + verify + CLAIM_MARGIN_SECONDS
+
+
+def _esm_ok_now(aws: Aws, uuid: str) -> bool:
+    item = aws.call("lambda", "get_event_source_mapping", UUID=uuid)
+    status = status_of(item)
+    return status["State"] == "Enabled" and bool(classify_status(status, uuid).get("healthy"))
+
+
+def claim_incident(
+    aws: Aws,
+    settings: Settings,
+    *,
+    uuid: str,
+    incident_id: str,
+    execution: str,
+    key: str,
+    ttl_seconds: int,
+) -> dict[str, Any]:
+    """Own the (ESM, root cause) incident ``key`` or join its owner.
+
+    Returns ``{"key", "won", "owner", "joined_execution", "joined_incident", "holder_state", "holder_outcome"}``.
+    The first execution owns it; a later one joins (its name is recorded on the claim) unless the owner finished
+    with ``recovered`` and the ESM fails again now (then it takes over). Without an execution name (a direct
+    call) nothing is claimed.
+    """
+
+    out: dict[str, Any] = {
+        "key": key,
+        "won": True,
+        "owner": execution,
+        "joined_execution": None,
+        "joined_incident": None,
+        "holder_state": None,
+        "holder_outcome": None,
+    }
+    if not execution:
+        return out
+    claim = IncidentClaim(aws, uuid, key, table=settings.state_table)
+    for _ in range(4):
+        if claim.acquire(execution, incident_id, ttl_seconds):
+            return out
+        holder = claim.holder()
+        if holder is None:  # released between the two calls
+            continue
+        if holder.state == "done" and holder.outcome == "recovered" and not _esm_ok_now(aws, uuid):
+            if claim.take_over(execution, incident_id, ttl_seconds, holder.owner):
+                return out
+            continue
+        claim.join(execution)
+        out.update(
+            won=False,
+            owner=holder.owner,
+            joined_execution=holder.owner,
+            joined_incident=holder.incident_id,
+            holder_state=holder.state,
+            holder_outcome=holder.outcome or None,
+        )
+        return out
+    raise StepFailed(f"the incident claim {key} of ESM {uuid} kept changing hands; retry")
+
+
+def finish_claim(aws: Aws, record: Mapping[str, Any], cooldown_seconds: int = CLAIM_COOLDOWN_SECONDS) -> bool:
+    """The owner recorded its final outcome: mark its claim done (joiners of the cool-down see the outcome)."""
+
+    key = str(record.get("root_cause_fingerprint") or "")
+    owner = str(record.get("claim_owner") or "")
+    if not key or not owner or owner != record.get("execution"):
+        return False
+    claim = IncidentClaim(aws, str(record["uuid"]), key, table=STATE.name)
+    return claim.finish(owner, str(record.get("outcome") or ""), cooldown_seconds)
