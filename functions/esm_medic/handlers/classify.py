@@ -1,17 +1,24 @@
-"""Classify task: validate / normalise the execution input and classify the ESM status text (catalogue)."""
+"""Classify task: validate / normalise the execution input and classify the ESM status text (catalogue).
+
+With ``{"recheck": true, "input": <state>}`` (the ``Recheck`` state after a suspected failure's hold) it re-reads
+the ESM through the adapter and classifies its status again (``persists`` or not)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import InvalidInput, count, lambda_entry, logger
+from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry, logger
 
 
 @lambda_entry("classify", schema="classify")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
-    from esm_medic.workflow import InputRejected, classify_step
+    from esm_medic.workflow import InputRejected, classify_step, recheck_step
 
+    if event.get("recheck") is True:  # after a suspected failure's hold: read the ESM again, classify again
+        rechecked = recheck_step(get_aws(), event["input"])
+        count("HoldRechecks", step=str(rechecked["classification"].get("step")), persists=str(rechecked["persists"]))
+        return rechecked
     try:
         result = classify_step(event)
     except InputRejected as exc:

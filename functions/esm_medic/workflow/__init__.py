@@ -45,9 +45,13 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from esm_medic.workflow.classify import (
         CLASSIFICATION_KEYS,
+        MAX_HOLD_SECONDS,
+        TRANSIENT_HOLD_SECONDS,
         classify_status,
         classify_step,
         compact_classification,
+        hold_for,
+        recheck_step,
     )
     from esm_medic.workflow.common import (
         _UUID_RE,
@@ -59,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
         EXECUTION_NAME_MAX,
         FINAL_OUTCOMES,
         INCIDENT_ID_RE,
+        INTERMEDIATE_OUTCOMES,
         MAX_DIAGNOSIS_BYTES,
         MAX_TEXT,
         OUTCOME_SK_PREFIX,
@@ -132,6 +137,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: public name -> the module of this package that defines it
 _EXPORTS: dict[str, str] = {
+    "INTERMEDIATE_OUTCOMES": "common",
+    "MAX_HOLD_SECONDS": "classify",
+    "TRANSIENT_HOLD_SECONDS": "classify",
+    "hold_for": "classify",
+    "recheck_step": "classify",
     "OUTCOMES": "common",
     "FINAL_OUTCOMES": "common",
     "ROUTES": "common",
@@ -213,7 +223,9 @@ __all__ = [
     "EXECUTION_NAME_MAX",
     "FINAL_OUTCOMES",
     "INCIDENT_ID_RE",
+    "INTERMEDIATE_OUTCOMES",
     "MAX_DIAGNOSIS_BYTES",
+    "MAX_HOLD_SECONDS",
     "MAX_TEXT",
     "OUTCOMES",
     "OUTCOME_SK_PREFIX",
@@ -222,6 +234,7 @@ __all__ = [
     "ROUTES",
     "STATUS_FIELDS",
     "STEP_KEYS",
+    "TRANSIENT_HOLD_SECONDS",
     "TRANSITIONAL_STATES",
     "_UUID_RE",
     "InputRejected",
@@ -251,6 +264,7 @@ __all__ = [
     "final_outcome_exists",
     "finish_claim",
     "fix_request",
+    "hold_for",
     "is_better",
     "left_behind",
     "normalise_event",
@@ -258,6 +272,7 @@ __all__ = [
     "open_failure_ticket",
     "outcome_record",
     "outcomes",
+    "recheck_step",
     "record_outcome",
     "remediate_step",
     "rollback_step",

@@ -17,9 +17,13 @@ OUTCOMES = (
     "notified",
     "skipped",
     "joined",
+    "transient",
     "pending-approval",
+    "suspected",
 )
-FINAL_OUTCOMES = tuple(o for o in OUTCOMES if o != "pending-approval")
+#: outcomes recorded before a wait (overwritten by the final one)
+INTERMEDIATE_OUTCOMES = ("pending-approval", "suspected")
+FINAL_OUTCOMES = tuple(o for o in OUTCOMES if o not in INTERMEDIATE_OUTCOMES)
 ROUTES = ("auto", "approve", "ticket", "notify", "skip", "join")
 #: an incident claim outlives the longest wait of its owner (approval + verification) by this margin
 CLAIM_MARGIN_SECONDS = 900

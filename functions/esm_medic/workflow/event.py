@@ -76,6 +76,8 @@ def _from_status_change(event: Mapping[str, Any]) -> WorkflowInput:
         raise InputRejected(exc.reason) from None
     if not change.is_error:
         raise InputRejected(f"ESM {change.uuid} reports no error (recovered or healthy): nothing to do", ignored=True)
+    raw_detail = event.get("detail")
+    detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, Mapping) else {}
     return _from_parts(
         change.uuid,
         status_of(change.new),
@@ -83,7 +85,19 @@ def _from_status_change(event: Mapping[str, Any]) -> WorkflowInput:
         trigger=change.trigger,
         event=compact_event(event),
         observed_at=change.observed_at,
+        phase=str(detail.get("phase") or ""),
+        hold_seconds=_seconds(detail.get("holdSeconds")),
     )
+
+
+def _seconds(value: Any) -> int:
+    """A non-negative whole number of seconds (0 for anything else)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return 0
+    try:
+        return max(0, int(float(value)))
+    except ValueError:
+        return 0
 
 
 def _from_workflow_input(event: Mapping[str, Any]) -> WorkflowInput:
@@ -100,6 +114,8 @@ def _from_workflow_input(event: Mapping[str, Any]) -> WorkflowInput:
         event=dict(raw_event) if isinstance(raw_event, Mapping) else {},
         observed_at=str(event.get("observed_at") or ""),
         fingerprint=str(event.get("fingerprint") or ""),
+        phase=str(event.get("phase") or ""),
+        hold_seconds=_seconds(event.get("hold_seconds")),
     )
 
 
@@ -112,6 +128,8 @@ def _from_parts(
     event: dict[str, Any],
     observed_at: str = "",
     fingerprint: str = "",
+    phase: str = "",
+    hold_seconds: int = 0,
 ) -> WorkflowInput:
     if not _UUID_RE.match(uuid):
         raise InputRejected(f"not an event source mapping uuid: {uuid[:80]!r}")
@@ -134,4 +152,6 @@ def _from_parts(
         status=status,
         event=event,
         observed_at=observed_at or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        phase="suspected" if phase == "suspected" else "",
+        hold_seconds=hold_seconds if phase == "suspected" else 0,
     )

@@ -18,6 +18,8 @@ class WorkflowInput:
     status: dict[str, str]
     event: dict[str, Any]
     observed_at: str = ""
+    phase: str = ""  # "suspected": detection emitted before its hold elapsed; the workflow waits it out
+    hold_seconds: int = 0
 
     def to_input(self) -> dict[str, Any]:
         return {
@@ -28,6 +30,8 @@ class WorkflowInput:
             "status": self.status,
             "observed_at": self.observed_at,
             "event": self.event,
+            "phase": self.phase,
+            "hold_seconds": self.hold_seconds,
         }
 
     def to_dict(self) -> dict[str, Any]:
