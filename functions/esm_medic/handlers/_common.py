@@ -21,7 +21,8 @@ A handler module is thin::
   with active tracing (``_X_AMZN_TRACE_ID`` set) and ``POWERTOOLS_TRACE_DISABLED`` not true.
 
 :func:`get_aws` returns one :class:`esm_medic.aws.Aws` per container (retry budget from
-``ESM_MEDIC_AWS_MAX_ATTEMPTS``, default 8). :func:`idempotent_call` runs a side effect at most once per key with
+``ESM_MEDIC_AWS_MAX_ATTEMPTS``, else the caller's default: :data:`WORKFLOW_MAX_ATTEMPTS` for the workflow's tasks,
+which Step Functions retries, else 8). :func:`idempotent_call` runs a side effect at most once per key with
 Powertools idempotency on the IDEMPOTENCY table (``ESM_MEDIC_IDEMPOTENCY_TABLE``); the persistence layer is built
 on first use so import time stays small.
 """
@@ -118,15 +119,22 @@ _AWS_LOCK = threading.Lock()
 _AWS: dict[tuple[str, int], Aws] = {}
 
 
-def get_aws() -> Aws:
-    """One adapter per container (per region / retry budget), reused across invocations."""
+#: the workflow's tasks rely on Step Functions Retry (Throttled / Transient, with backoff), not on stacked SDK
+#: retries: their adapter tries each call this often (``ESM_MEDIC_AWS_MAX_ATTEMPTS`` still overrides it)
+WORKFLOW_MAX_ATTEMPTS = 2
+
+
+def get_aws(default_attempts: int | None = None) -> Aws:
+    """One adapter per container (per region / retry budget), reused across invocations. The budget is
+    ``ESM_MEDIC_AWS_MAX_ATTEMPTS`` when set, else ``default_attempts`` (else the adapter's default)."""
     from esm_medic.aws import DEFAULT_MAX_ATTEMPTS, Aws
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    default = default_attempts or DEFAULT_MAX_ATTEMPTS
     try:
-        attempts = int(os.environ.get("ESM_MEDIC_AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
+        attempts = int(os.environ.get("ESM_MEDIC_AWS_MAX_ATTEMPTS") or default)
     except ValueError:
-        attempts = DEFAULT_MAX_ATTEMPTS
+        attempts = default
     key = (region, max(1, attempts))
     with _AWS_LOCK:
         aws = _AWS.get(key)

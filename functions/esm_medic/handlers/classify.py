@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry, logger
+from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, InvalidInput, count, get_aws, lambda_entry, logger
 
 
 @lambda_entry("classify", schema="classify")
@@ -16,7 +16,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from esm_medic.workflow import InputRejected, classify_step, recheck_step
 
     if event.get("recheck") is True:  # after a suspected failure's hold: read the ESM again, classify again
-        rechecked = recheck_step(get_aws(), event["input"])
+        rechecked = recheck_step(get_aws(WORKFLOW_MAX_ATTEMPTS), event["input"])
         count("HoldRechecks", step=str(rechecked["classification"].get("step")), persists=str(rechecked["persists"]))
         return rechecked
     try:

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import count, get_aws, idempotent_call, lambda_entry, logger, validate_input
+from esm_medic.handlers._common import (
+    WORKFLOW_MAX_ATTEMPTS,
+    count,
+    get_aws,
+    idempotent_call,
+    lambda_entry,
+    logger,
+    validate_input,
+)
 
 IDEMPOTENCY_KEY = "[execution, final, failure, state.outcome.outcome]"
 ENDED_KEY = "detail.executionArn"
@@ -19,13 +27,13 @@ ENDED_KEY = "detail.executionArn"
 def _record(request: dict[str, Any]) -> dict[str, Any]:
     from esm_medic.workflow import record_outcome
 
-    return record_outcome(get_aws(), request)
+    return record_outcome(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
 
 
 def _ended(request: dict[str, Any]) -> dict[str, Any]:
     from esm_medic.workflow import execution_ended
 
-    return execution_ended(get_aws(), request)
+    return execution_ended(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
 
 
 @lambda_entry("record")

@@ -22,7 +22,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from esm_medic.handlers._common import WorkflowError, count, get_aws, idempotent_call, lambda_entry, logger
+from esm_medic.handlers._common import (
+    WORKFLOW_MAX_ATTEMPTS,
+    WorkflowError,
+    count,
+    get_aws,
+    idempotent_call,
+    lambda_entry,
+    logger,
+)
 
 IDEMPOTENCY_KEY = "[uuid, incident_id, plan.action, plan.fingerprint]"
 DEFAULT_TTL_SECONDS = 3600  # duplicates arrive within minutes; a later, legitimate retry must not be blocked
@@ -36,7 +44,7 @@ def _apply(request: dict[str, Any]) -> dict[str, Any]:
     # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
     from esm_medic.workflow import remediate_step
 
-    return remediate_step(get_aws(), request)
+    return remediate_step(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
 
 
 @lambda_entry("remediate", schema="remediate")

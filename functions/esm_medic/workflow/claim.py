@@ -11,7 +11,7 @@ from esm_medic.config import Settings
 from esm_medic.remediate.lock import IncidentClaim
 from esm_medic.tables import STATE
 from esm_medic.workflow.classify import classify_status
-from esm_medic.workflow.common import CLAIM_COOLDOWN_SECONDS, CLAIM_MARGIN_SECONDS, StepFailed, obj, status_of
+from esm_medic.workflow.common import CLAIM_COOLDOWN_SECONDS, CLAIM_MARGIN_SECONDS, StepFailed, logger, obj, status_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -83,9 +83,14 @@ def claim_incident(
             continue
         if holder.state == "done" and holder.outcome == "recovered" and not _esm_ok_now(aws, uuid):
             if claim.take_over(execution, incident_id, ttl_seconds, holder.owner):
+                logger.info("ESM %s fails again after %s recovered it: taking over %s", uuid, holder.owner, key)
                 return out
             continue
-        claim.join(execution)
+        if not claim.join(execution):
+            logger.warning(
+                "incident %s of ESM %s: joiner %s not listed on the claim (full or gone)", key, uuid, execution
+            )
+        logger.info("ESM %s: joining %s (%s), which owns root cause %s", uuid, holder.owner, holder.state, key)
         out.update(
             won=False,
             owner=holder.owner,

@@ -8,6 +8,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
+#: the workflow's logic logs through the handlers' Powertools logger (same keys, the ESM uuid as correlation id)
+logger = Logger(service="esm-medic", child=True)
+
 #: final outcomes of an execution, plus the intermediate ``pending-approval``
 OUTCOMES = (
     "recovered",

@@ -10,7 +10,7 @@ from esm_medic.config import Settings
 from esm_medic.remediate import engine
 from esm_medic.remediate.budget import sightings
 from esm_medic.workflow.claim import claim_incident, claim_ttl, root_cause_fingerprint
-from esm_medic.workflow.common import POLICY_ROUTE, StepFailed, obj
+from esm_medic.workflow.common import POLICY_ROUTE, StepFailed, logger, obj
 from esm_medic.workflow.payloads import RouteDecision
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -154,4 +154,4 @@ def _note_sighting(aws: Aws, settings: Settings, uuid: str, key: str) -> None:
     try:
         sightings(aws, settings, uuid, key).increment()
     except Exception:  # a lost count only delays a transient fix by one sighting
-        return
+        logger.warning("ESM %s: the sighting of transient %s was not counted", uuid, key, exc_info=True)

@@ -23,6 +23,7 @@ from esm_medic.workflow.common import (
     OUTCOMES,
     TableMissing,
     dig,
+    logger,
     obj,
 )
 
@@ -167,12 +168,14 @@ def record_outcome(aws: Aws, payload: Mapping[str, Any]) -> dict[str, Any]:
             record["ticket_location"] = ticket.get("location")
         except Exception as exc:  # the record must still be written
             record["ticket_error"] = f"{type(exc).__name__}: {exc}"[:500]
+            logger.error("ESM %s: the failure ticket could not be opened: %s", record["uuid"], record["ticket_error"])
     keys = write_outcome(aws, record)
     if record["final"]:
         try:
             finish_claim(aws, record)
         except Exception as exc:  # the claim expires by itself; the outcome is what matters
             record["claim_error"] = f"{type(exc).__name__}: {exc}"[:500]
+            logger.warning("ESM %s: the incident claim was not finished: %s", record["uuid"], record["claim_error"])
     return {"outcome": record["outcome"], "recorded": keys, "record": record}
 
 

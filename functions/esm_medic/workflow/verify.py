@@ -11,7 +11,7 @@ from esm_medic.config import Settings
 from esm_medic.remediate import engine
 from esm_medic.remediate.budget import failed_verifications
 from esm_medic.workflow.classify import classify_status
-from esm_medic.workflow.common import obj, status_of
+from esm_medic.workflow.common import logger, obj, status_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -114,4 +114,5 @@ def _final_verdict(
             verdict["failed_verifications"] = failed_verifications(aws, settings, uuid).increment()
         except Exception as exc:  # the counter is a guard rail; losing one increment must not fail verification
             verdict["error"] = f"counter unavailable: {exc}"
+            logger.warning("ESM %s: %s", uuid, verdict["error"])
     return verdict
