@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
         claim_incident,
         claim_ttl,
         finish_claim,
+        finish_claims_of,
         root_cause_fingerprint,
     )
     from esm_medic.workflow.classify import (
@@ -137,6 +138,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: public name -> the module of this package that defines it
 _EXPORTS: dict[str, str] = {
+    "finish_claims_of": "claim",
     "INTERMEDIATE_OUTCOMES": "common",
     "MAX_HOLD_SECONDS": "classify",
     "TRANSIENT_HOLD_SECONDS": "classify",
@@ -263,6 +265,7 @@ __all__ = [
     "failure_summary",
     "final_outcome_exists",
     "finish_claim",
+    "finish_claims_of",
     "fix_request",
     "hold_for",
     "is_better",

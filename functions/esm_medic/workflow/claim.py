@@ -112,3 +112,24 @@ def finish_claim(aws: Aws, record: Mapping[str, Any], cooldown_seconds: int = CL
         return False
     claim = IncidentClaim(aws, str(record["uuid"]), key, table=STATE.name)
     return claim.finish(owner, str(record.get("outcome") or ""), cooldown_seconds)
+
+
+def finish_claims_of(aws: Aws, uuid: str, execution: str, outcome: str) -> list[str]:
+    """Mark done every claim of ESM ``uuid`` that ``execution`` owns (an execution that died without recording
+    its outcome normally: its claim must not block the cause until its TTL). Returns the finished keys."""
+    finished: list[str] = []
+    for item in aws.paginate(
+        "dynamodb",
+        "query",
+        "Items",
+        TableName=STATE.name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"CLAIM#{uuid}"}},
+        ConsistentRead=True,
+    ):
+        key = item.get("sk", {}).get("S", "")
+        if item.get("owner", {}).get("S") != execution or not key:
+            continue
+        if IncidentClaim(aws, uuid, key, table=STATE.name).finish(execution, outcome, CLAIM_COOLDOWN_SECONDS):
+            finished.append(key)
+    return finished

@@ -14,7 +14,7 @@ from esm_medic.notify import open_ticket
 from esm_medic.remediate.audit import AuditLog
 from esm_medic.remediate.base import ActionRecord
 from esm_medic.tables import AUDIT, STATE
-from esm_medic.workflow.claim import finish_claim
+from esm_medic.workflow.claim import finish_claim, finish_claims_of
 from esm_medic.workflow.common import (
     _UUID_RE,
     ACTOR,
@@ -304,4 +304,8 @@ def execution_ended(aws: Aws, event: Mapping[str, Any]) -> dict[str, Any]:
     state = {**state, "uuid": uuid, "errors": {"execution": error}}
     payload = {"state": state, "final": True, "failure": True, "execution": name, "execution_id": arn, "at": at}
     result = record_outcome(aws, payload)
+    try:
+        finish_claims_of(aws, uuid, name, str(result.get("outcome") or "failed-with-ticket"))
+    except Exception as exc:  # the claim still expires with its TTL
+        logger.warning("ESM %s: the claims of dead execution %s were not finished: %s", uuid, name, exc)
     return {"recorded": True, **result}

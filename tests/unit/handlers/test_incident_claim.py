@@ -110,3 +110,14 @@ def test_a_missing_idempotency_table_is_named(aws: Any, monkeypatch: Any) -> Non
     _common.reset_idempotency()
     with pytest.raises(_common.PersistenceUnavailable, match=r"'no-such-table'.*does not exist"):
         _common.idempotent_call("remediate", lambda r: r, {"k": "v"}, key_jmespath="k")
+
+
+def test_a_dead_owner_s_claims_are_finished_by_the_safety_net(aws: Any) -> None:
+    from esm_medic.remediate.lock import IncidentClaim
+    from esm_medic.tables import STATE
+
+    key = claim(aws, "exec-dead")["key"]
+    assert wf.finish_claims_of(aws, UUID, "exec-other", "failed-with-ticket") == []
+    assert wf.finish_claims_of(aws, UUID, "exec-dead", "failed-with-ticket") == [key]
+    holder = IncidentClaim(aws, UUID, key, table=STATE.name).holder()
+    assert holder is not None and holder.state == "done" and holder.outcome == "failed-with-ticket"
