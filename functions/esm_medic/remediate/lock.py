@@ -8,8 +8,8 @@ after ``Settings.lock_ttl_seconds``.
 :class:`IncidentClaim` - one workflow execution handles one (ESM, root cause) at a time. ``pk = CLAIM#<uuid>``,
 ``sk = <root-cause fingerprint>``; the first execution that reaches the decision owns the incident, every later one
 joins it (its name is appended to ``joiners``) and ends quietly: one change, one approval request, one ticket. The
-owner marks the claim ``done`` with its outcome when it records it; the done claim lingers for a cool-down so late
-executions of the same storm still join it.
+owner marks the claim ``done`` with its outcome and time when it records it; the done claim lingers for a cool-down
+so late executions of the same storm (started before it finished) still join it.
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ class ClaimHolder:
     outcome: str = ""
     expires_at: int = 0
     joiners: list[str] = field(default_factory=list)
+    finished_at: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +144,7 @@ class ClaimHolder:
             "outcome": self.outcome,
             "expires_at": self.expires_at,
             "joiners": list(self.joiners),
+            "finished_at": self.finished_at,
         }
 
 
@@ -213,6 +215,7 @@ class IncidentClaim:
             outcome=item.get("outcome", {}).get("S", ""),
             expires_at=int(item.get("expires_at", {}).get("N", "0")),
             joiners=[v.get("S", "") for v in item.get("joiners", {}).get("L", [])],
+            finished_at=int(item.get("finished_at", {}).get("N", "0")),
         )
 
     def join(self, joiner: str) -> bool:
@@ -239,13 +242,14 @@ class IncidentClaim:
             "update_item",
             TableName=self.table,
             Key=self.item_key,
-            UpdateExpression="SET claim_state = :done, outcome = :out, expires_at = :exp",
+            UpdateExpression="SET claim_state = :done, outcome = :out, expires_at = :exp, finished_at = :now",
             ConditionExpression="#o = :me",
             ExpressionAttributeNames={"#o": "owner"},
             ExpressionAttributeValues={
                 ":done": {"S": "done"},
                 ":out": {"S": outcome},
                 ":exp": {"N": str(now + max(0, int(cooldown_seconds)))},
+                ":now": {"N": str(now)},
                 ":me": {"S": owner},
             },
         )

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
         finish_claim,
         finish_claims_of,
         root_cause_fingerprint,
+        started_epoch,
     )
     from esm_medic.workflow.classify import (
         CLASSIFICATION_KEYS,
@@ -138,6 +139,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: public name -> the module of this package that defines it
 _EXPORTS: dict[str, str] = {
+    "started_epoch": "claim",
     "finish_claims_of": "claim",
     "INTERMEDIATE_OUTCOMES": "common",
     "MAX_HOLD_SECONDS": "classify",
@@ -283,6 +285,7 @@ __all__ = [
     "safe_incident_id",
     "sanitize_execution_name",
     "start_workflow",
+    "started_epoch",
     "status_fingerprint",
     "status_of",
     "timings",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from esm_medic.config import Settings
@@ -39,6 +40,16 @@ def claim_ttl(run: Mapping[str, Any]) -> int:
     return num("approval_timeout_seconds", 86400) + verify + CLAIM_MARGIN_SECONDS
 
 
+def started_epoch(run: Mapping[str, Any]) -> float:
+    """The execution's start (``run.started_at``, ISO 8601) in epoch seconds; 0 when unknown."""
+    text = str(run.get("started_at") or "")
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
 def _esm_ok_now(aws: Aws, uuid: str) -> bool:
     item = aws.call("lambda", "get_event_source_mapping", UUID=uuid)
     status = status_of(item)
@@ -54,13 +65,15 @@ def claim_incident(
     execution: str,
     key: str,
     ttl_seconds: int,
+    started_at: float = 0.0,
 ) -> dict[str, Any]:
     """Own the (ESM, root cause) incident ``key`` or join its owner.
 
     Returns ``{"key", "won", "owner", "joined_execution", "joined_incident", "holder_state", "holder_outcome"}``.
-    The first execution owns it; a later one joins (its name is recorded on the claim) unless the owner finished
-    with ``recovered`` and the ESM fails again now (then it takes over). Without an execution name (a direct
-    call) nothing is claimed.
+    The first execution owns it; a later one joins (its name is recorded on the claim). A finished (``done``) claim
+    is taken over instead by an execution that started after the owner finished (``started_at``, epoch seconds: a
+    new sighting, not a straggler of the same storm), or when the owner recovered the ESM and it fails again now.
+    Without an execution name (a direct call) nothing is claimed.
     """
 
     out: dict[str, Any] = {
@@ -81,9 +94,10 @@ def claim_incident(
         holder = claim.holder()
         if holder is None:  # released between the two calls
             continue
-        if holder.state == "done" and holder.outcome == "recovered" and not _esm_ok_now(aws, uuid):
+        newer = bool(started_at) and holder.finished_at > 0 and started_at > holder.finished_at
+        if holder.state == "done" and (newer or (holder.outcome == "recovered" and not _esm_ok_now(aws, uuid))):
             if claim.take_over(execution, incident_id, ttl_seconds, holder.owner):
-                logger.info("ESM %s fails again after %s recovered it: taking over %s", uuid, holder.owner, key)
+                logger.info("ESM %s: taking over %s from finished %s", uuid, key, holder.owner)
                 return out
             continue
         if not claim.join(execution):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from esm_medic.config import Settings
 from esm_medic.remediate import engine
 from esm_medic.remediate.budget import sightings
-from esm_medic.workflow.claim import claim_incident, claim_ttl, root_cause_fingerprint
+from esm_medic.workflow.claim import claim_incident, claim_ttl, root_cause_fingerprint, started_epoch
 from esm_medic.workflow.common import POLICY_ROUTE, StepFailed, logger, obj
 from esm_medic.workflow.payloads import RouteDecision
 
@@ -81,6 +81,7 @@ def decide_step(
         execution=execution,
         key=key,
         ttl_seconds=claim_ttl(run or {}),
+        started_at=started_epoch(run or {}),
     )
     if not claim["won"]:
         held = "finished" if claim["holder_state"] == "done" else "is handling"

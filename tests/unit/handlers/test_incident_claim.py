@@ -121,3 +121,39 @@ def test_a_dead_owner_s_claims_are_finished_by_the_safety_net(aws: Any) -> None:
     assert wf.finish_claims_of(aws, UUID, "exec-dead", "failed-with-ticket") == [key]
     holder = IncidentClaim(aws, UUID, key, table=STATE.name).holder()
     assert holder is not None and holder.state == "done" and holder.outcome == "failed-with-ticket"
+
+
+def test_a_new_sighting_after_the_owner_finished_takes_over_a_straggler_joins(aws: Any, monkeypatch: Any) -> None:
+    import time
+
+    from esm_medic.config import Settings
+
+    monkeypatch.setattr(claim_module, "_esm_ok_now", lambda aws, uuid: True)
+    key = claim(aws, "exec-a")["key"]
+    before = time.time() - 5
+    assert wf.finish_claim(
+        aws,
+        {
+            "uuid": UUID,
+            "execution": "exec-a",
+            "outcome": "notified",
+            "root_cause_fingerprint": key,
+            "claim_owner": "exec-a",
+        },
+    )
+
+    def claim_at(execution: str, started: float) -> dict[str, Any]:
+        return wf.claim_incident(
+            aws,
+            Settings.from_env(),
+            uuid=UUID,
+            incident_id="inc-2",
+            execution=execution,
+            key=key,
+            ttl_seconds=600,
+            started_at=started,
+        )
+
+    assert claim_at("exec-straggler", before)["won"] is False
+    assert claim_at("exec-new", time.time() + 5)["won"] is True
+    assert wf.started_epoch({"started_at": "2026-01-01T00:00:00Z"}) > 0 and wf.started_epoch({}) == 0
