@@ -288,3 +288,16 @@ def test_transient_errors_keep_their_longer_hold_under_the_cap(monkeypatch: pyte
     assert wf.hold_for(10_000, False) == wf.MAX_HOLD_SECONDS
     monkeypatch.setenv("ESM_MEDIC_MAX_HOLD_SECONDS", "2")
     assert wf.hold_for(120, True) == 2
+
+
+def test_ticket_and_notification_delivery_errors_stay_with_the_incident() -> None:
+    state = {
+        "uuid": UUID,
+        "incident_id": "inc-1",
+        "outcome": {"outcome": "ticketed", "reason": "manual"},
+        "ticket": {"ticket_id": "t-1", "errors": [{"sink": "slack", "error": "channel_not_found"}]},
+        "notification": {"result": {"errors": []}},
+    }
+    record = wf.outcome_record({"state": state, "execution": "exec-1", "at": "2026-01-01T00:00:00Z"})
+    assert record["delivery_errors"] == [{"sink": "slack", "error": "channel_not_found"}]
+    assert "delivery_errors" not in wf.outcome_record({"state": {**state, "ticket": {}}, "execution": "e"})
