@@ -21,7 +21,8 @@ class FunctionSpec:
 FUNCTIONS: dict[str, FunctionSpec] = {
     # workflow
     "start": FunctionSpec(30, 256, ("sfn-start",), description="EventBridge -> named, deduplicated execution"),
-    "classify": FunctionSpec(30, 256, (), description="Classify the ESM status against the catalogue (no AWS calls)"),
+    # read: after a suspected failure's hold, the Recheck state re-reads the ESM through this function
+    "classify": FunctionSpec(30, 256, ("read",), description="Classify the ESM status (and re-read it after a hold)"),
     "diagnose": FunctionSpec(120, 512, ("read", "secrets-shape"), description="Read-only diagnosis"),
     # decide plans the fix: mutating EC2 calls are probed with DryRun, so it needs the actions' permissions too
     "decide": FunctionSpec(

@@ -507,6 +507,8 @@ def function_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             "ESM_MEDIC_KILL_SWITCH_PARAM": "/esm-medic/kill-switch",
             # the local verification window is seconds long; the engine's grace period must fit inside it
             "ESM_MEDIC_VERIFY_GRACE_SECONDS": "0",
+            # a suspected failure's hold (minutes in AWS) is capped so local runs stay fast
+            "ESM_MEDIC_MAX_HOLD_SECONDS": "1",
         }
     )
     env.update(dict(extra or {}))

@@ -21,7 +21,8 @@ A handler module is thin::
   with active tracing (``_X_AMZN_TRACE_ID`` set) and ``POWERTOOLS_TRACE_DISABLED`` not true.
 
 :func:`get_aws` returns one :class:`esm_medic.aws.Aws` per container (retry budget from
-``ESM_MEDIC_AWS_MAX_ATTEMPTS``, default 8). :func:`idempotent_call` runs a side effect at most once per key with
+``ESM_MEDIC_AWS_MAX_ATTEMPTS``, else the caller's default: :data:`WORKFLOW_MAX_ATTEMPTS` for the workflow's tasks,
+which Step Functions retries, else 8). :func:`idempotent_call` runs a side effect at most once per key with
 Powertools idempotency on the IDEMPOTENCY table (``ESM_MEDIC_IDEMPOTENCY_TABLE``); the persistence layer is built
 on first use so import time stays small.
 """
@@ -33,12 +34,14 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -49,6 +52,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600
 
 logger = Logger(service=SERVICE)
+# a handler whose metrics all went out as single metrics leaves the shared set empty: that is not a problem
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 Handler = Callable[[Any, Any], Any]
@@ -70,6 +75,13 @@ class Transient(WorkflowError):
 class InvalidInput(WorkflowError):
     """The event does not match the handler's input schema; never retried."""
 
+
+class PersistenceUnavailable(WorkflowError):
+    """The idempotency store (a DynamoDB table, named in the message) cannot be read or written."""
+
+
+#: errors the state machine routes to a normal path (join the running incident, ticket); logged without a trace
+EXPECTED_ERRORS = frozenset({"RemediationInProgress", "LockConflict", "NotApplied", "Rejected"})
 
 _TRANSIENT_NAMES = frozenset(
     {
@@ -107,15 +119,22 @@ _AWS_LOCK = threading.Lock()
 _AWS: dict[tuple[str, int], Aws] = {}
 
 
-def get_aws() -> Aws:
-    """One adapter per container (per region / retry budget), reused across invocations."""
+#: the workflow's tasks rely on Step Functions Retry (Throttled / Transient, with backoff), not on stacked SDK
+#: retries: their adapter tries each call this often (``ESM_MEDIC_AWS_MAX_ATTEMPTS`` still overrides it)
+WORKFLOW_MAX_ATTEMPTS = 2
+
+
+def get_aws(default_attempts: int | None = None) -> Aws:
+    """One adapter per container (per region / retry budget), reused across invocations. The budget is
+    ``ESM_MEDIC_AWS_MAX_ATTEMPTS`` when set, else ``default_attempts`` (else the adapter's default)."""
     from esm_medic.aws import DEFAULT_MAX_ATTEMPTS, Aws
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    default = default_attempts or DEFAULT_MAX_ATTEMPTS
     try:
-        attempts = int(os.environ.get("ESM_MEDIC_AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
+        attempts = int(os.environ.get("ESM_MEDIC_AWS_MAX_ATTEMPTS") or default)
     except ValueError:
-        attempts = DEFAULT_MAX_ATTEMPTS
+        attempts = default
     key = (region, max(1, attempts))
     with _AWS_LOCK:
         aws = _AWS.get(key)
@@ -183,11 +202,23 @@ def get_tracer() -> Any:
 
 # ---------------------------------------------------------------------------------------------- metrics
 def count(name: str, value: float = 1, **dimensions: str) -> None:
-    """Add one EMF count metric; ``dimensions`` (e.g. step="network") apply to this invocation's metrics."""
-    for dim, val in dimensions.items():
-        if val:
-            metrics.add_dimension(name=dim, value=str(val)[:250])
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    """One EMF count metric (PascalCase name). Without dimensions it joins the invocation's shared metric set
+    (dimension ``service`` only); with ``dimensions`` (e.g. ``step="network"``) it is its own metric set
+    (Powertools ``single_metric``), so no dimension leaks onto any other metric."""
+    dims = {dim: str(val)[:250] for dim, val in dimensions.items() if val}
+    if not dims:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        return
+    if is_metrics_disabled():
+        return
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE, **dims},
+    ):
+        pass
 
 
 def correlation_id(event: Any) -> str | None:
@@ -228,8 +259,11 @@ def lambda_entry(name: str, *, schema: str | None = None) -> Callable[[Handler],
                     result = fn(event, context)
             except Exception as exc:
                 mapped = translate_error(exc)
-                count("errors", 1, handler=name, error=type(mapped).__name__)
-                logger.exception("handler %s failed: %s", name, type(mapped).__name__)
+                count("HandlerErrors", 1, handler=name, error=type(mapped).__name__)
+                if type(mapped).__name__ in EXPECTED_ERRORS:  # a routed outcome, not a fault
+                    logger.info("handler %s: %s: %s", name, type(mapped).__name__, mapped)
+                else:
+                    logger.exception("handler %s failed: %s", name, type(mapped).__name__)
                 if mapped is exc:
                     raise
                 raise mapped from exc
@@ -295,7 +329,22 @@ def idempotent_call(
     wrapped, config = cached
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
-    result: dict[str, Any] = wrapped(request=request)
+    # imported here: the idempotency package pulls in boto3 (~170 ms measured), which most handlers never need
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
+
+    try:
+        result: dict[str, Any] = wrapped(request=request)
+    except IdempotencyPersistenceLayerError as exc:
+        from esm_medic.aws import error_code, is_throttling
+
+        cause = exc.__cause__
+        code = error_code(cause) if cause is not None else ""
+        if cause is not None and is_throttling(cause):
+            raise Throttled(f"{name}: the idempotency table {table!r} is throttled: {exc}") from exc
+        what = "does not exist" if code == "ResourceNotFoundException" else f"cannot be used ({code or exc})"
+        raise PersistenceUnavailable(
+            f"{name}: the idempotency table {table!r} ({IDEMPOTENCY.env}) {what}: {exc}"
+        ) from exc
     return result
 
 

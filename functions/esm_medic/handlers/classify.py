@@ -1,21 +1,29 @@
-"""Classify task: validate / normalise the execution input and classify the ESM status text (catalogue)."""
+"""Classify task: validate / normalise the execution input and classify the ESM status text (catalogue).
+
+With ``{"recheck": true, "input": <state>}`` (the ``Recheck`` state after a suspected failure's hold) it re-reads
+the ESM through the adapter and classifies its status again (``persists`` or not)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import InvalidInput, count, lambda_entry, logger
+from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, InvalidInput, count, get_aws, lambda_entry, logger
 
 
 @lambda_entry("classify", schema="classify")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from esm_medic.workflow import InputRejected, classify_step
+    # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
+    from esm_medic.workflow import InputRejected, classify_step, recheck_step
 
+    if event.get("recheck") is True:  # after a suspected failure's hold: read the ESM again, classify again
+        rechecked = recheck_step(get_aws(WORKFLOW_MAX_ATTEMPTS), event["input"])
+        count("HoldRechecks", step=str(rechecked["classification"].get("step")), persists=str(rechecked["persists"]))
+        return rechecked
     try:
         result = classify_step(event)
     except InputRejected as exc:
         raise InvalidInput(f"classify: {exc.reason}") from None
     logger.set_correlation_id(result["uuid"])
     c = result["classification"]
-    count("classified", step=str(c.get("step")), entry=str(c.get("entry") or "unknown"))
+    count("Classified", step=str(c.get("step")), entry=str(c.get("entry") or "unknown"))
     return result

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import count, get_aws, lambda_entry
+from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, count, get_aws, lambda_entry
 
 
 @lambda_entry("diagnose", schema="diagnose")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
     from esm_medic.workflow import diagnose_step
 
-    result = diagnose_step(get_aws(), event["uuid"])
-    count("diagnosed", step=str(result.get("step")))
+    result = diagnose_step(get_aws(WORKFLOW_MAX_ATTEMPTS), event["uuid"])
+    count("Diagnosed", step=str(result.get("step")))
     return result

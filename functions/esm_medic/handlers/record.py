@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import count, get_aws, idempotent_call, lambda_entry, logger, validate_input
+from esm_medic.handlers._common import (
+    WORKFLOW_MAX_ATTEMPTS,
+    count,
+    get_aws,
+    idempotent_call,
+    lambda_entry,
+    logger,
+    validate_input,
+)
 
 IDEMPOTENCY_KEY = "[execution, final, failure, state.outcome.outcome]"
 ENDED_KEY = "detail.executionArn"
@@ -19,13 +27,13 @@ ENDED_KEY = "detail.executionArn"
 def _record(request: dict[str, Any]) -> dict[str, Any]:
     from esm_medic.workflow import record_outcome
 
-    return record_outcome(get_aws(), request)
+    return record_outcome(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
 
 
 def _ended(request: dict[str, Any]) -> dict[str, Any]:
     from esm_medic.workflow import execution_ended
 
-    return execution_ended(get_aws(), request)
+    return execution_ended(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
 
 
 @lambda_entry("record")
@@ -34,10 +42,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         validate_input(event, "execution_ended")
         ended = idempotent_call("record_ended", _ended, event, key_jmespath=ENDED_KEY, context=context)
         if ended.get("recorded"):
-            count("dead_executions")
+            count("DeadExecutions")
             logger.warning("execution ended without an outcome; recorded %s", ended.get("outcome"))
         else:
-            count("ended_executions_checked")
+            count("EndedExecutionsChecked")
         return {"outcome": ended.get("outcome"), "recorded": ended.get("recorded"), "reason": ended.get("reason")}
     validate_input(event, "record")
     result = idempotent_call("record", _record, event, key_jmespath=IDEMPOTENCY_KEY, context=context)
@@ -46,10 +54,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     outcome = str(result.get("outcome"))
     step = str(record.get("step") or "unknown")
     if outcome in ("ticketed", "failed-with-ticket"):
-        count("ticketed", step=step, outcome=outcome)
+        count("Ticketed", step=step, outcome=outcome)
     elif outcome == "recovered":
-        count("recovered", step=step)
+        count("Recovered", step=step)
     else:
-        count("outcomes", step=step, outcome=outcome)
+        count("Outcomes", step=step, outcome=outcome)
     logger.info("outcome %s: %s", outcome, record.get("reason"))
     return {"outcome": outcome, "recorded": result.get("recorded"), "ticket_id": record.get("ticket_id")}

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import count, get_aws, idempotent_call, lambda_entry
+from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, count, get_aws, idempotent_call, lambda_entry
 
-IDEMPOTENCY_KEY = "[uuid, incident_id, mode, action_record.action_id]"
+IDEMPOTENCY_KEY = "[uuid, incident_id, mode, action_record.action_id, execution]"
 
 
 def _rollback(request: dict[str, Any]) -> dict[str, Any]:
+    # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
     from esm_medic.workflow import rollback_step
 
-    return rollback_step(get_aws(), request)
+    return rollback_step(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
 
 
 @lambda_entry("rollback", schema="rollback")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = idempotent_call("rollback", _rollback, event, key_jmespath=IDEMPOTENCY_KEY, context=context)
     step = str((event.get("diagnosis") or {}).get("step") or "unknown")
-    count("rolled_back" if result.get("rolled_back") else "rollback_kept", step=step)
+    count("RolledBack" if result.get("rolled_back") else "RollbackKept", step=step)
     return result

@@ -1,8 +1,15 @@
-"""A per-ESM lock in the STATE table: one esm-medic run changes one ESM at a time.
+"""Two claims in the STATE table.
 
-``pk = LOCK#<uuid>``, ``sk = lock``; taken with a conditional put (free, or its ``expires_at`` has passed), released
-with a conditional delete (only by its owner). ``expires_at`` is also the table's TTL attribute, and the expiry check
-makes a lock left by a crashed run harmless after ``Settings.lock_ttl_seconds``.
+:class:`EsmLock` - one esm-medic run changes one ESM at a time. ``pk = LOCK#<uuid>``, ``sk = lock``; taken with a
+conditional put (free, or its ``expires_at`` has passed), released with a conditional delete (only by its owner).
+``expires_at`` is also the table's TTL attribute, and the expiry check makes a lock left by a crashed run harmless
+after ``Settings.lock_ttl_seconds``.
+
+:class:`IncidentClaim` - one workflow execution handles one (ESM, root cause) at a time. ``pk = CLAIM#<uuid>``,
+``sk = <root-cause fingerprint>``; the first execution that reaches the decision owns the incident, every later one
+joins it (its name is appended to ``joiners``) and ends quietly: one change, one approval request, one ticket. The
+owner marks the claim ``done`` with its outcome and time when it records it; the done claim lingers for a cool-down
+so late executions of the same storm (started before it finished) still join it.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from esm_medic.aws import is_conditional_check_failed
@@ -111,3 +119,137 @@ class EsmLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+MAX_JOINERS = 100  # the claim item stays small; later joiners are still recorded in their own outcome
+
+
+@dataclass
+class ClaimHolder:
+    """Who holds an incident claim (see :class:`IncidentClaim`)."""
+
+    owner: str
+    incident_id: str
+    state: str  # "active" | "done"
+    outcome: str = ""
+    expires_at: int = 0
+    joiners: list[str] = field(default_factory=list)
+    finished_at: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "incident_id": self.incident_id,
+            "state": self.state,
+            "outcome": self.outcome,
+            "expires_at": self.expires_at,
+            "joiners": list(self.joiners),
+            "finished_at": self.finished_at,
+        }
+
+
+class IncidentClaim:
+    """One owner per (ESM, root-cause fingerprint); see the module docstring."""
+
+    def __init__(self, aws: Aws, uuid: str, key: str, *, table: str, clock: Callable[[], float] = time.time) -> None:
+        self.aws = aws
+        self.uuid = uuid
+        self.key = key
+        self.table = table
+        self.clock = clock
+
+    @property
+    def item_key(self) -> dict[str, Any]:
+        return {"pk": {"S": f"CLAIM#{self.uuid}"}, "sk": {"S": self.key}}
+
+    def _put(self, owner: str, incident_id: str, ttl: int, condition: str, values: dict[str, Any]) -> bool:
+        now = int(self.clock())
+        return self.aws.conditional(
+            "dynamodb",
+            "put_item",
+            TableName=self.table,
+            Item={
+                **self.item_key,
+                "kind": {"S": "incident-claim"},
+                "owner": {"S": owner},
+                "incident_id": {"S": incident_id},
+                "claim_state": {"S": "active"},
+                "acquired_at": {"N": str(now)},
+                "expires_at": {"N": str(now + max(1, int(ttl)))},
+            },
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={k: v for k, v in values.items() if k in condition},
+        )
+
+    def acquire(self, owner: str, incident_id: str, ttl_seconds: int) -> bool:
+        """Own the claim when it is free, expired or already ours (a retried decision)."""
+        return self._put(
+            owner,
+            incident_id,
+            ttl_seconds,
+            "attribute_not_exists(pk) OR expires_at < :now OR #o = :me",
+            {":now": {"N": str(int(self.clock()))}, ":me": {"S": owner}},
+        )
+
+    def take_over(self, owner: str, incident_id: str, ttl_seconds: int, previous: str) -> bool:
+        """Own a claim whose owner finished (``done``), only if nobody else took it over first."""
+        return self._put(
+            owner,
+            incident_id,
+            ttl_seconds,
+            "#o = :prev AND claim_state = :done",
+            {":prev": {"S": previous}, ":done": {"S": "done"}},
+        )
+
+    def holder(self) -> ClaimHolder | None:
+        item = self.aws.call("dynamodb", "get_item", TableName=self.table, Key=self.item_key, ConsistentRead=True).get(
+            "Item"
+        )
+        if not item:
+            return None
+        return ClaimHolder(
+            owner=item.get("owner", {}).get("S", ""),
+            incident_id=item.get("incident_id", {}).get("S", ""),
+            state=item.get("claim_state", {}).get("S", "active"),
+            outcome=item.get("outcome", {}).get("S", ""),
+            expires_at=int(item.get("expires_at", {}).get("N", "0")),
+            joiners=[v.get("S", "") for v in item.get("joiners", {}).get("L", [])],
+            finished_at=int(item.get("finished_at", {}).get("N", "0")),
+        )
+
+    def join(self, joiner: str) -> bool:
+        """Record ``joiner`` on the claim (at most :data:`MAX_JOINERS`, once each); False when not recorded."""
+        return self.aws.conditional(
+            "dynamodb",
+            "update_item",
+            TableName=self.table,
+            Key=self.item_key,
+            UpdateExpression="SET joiners = list_append(if_not_exists(joiners, :empty), :me)",
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(joiners) OR size(joiners) < :max)",
+            ExpressionAttributeValues={
+                ":empty": {"L": []},
+                ":me": {"L": [{"S": joiner}]},
+                ":max": {"N": str(MAX_JOINERS)},
+            },
+        )
+
+    def finish(self, owner: str, outcome: str, cooldown_seconds: int) -> bool:
+        """The owner recorded ``outcome``: the claim becomes ``done`` and expires after the cool-down."""
+        now = int(self.clock())
+        return self.aws.conditional(
+            "dynamodb",
+            "update_item",
+            TableName=self.table,
+            Key=self.item_key,
+            UpdateExpression="SET claim_state = :done, outcome = :out, expires_at = :exp, finished_at = :now",
+            ConditionExpression="#o = :me",
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={
+                ":done": {"S": "done"},
+                ":out": {"S": outcome},
+                ":exp": {"N": str(now + max(0, int(cooldown_seconds)))},
+                ":now": {"N": str(now)},
+                ":me": {"S": owner},
+            },
+        )

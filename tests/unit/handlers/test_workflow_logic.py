@@ -267,3 +267,37 @@ def test_start_workflow_ignores_recoveries_and_rejects_garbage() -> None:
     assert out["ignored"] is True and not fake.calls
     with pytest.raises(wf.InputRejected):
         wf.start_workflow(fake, SM, {"source": "esm-medic", "detail-type": "ESM Status Change", "detail": {}})  # type: ignore[arg-type]
+
+
+def test_a_suspected_event_carries_its_hold_and_others_do_not() -> None:
+    event = status_change()
+    suspected = {**event, "detail": {**event["detail"], "phase": "suspected", "holdSeconds": 90}}
+    wi = wf.normalise_event(suspected)
+    assert wi.phase == "suspected" and wi.hold_seconds == 90
+    assert wi.to_input()["hold_seconds"] == 90
+    plain = wf.normalise_event(event)
+    assert plain.phase == "" and plain.hold_seconds == 0
+    odd = {**event, "detail": {**event["detail"], "phase": "later", "holdSeconds": "lots"}}
+    assert wf.normalise_event(odd).phase == "" and wf.normalise_event(odd).hold_seconds == 0
+
+
+def test_transient_errors_keep_their_longer_hold_under_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESM_MEDIC_MAX_HOLD_SECONDS", raising=False)
+    assert wf.hold_for(120, False) == 120
+    assert wf.hold_for(120, True) == wf.TRANSIENT_HOLD_SECONDS
+    assert wf.hold_for(10_000, False) == wf.MAX_HOLD_SECONDS
+    monkeypatch.setenv("ESM_MEDIC_MAX_HOLD_SECONDS", "2")
+    assert wf.hold_for(120, True) == 2
+
+
+def test_ticket_and_notification_delivery_errors_stay_with_the_incident() -> None:
+    state = {
+        "uuid": UUID,
+        "incident_id": "inc-1",
+        "outcome": {"outcome": "ticketed", "reason": "manual"},
+        "ticket": {"ticket_id": "t-1", "errors": [{"sink": "slack", "error": "channel_not_found"}]},
+        "notification": {"result": {"errors": []}},
+    }
+    record = wf.outcome_record({"state": state, "execution": "exec-1", "at": "2026-01-01T00:00:00Z"})
+    assert record["delivery_errors"] == [{"sink": "slack", "error": "channel_not_found"}]
+    assert "delivery_errors" not in wf.outcome_record({"state": {**state, "ticket": {}}, "execution": "e"})
