@@ -511,6 +511,7 @@ def _apply_locked(
             fingerprint=fp,
             decision=ddict,
             reason=req.reason or plan.summary,
+            account=account,
             **kw,
         )
         return audit.append(rec)
@@ -899,6 +900,7 @@ def verify_fix(
                     status=status,
                     params=applied.params,
                     fingerprint=applied.fingerprint,
+                    account=applied.account,
                     reason="; ".join(reasons)[:1000],
                     details={
                         "resource": vr.to_dict(),
@@ -1021,6 +1023,7 @@ def _append_quietly(audit: AuditLog, like: ActionRecord, actor: str, status: str
                 status=status,
                 params=like.params,
                 fingerprint=like.fingerprint,
+                account=like.account,
                 **kw,
             )
         )
