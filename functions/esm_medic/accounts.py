@@ -102,8 +102,21 @@ def role_arn_for(account_or_arn: str, purpose: str = "diagnosis", partition: str
     raise AccountConfigError(f"{account_or_arn!r} is neither a 12-digit account id nor an IAM role ARN")
 
 
+def account_of_arn(arn: str) -> str | None:
+    parts = str(arn or "").split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" and _ACCOUNT.fullmatch(parts[4]) else None
+
+
 def account_of_event(event: Mapping[str, Any]) -> str | None:
-    """The account an EventBridge event (``ESM Status Change``, CloudTrail) came from: its envelope ``account``."""
+    """The account an ESM event is about: the ESM's function ARN in the detail (``ESM Status Change`` events are put
+    on the central bus, whose envelope names the central account), else the envelope ``account`` (events forwarded
+    from a member account's bus, CloudTrail)."""
+    detail = event.get("detail")
+    if isinstance(detail, Mapping):
+        for key in ("function_arn", "FunctionArn", "esm_arn", "EventSourceMappingArn"):
+            found = account_of_arn(str(detail.get(key) or ""))
+            if found:
+                return found
     value = str(event.get("account") or "")
     return value if _ACCOUNT.fullmatch(value) else None
 
@@ -270,3 +283,23 @@ def clear_cache(central: Aws) -> None:
     """Forget the member adapters of ``central`` (the next :func:`member_aws` assumes the role again)."""
     with _LOCK:
         _cache(central).clear()
+
+
+def home_account(central: Aws) -> str:
+    """The central install's own account (one STS call per central adapter)."""
+    with _LOCK:
+        known = central.__dict__.get("_esm_medic_home")
+    if known:
+        return str(known)
+    account = central.account_id()
+    with _LOCK:
+        central.__dict__["_esm_medic_home"] = account
+    return account
+
+
+def aws_for(central: Aws, account: str | None, purpose: str = "diagnosis", **kwargs: Any) -> Aws:
+    """The adapter for an ESM in ``account``: ``central`` itself for its own account (or no account), else
+    :func:`member_aws` (keyword arguments pass through). For the workflow's steps."""
+    if not account or account == home_account(central):
+        return central
+    return member_aws(central, account, purpose=purpose, **kwargs)

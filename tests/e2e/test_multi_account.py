@@ -141,6 +141,9 @@ def test_central_diagnoses_and_fixes_in_the_member_account(
     assert code in (0, 1), err
     assert "no-sg-self-rule" in out
 
+    code, out, err = _run(capsys, "scan", "--account", MEMBER, "--json", "--no-progress")
+    assert r.uuid in out, err
+
     code, out, err = _run(capsys, "fix", r.uuid, "--account", MEMBER, "--apply", "--yes", "--json")
     assert code == 0, err + out
     result = json.loads(out)["result"]
@@ -211,3 +214,21 @@ def test_a_refused_assume_role_is_a_clear_error(
     uuid = "a4b792af-bd05-4736-98c3-8e0c4bc115b4"
     code, _, err = _run(capsys, "diagnose", uuid, "--account", "333344445555", "--external-id", "wrong-xid")
     assert code == 1 and "esm-medic-diagnosis" in err and "333344445555" in err and "Traceback" not in err
+
+
+def test_events_name_the_esm_account_and_route_to_its_adapter(world: dict[str, Any]) -> None:
+    central = world["central"]
+    home = central.account_id()
+    event = {
+        "account": home,  # the central bus the sweeper puts its events on
+        "detail-type": "ESM Status Change",
+        "detail": {"function_arn": f"arn:aws:lambda:us-east-1:{MEMBER}:function:orders"},
+    }
+    assert accounts.account_of_event(event) == MEMBER
+    assert accounts.account_of_event({"account": MEMBER, "detail": {}}) == MEMBER
+    assert accounts.account_of_event({"account": "bogus"}) is None
+    assert accounts.aws_for(central, home) is central and accounts.aws_for(central, None) is central
+    settings = accounts.MemberSettings(external_id=EXTERNAL_ID)
+    member = accounts.aws_for(central, MEMBER, "remediation", settings=settings)
+    assert isinstance(member, accounts.MemberAws) and member.role_arn.endswith(":role/esm-medic-remediation")
+    assert member.account_id() == MEMBER
