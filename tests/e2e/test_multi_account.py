@@ -232,3 +232,35 @@ def test_events_name_the_esm_account_and_route_to_its_adapter(world: dict[str, A
     member = accounts.aws_for(central, MEMBER, "remediation", settings=settings)
     assert isinstance(member, accounts.MemberAws) and member.role_arn.endswith(":role/esm-medic-remediation")
     assert member.account_id() == MEMBER
+
+
+def test_credentials_are_assumed_once_and_renewed_near_expiry(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    central = Aws(region=world["central"].region, max_attempts=1)  # its own cache
+    assumed: list[str] = []
+    lifetime = {"minutes": 60}
+    original = Aws.call
+
+    def counting(self: Aws, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        resp = original(self, service, operation, **params)
+        if (service, operation) == ("sts", "assume_role"):
+            assumed.append(params["RoleArn"])
+            resp["Credentials"]["Expiration"] = datetime.now(UTC) + timedelta(minutes=lifetime["minutes"])
+        return resp
+
+    monkeypatch.setattr(Aws, "call", counting)
+    settings = accounts.MemberSettings(external_id=EXTERNAL_ID)
+    member = accounts.member_aws(central, MEMBER, settings=settings)
+    for _ in range(3):
+        assert accounts.member_aws(central, MEMBER, settings=settings).call("sts", "get_caller_identity")
+    assert len(assumed) == 1  # fresh credentials are reused
+
+    lifetime["minutes"] = 5  # inside botocore's mandatory refresh window: renewed before each use
+    accounts.clear_cache(central)
+    member = accounts.member_aws(central, MEMBER, settings=settings)
+    member.call("sts", "get_caller_identity")
+    member.call("sts", "get_caller_identity")
+    assert len(assumed) >= 3
