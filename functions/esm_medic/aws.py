@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -280,6 +280,45 @@ class Aws:
 
     def account_id(self) -> str:
         return str(self.call("sts", "get_caller_identity")["Account"])
+
+    @classmethod
+    def from_credentials(
+        cls,
+        fetch: Callable[[], dict[str, str]],
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        deferred: bool = False,
+    ) -> Aws:
+        """An adapter bound to explicit temporary credentials (see :func:`refreshing_session`)."""
+        return cls(
+            region=region,
+            endpoint_url=endpoint_url,
+            max_attempts=max_attempts,
+            session=refreshing_session(fetch, region, deferred=deferred),
+        )
+
+
+def refreshing_session(
+    fetch: Callable[[], dict[str, str]], region: str | None, *, deferred: bool = False, method: str = "assume-role"
+) -> Any:
+    """A boto3 Session on credentials that renew themselves. ``fetch()`` returns ``access_key``, ``secret_key``,
+    ``token`` and ``expiry_time`` (ISO 8601). It is called now (``deferred``: on the first request instead) and
+    again by botocore, under botocore's own lock, shortly before the credentials expire; its exceptions propagate
+    to the caller of the request."""
+    import boto3
+    import botocore.session
+    from botocore.credentials import DeferredRefreshableCredentials, RefreshableCredentials
+
+    credentials: RefreshableCredentials
+    if deferred:
+        credentials = DeferredRefreshableCredentials(refresh_using=fetch, method=method)
+    else:
+        credentials = RefreshableCredentials.create_from_metadata(metadata=fetch(), refresh_using=fetch, method=method)
+    core = botocore.session.get_session()
+    core._credentials = credentials  # botocore has no public setter for refreshable credentials
+    return boto3.Session(botocore_session=core, region_name=region)
 
 
 # ------------------------------------------------------------------ DynamoDB items and signed HTTP

@@ -170,6 +170,45 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("AWS_ENDPOINT_URL"),
         help="AWS endpoint override, e.g. a local `esm-medic sandbox serve` (default: $AWS_ENDPOINT_URL)",
     )
+    m = parser.add_argument_group("member account (one central install acting in another account)")
+    target = m.add_mutually_exclusive_group()
+    target.add_argument(
+        "--account",
+        type=_account_id,
+        help="act in this member account through its EsmMedicMember role (esm-medic-diagnosis; "
+        "esm-medic-remediation for fix --apply and rollback)",
+    )
+    target.add_argument("--role-arn", type=_role_arn, help="act through this role instead (any account)")
+    m.add_argument(
+        "--external-id",
+        help="the sts:ExternalId to present (default: the SecureString named by $ESM_MEDIC_EXTERNAL_ID_PARAM, "
+        "else $ESM_MEDIC_EXTERNAL_ID)",
+    )
+
+
+def _account_id(value: str) -> str:
+    if not (len(value) == 12 and value.isdigit()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a 12-digit account id")
+    return value
+
+
+def _role_arn(value: str) -> str:
+    from esm_medic.accounts import AccountConfigError, role_arn_for
+
+    try:
+        role_arn_for(value)
+    except AccountConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if ":role/" not in value:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IAM role ARN")
+    return value
+
+
+def member_purpose(args: argparse.Namespace) -> str:
+    """The member role a command needs: remediation to change things (fix --apply, rollback), else diagnosis."""
+    if getattr(args, "apply", False) or getattr(args, "action_id", None):
+        return "remediation"
+    return "diagnosis"
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
@@ -263,7 +302,23 @@ def make_aws(args: argparse.Namespace) -> Aws:
     except Exception as exc:
         raise CliError("no-profile", f"cannot use the AWS profile {profile!r}: {exc}", EXIT_USAGE) from None
     STATE.region, STATE.endpoint = region, endpoint or ""
-    return Aws(region=region, profile=profile, endpoint_url=endpoint, session=_ShortTimeouts(session))
+    central = Aws(region=region, profile=profile, endpoint_url=endpoint, session=_ShortTimeouts(session))
+    target = getattr(args, "role_arn", None) or getattr(args, "account", None)
+    if not target:
+        return central
+    from esm_medic.accounts import AccountConfigError, member_aws
+
+    # deferred: the role is assumed on the first request, inside the command's own error handling
+    try:
+        return member_aws(
+            central,
+            target,
+            purpose=member_purpose(args),
+            external_id_value=getattr(args, "external_id", None),
+            deferred=True,
+        )
+    except AccountConfigError as exc:
+        raise CliError("account-config", str(exc), EXIT_USAGE) from None
 
 
 def where(aws: Aws) -> str:
@@ -307,8 +362,12 @@ def aws_error_message(exc: BaseException) -> str:
 
     if isinstance(exc, CliError):
         return exc.message
+    if type(exc).__name__ in ("AccountAccessError", "AccountConfigError"):
+        return str(exc)
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     name = type(cause).__name__
+    if name in ("AccountAccessError", "AccountConfigError"):
+        return str(cause)
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return "no AWS credentials found (set AWS_PROFILE / --profile, or run against the sandbox with --endpoint-url)"
     if name == "NoRegionError":

@@ -203,6 +203,7 @@ def _apply_locked(
             fingerprint=fp,
             decision=ddict,
             reason=req.reason or plan.summary,
+            account=account,
             **kw,
         )
         return audit.append(rec)

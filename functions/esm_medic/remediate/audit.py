@@ -22,7 +22,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
 
 JSON_FIELDS = ("params", "decision", "before", "after", "created", "plan", "details")
-TEXT_FIELDS = ("action_id", "uuid", "incident_id", "actor", "action", "status", "fingerprint", "reason", "error", "at")
+# account: the ESM's account (a member account when acting through its role)
+TEXT_FIELDS = (
+    *("action_id", "uuid", "incident_id", "actor", "action", "status", "fingerprint", "reason", "error", "at"),
+    "account",
+)
 MAX_ITEM_BYTES = 350_000  # DynamoDB's limit is 400 KB; keep a margin
 
 

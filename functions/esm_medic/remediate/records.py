@@ -218,6 +218,7 @@ class ActionRecord:
     reason: str = ""  # why (root cause / diagnosis summary)
     error: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    account: str = ""  # the account the ESM lives in (a member account when acting through its role)
     at: str = ""  # ISO-8601 UTC with microseconds (set by the audit log)
     epoch: float = 0.0
 

@@ -141,6 +141,7 @@ def _append_quietly(audit: AuditLog, like: ActionRecord, actor: str, status: str
                 status=status,
                 params=like.params,
                 fingerprint=like.fingerprint,
+                account=like.account,
                 **kw,
             )
         )

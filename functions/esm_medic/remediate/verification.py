@@ -152,6 +152,7 @@ def verify_fix(
                     status=status,
                     params=applied.params,
                     fingerprint=applied.fingerprint,
+                    account=applied.account,
                     reason="; ".join(reasons)[:1000],
                     details={
                         "resource": vr.to_dict(),

@@ -1,0 +1,266 @@
+"""One central install acting in a member account (moto: several account ids; an assumed role's credentials act in
+the role's account).
+
+The member stack (``infra/member_stack.py``, synthesized alone) is deployed with CloudFormation into the member
+account; a broken ESM is built there; from the central account the CLI diagnoses it through the assumed diagnosis
+role and fixes it through the assumed remediation role. The fix lands in the member account, the audit log stays
+central and names the member account.
+
+Trust enforcement (the role's trust policy: the central ``role/EsmMedic*`` principals with the ``sts:ExternalId``)
+is AWS's; moto does not evaluate trust policies. What is checked here: the deployed roles carry those conditions,
+esm-medic never assumes without an external id, always presents it, and turns a refused AssumeRole into a clear
+error naming the account and role (the refusal itself is injected at the STS client).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from esm_medic import accounts
+from esm_medic.aws import Aws
+from esm_medic.cli.main import main
+
+MEMBER = "222233334444"
+EXTERNAL_ID = "esm-medic-e2e-external-id"
+
+
+def synth_member_template(central: str, external_id: str) -> dict[str, Any]:
+    import aws_cdk as cdk
+
+    from infra.member_stack import EsmMedicMemberStack
+    from infra.settings import load
+
+    app = cdk.App()
+    settings = load({"CentralAccount": central, "ExternalId": external_id}, member=True)
+    EsmMedicMemberStack(
+        app,
+        "EsmMedicMember",
+        settings=settings,
+        synthesizer=cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False),
+    )
+    template: dict[str, Any] = app.synth().get_stack_by_name("EsmMedicMember").template
+    return template
+
+
+def admin_of(central: Aws, account: str) -> Aws:
+    """The member account as its own administrator (as through OrganizationAccountAccessRole): builds the world."""
+
+    def fetch() -> dict[str, str]:
+        c = central.call(
+            "sts",
+            "assume_role",
+            RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+            RoleSessionName="e2e-admin",
+        )["Credentials"]
+        return {
+            "access_key": c["AccessKeyId"],
+            "secret_key": c["SecretAccessKey"],
+            "token": c["SessionToken"],
+            "expiry_time": c["Expiration"].isoformat(),
+        }
+
+    return Aws.from_credentials(fetch, region=central.region, max_attempts=central.max_attempts)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[dict[str, Any]]:
+    from esm_medic_sandbox import scenarios, simulator
+    from esm_medic_sandbox.env import sandbox
+
+    from esm_medic.tables import create_tables
+
+    with sandbox() as central:
+        simulator.install()
+        create_tables(central)
+        admin = admin_of(central, MEMBER)
+        assert admin.account_id() == MEMBER and central.account_id() != MEMBER
+        template = synth_member_template(central.account_id(), EXTERNAL_ID)
+        admin.call(
+            "cloudformation",
+            "create_stack",
+            StackName="EsmMedicMember",
+            TemplateBody=json.dumps(template),
+            Parameters=[
+                {"ParameterKey": "CentralAccount", "ParameterValue": central.account_id()},
+                {"ParameterKey": "ExternalId", "ParameterValue": EXTERNAL_ID},
+            ],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+        stack = admin.call("cloudformation", "describe_stacks", StackName="EsmMedicMember")["Stacks"][0]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+        broken = scenarios.build(admin, "missing-sg-self-rule", prefix="member")
+        yield {"central": central, "admin": admin, "scenario": broken}
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _self_rule_ports(admin: Aws, sg_id: str) -> set[int]:
+    sg = admin.call("ec2", "describe_security_groups", GroupIds=[sg_id])["SecurityGroups"][0]
+    return {
+        int(p.get("FromPort", -1))
+        for p in sg.get("IpPermissions", [])
+        if any(pair.get("GroupId") == sg_id for pair in p.get("UserIdGroupPairs", []))
+    }
+
+
+def test_the_member_roles_trust_only_the_central_install_with_the_external_id(world: dict[str, Any]) -> None:
+    admin, central = world["admin"], world["central"]
+    for name in (accounts.DIAGNOSIS_ROLE, accounts.REMEDIATION_ROLE):
+        trust = admin.call("iam", "get_role", RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+        doc = json.loads(trust) if isinstance(trust, str) else trust
+        (statement,) = doc["Statement"]
+        assert statement["Condition"]["StringEquals"]["sts:ExternalId"] == EXTERNAL_ID
+        assert statement["Condition"]["ArnLike"]["aws:PrincipalArn"].endswith(
+            f":iam::{central.account_id()}:role/EsmMedic*"
+        )
+
+
+def test_central_diagnoses_and_fixes_in_the_member_account(
+    world: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("esm_medic.diagnose")
+    central, admin, r = world["central"], world["admin"], world["scenario"]
+    monkeypatch.setenv("ESM_MEDIC_MEMBER_ACCOUNTS", MEMBER)
+    monkeypatch.setenv("ESM_MEDIC_EXTERNAL_ID", EXTERNAL_ID)
+    sg = r.security_group_ids[0]
+    assert 9098 not in _self_rule_ports(admin, sg)
+
+    # the ESM is not visible from the central account itself
+    code, _, err = _run(capsys, "diagnose", r.uuid, "--json")
+    assert code != 0 and "Traceback" not in err
+
+    code, out, err = _run(capsys, "diagnose", r.uuid, "--account", MEMBER, "--json")
+    assert code in (0, 1), err
+    assert "no-sg-self-rule" in out
+
+    code, out, err = _run(capsys, "scan", "--account", MEMBER, "--json", "--no-progress")
+    assert r.uuid in out, err
+
+    code, out, err = _run(capsys, "fix", r.uuid, "--account", MEMBER, "--apply", "--yes", "--json")
+    assert code == 0, err + out
+    result = json.loads(out)["result"]
+    assert result["status"] == "applied", result
+    assert 9098 in _self_rule_ports(admin, sg)
+
+    # the audit log is central and names the member account
+    from esm_medic.remediate.audit import AuditLog
+    from esm_medic.tables import AUDIT
+
+    rows = AuditLog(central, AUDIT.default_name).rows_for(r.uuid)
+    assert rows and {row.account for row in rows} == {MEMBER}
+    assert {row.action_id for row in rows} == {result["action_id"]}
+    # nothing of esm-medic's own state was written in the member account
+    assert AUDIT.default_name not in admin.call("dynamodb", "list_tables")["TableNames"]
+
+
+def test_a_member_adapter_uses_the_roles_and_keeps_state_central(world: dict[str, Any]) -> None:
+    central = world["central"]
+    settings = accounts.MemberSettings(accounts=(MEMBER,), external_id=EXTERNAL_ID)
+    diag = accounts.member_aws(central, MEMBER, purpose="diagnosis", settings=settings)
+    fix = accounts.member_aws(central, MEMBER, purpose="remediation", settings=settings)
+    assert diag is accounts.member_aws(central, MEMBER, purpose="diagnosis", settings=settings)  # cached
+    identity = diag.call("sts", "get_caller_identity")
+    assert identity["Account"] == MEMBER and "esm-medic-diagnosis/esm-medic-diagnosis" in identity["Arn"]
+    assert "esm-medic-remediation/esm-medic-remediation" in fix.call("sts", "get_caller_identity")["Arn"]
+    assert diag.client("dynamodb") is central.client("dynamodb")
+    assert diag.client("lambda") is not central.client("lambda")
+
+
+def test_no_external_id_or_an_unlisted_account_is_refused(world: dict[str, Any]) -> None:
+    central = world["central"]
+    with pytest.raises(accounts.AccountConfigError, match="no external id"):
+        accounts.member_aws(central, MEMBER, settings=accounts.MemberSettings())
+    with pytest.raises(accounts.AccountConfigError, match="not a member account"):
+        accounts.member_aws(
+            central, "999988887777", settings=accounts.MemberSettings(accounts=(MEMBER,), external_id=EXTERNAL_ID)
+        )
+
+
+def test_a_refused_assume_role_is_a_clear_error(
+    world: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS refuses AssumeRole when the trust policy or external id does not match (injected: moto does not check)."""
+    from botocore.exceptions import ClientError
+
+    central = world["central"]
+    presented: list[dict[str, Any]] = []
+
+    def refuse(self: Aws, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        if (service, operation) == ("sts", "assume_role"):
+            presented.append(params)
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not authorized to perform sts:AssumeRole"}},
+                "AssumeRole",
+            )
+        return original(self, service, operation, **params)
+
+    original = Aws.call
+    monkeypatch.setattr(Aws, "call", refuse)
+    settings = accounts.MemberSettings(external_id="a-wrong-external-id")
+    with pytest.raises(accounts.AccountAccessError) as info:
+        accounts.member_aws(central, "333344445555", settings=settings)
+    assert info.value.account == "333344445555" and info.value.role_arn.endswith(":role/esm-medic-diagnosis")
+    assert "333344445555" in str(info.value) and "sts:ExternalId" in str(info.value)
+    assert presented[-1]["ExternalId"] == "a-wrong-external-id"
+
+    uuid = "a4b792af-bd05-4736-98c3-8e0c4bc115b4"
+    code, _, err = _run(capsys, "diagnose", uuid, "--account", "333344445555", "--external-id", "wrong-xid")
+    assert code == 1 and "esm-medic-diagnosis" in err and "333344445555" in err and "Traceback" not in err
+
+
+def test_events_name_the_esm_account_and_route_to_its_adapter(world: dict[str, Any]) -> None:
+    central = world["central"]
+    home = central.account_id()
+    event = {
+        "account": home,  # the central bus the sweeper puts its events on
+        "detail-type": "ESM Status Change",
+        "detail": {"function_arn": f"arn:aws:lambda:us-east-1:{MEMBER}:function:orders"},
+    }
+    assert accounts.account_of_event(event) == MEMBER
+    assert accounts.account_of_event({"account": MEMBER, "detail": {}}) == MEMBER
+    assert accounts.account_of_event({"account": "bogus"}) is None
+    assert accounts.aws_for(central, home) is central and accounts.aws_for(central, None) is central
+    settings = accounts.MemberSettings(external_id=EXTERNAL_ID)
+    member = accounts.aws_for(central, MEMBER, "remediation", settings=settings)
+    assert isinstance(member, accounts.MemberAws) and member.role_arn.endswith(":role/esm-medic-remediation")
+    assert member.account_id() == MEMBER
+
+
+def test_credentials_are_assumed_once_and_renewed_near_expiry(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    central = Aws(region=world["central"].region, max_attempts=1)  # its own cache
+    assumed: list[str] = []
+    lifetime = {"minutes": 60}
+    original = Aws.call
+
+    def counting(self: Aws, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        resp = original(self, service, operation, **params)
+        if (service, operation) == ("sts", "assume_role"):
+            assumed.append(params["RoleArn"])
+            resp["Credentials"]["Expiration"] = datetime.now(UTC) + timedelta(minutes=lifetime["minutes"])
+        return resp
+
+    monkeypatch.setattr(Aws, "call", counting)
+    settings = accounts.MemberSettings(external_id=EXTERNAL_ID)
+    member = accounts.member_aws(central, MEMBER, settings=settings)
+    for _ in range(3):
+        assert accounts.member_aws(central, MEMBER, settings=settings).call("sts", "get_caller_identity")
+    assert len(assumed) == 1  # fresh credentials are reused
+
+    lifetime["minutes"] = 5  # inside botocore's mandatory refresh window: renewed before each use
+    accounts.clear_cache(central)
+    member = accounts.member_aws(central, MEMBER, settings=settings)
+    member.call("sts", "get_caller_identity")
+    member.call("sts", "get_caller_identity")
+    assert len(assumed) >= 3
