@@ -13,7 +13,7 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.cli.common import add_aws_options, add_json_option, aws_error_message, fail, print_json, where
+from esm_medic.cli.common import CliError, add_aws_options, add_json_option, aws_error_message, fail, print_json, where
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.models import Diagnosis
@@ -77,6 +77,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
     except DiagnoseError as exc:
         return fail(str(exc))
     except Exception as exc:  # credentials, endpoint, region: say what, never a traceback
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     if args.json:
         print_json(result.to_dict())
@@ -231,6 +233,8 @@ def run_scan(args: argparse.Namespace) -> int:
     except DiagnoseError as exc:
         return fail(str(exc))
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     shown = [d for d in results if not (args.only_broken and d.healthy)]
     if not results and not args.json:

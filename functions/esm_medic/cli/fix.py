@@ -12,7 +12,16 @@ import argparse
 import sys
 from typing import Any
 
-from esm_medic.cli.common import add_aws_options, add_json_option, fail, human, print_json, stdin_is_tty, where
+from esm_medic.cli.common import (
+    CliError,
+    add_aws_options,
+    add_json_option,
+    fail,
+    human,
+    print_json,
+    stdin_is_tty,
+    where,
+)
 
 MODES = ("off", "notify", "approve", "auto")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -141,6 +150,8 @@ def run_fix(args: argparse.Namespace) -> int:
             mode_override=args.mode,
         )
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     if plan["status"] == "invalid":
         if args.json:
@@ -188,6 +199,8 @@ def run_fix(args: argparse.Namespace) -> int:
             approved_plan=plan.get("plan"),
         )
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     if args.json:
         print_json({"plan": plan, "result": result})
@@ -214,6 +227,8 @@ def _run_plan(args: argparse.Namespace, aws: Any, diagnosis: Any, settings: Any)
     try:
         preview = fix_plan.preview(aws, diagnosis, settings=settings, mode_override=args.mode)
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     if not args.json:
         sys.stdout.write(render_fix_plan(diagnosis, preview))
@@ -242,6 +257,8 @@ def _run_plan(args: argparse.Namespace, aws: Any, diagnosis: Any, settings: Any)
             incident_id=args.incident_id,
         )
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     if args.json:
         print_json(result)
@@ -397,6 +414,8 @@ def run_rollback(args: argparse.Namespace) -> int:
     except AuditError as exc:
         return fail(aws_error_message(exc))
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     if not rows:
         return fail(f"no audit record for {args.action_id} ({where(aws)})")
@@ -415,6 +434,8 @@ def run_rollback(args: argparse.Namespace) -> int:
     try:
         result = engine.rollback(aws, args.action_id, settings=settings, actor=_actor())
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     if args.json:
         print_json(result)
@@ -448,6 +469,8 @@ def run_history(args: argparse.Namespace) -> int:
     except AuditError as exc:
         return fail(aws_error_message(exc))
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
     if args.json:
         print_json(rows)

@@ -97,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecursionError:
         return fail("the input is nested too deeply to read", EXIT_USAGE, "too-deep")
     except Exception as exc:  # the last line of defence: one line, never a traceback
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc), EXIT_FAILURE, "error")
     finally:
         STATE.json_mode = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.cli.common import add_aws_options, add_json_option
+from esm_medic.cli.common import CliError, add_aws_options, add_json_option
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -74,4 +74,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         return execute(make_aws(args), args.action, list(args.ids), include_delivered=args.all, as_json=args.json)
     except Exception as exc:
+        if isinstance(exc, CliError):
+            raise
         return fail(aws_error_message(exc))
