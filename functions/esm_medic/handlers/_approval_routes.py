@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import time
 from collections.abc import Mapping
@@ -14,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 
 from esm_medic.approval import (
@@ -32,7 +30,7 @@ from esm_medic.approval import (
 )
 from esm_medic.aws import Aws
 from esm_medic.handlers import approval_http as entry
-from esm_medic.handlers._common import logger
+from esm_medic.handlers._common import count, logger
 from esm_medic.notify.message import APPROVE_ACTION_ID, REJECT_ACTION_ID, render_approval_page, render_result_page
 from esm_medic.notify.sinks import SinkError
 
@@ -62,22 +60,10 @@ _SECURITY_HEADERS = {
 }
 
 app = LambdaFunctionUrlResolver()
-METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "esm-medic"
 
 
 def get_aws() -> Aws:
     return entry.get_aws()  # the entry point's adapter, with the path's retry budget
-
-
-def metric(name: str, **dimensions: str) -> None:
-    """One EMF count with its own dimensions (never inherited by later metrics); a metric never fails a request."""
-    try:
-        with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as m:
-            for dim, val in dimensions.items():
-                if val:
-                    m.add_dimension(name=dim, value=str(val)[:250])
-    except Exception as exc:  # e.g. a dimension value Powertools refuses
-        logger.warning("metric not emitted", extra={"metric": name, "reason": type(exc).__name__})
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -235,7 +221,7 @@ def post_decision(approval_id: str) -> Response[str]:
         settings=settings,
     )
     logger.set_correlation_id(str(result.get("uuid") or "") or None)
-    metric("ApprovalDecisions", channel=channel, result=str(result.get("status") or result.get("error")))
+    count("ApprovalDecisions", channel=channel, result=str(result.get("status") or result.get("error")))
     if result.get("ok"):
         status = str(result["status"])
         title = {"approved": "Approved", "rejected": "Rejected"}.get(status, "Approval recorded")
@@ -263,7 +249,7 @@ def slack_actions() -> Response[str]:
     headers = {str(k).lower(): v for k, v in (event.raw_event.get("headers") or {}).items()}
     ok, why = verify_slack_signature(secret, headers, body)
     if not ok:
-        metric("SlackRejected", reason=why.split(" ")[0])
+        count("SlackRejected", reason=why.split(" ")[0])
         logger.warning("rejected a Slack request", extra={"reason": why})
         return _json(401, {"error": why or "invalid signature"})
     if not claim_slack_request(aws, str(headers.get("x-slack-signature"))):
@@ -293,7 +279,7 @@ def slack_actions() -> Response[str]:
         settings=settings,
     )
     logger.set_correlation_id(str(result.get("uuid") or "") or None)
-    metric("ApprovalDecisions", channel="slack", result=str(result.get("status") or result.get("error")))
+    count("ApprovalDecisions", channel="slack", result=str(result.get("status") or result.get("error")))
     text = _slack_text(result)
     _respond_to_slack(str(payload.get("response_url") or ""), text, replace=bool(result.get("ok")))
     # Slack shows the response_url update; this body is the acknowledgement (200 within 3 s)
@@ -332,7 +318,7 @@ def not_found(_: Exception) -> Response[str]:
 
 
 def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    metric("ApprovalHttpRequests")
+    count("ApprovalHttpRequests")
     ctx = {"stage": "$default", **event["requestContext"]}  # function URLs say "$default"; the resolver needs it
     result: dict[str, Any] = app.resolve({**event, "requestContext": ctx}, context)
     return result

@@ -201,24 +201,25 @@ def get_tracer() -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def count(name: str, value: float = 1, **dimensions: str) -> None:
-    """One EMF count metric (PascalCase name). Without dimensions it joins the invocation's shared metric set
-    (dimension ``service`` only); with ``dimensions`` (e.g. ``step="network"``) it is its own metric set
-    (Powertools ``single_metric``), so no dimension leaks onto any other metric."""
+def count(name: str, value: float = 1, *, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
+    """The one way handlers emit a metric (PascalCase name; a Count unless ``unit`` says otherwise).
+
+    Without dimensions it joins the invocation's shared metric set (dimension ``service`` only; what the alarms
+    read). With ``dimensions`` (e.g. ``step="network"``) it is its own metric set (Powertools ``single_metric``),
+    so no dimension leaks onto any other metric. A metric never fails the handler."""
     dims = {dim: str(val)[:250] for dim, val in dimensions.items() if val}
-    if not dims:
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        return
-    if is_metrics_disabled():
-        return
-    with single_metric(
-        name=name,
-        unit=MetricUnit.Count,
-        value=value,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE, **dims},
-    ):
-        pass
+    try:
+        if not dims:
+            metrics.add_metric(name=name, unit=unit, value=value)
+            return
+        if is_metrics_disabled():
+            return
+        with single_metric(
+            name=name, unit=unit, value=value, namespace=NAMESPACE, default_dimensions={"service": SERVICE, **dims}
+        ):
+            pass
+    except Exception as exc:  # e.g. a value Powertools refuses: log it, never fail the request
+        logger.warning("metric not emitted", extra={"metric": name, "reason": type(exc).__name__})
 
 
 def correlation_id(event: Any) -> str | None:

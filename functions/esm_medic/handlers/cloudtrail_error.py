@@ -20,8 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from esm_medic.handlers._common import get_aws, lambda_entry, logger
-from esm_medic.handlers._detect_metrics import emit as metric
+from esm_medic.handlers._common import count, get_aws, lambda_entry, logger
 
 
 def _settings() -> tuple[bool, int, str]:
@@ -43,11 +42,11 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         denial = parse_access_denial(event)
     except IgnoredEvent as exc:
         logger.info("ignored input", extra={"reason": exc.reason})
-        metric("cloudtrail_error", "IgnoredInput", 1)
+        count("IgnoredInput", 1)
         return {"ok": True, "ignored": True, "reason": exc.reason}
     except EventRejected as exc:
         logger.error("rejected input", extra={"reason": exc.reason})
-        metric("cloudtrail_error", "MalformedInput", 1)
+        count("MalformedInput", 1)
         return {"ok": False, "error": exc.reason}
 
     from datetime import UTC, datetime
@@ -77,8 +76,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         return {"ok": False, "error": f"{code}: {exc}"[:1000], **base}
     emitted = sum(1 for r in reports if r.emitted)
     logger.info("access denial", extra={**base, "esms": [r.uuid for r in reports], "emitted": emitted})
-    metric("cloudtrail_error", "AccessDenials", 1)
-    metric("cloudtrail_error", "TransitionsEmitted", emitted)
+    count("AccessDenials", 1)
+    count("TransitionsEmitted", emitted)
     out: dict[str, Any] = {"ok": True, **base, "esms": [r.to_dict() for r in reports], "emitted": emitted}
     if not emit:
         out["events"] = [dict(r.detail) for r in reports if r.detail is not None]

@@ -24,4 +24,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         run=event.get("run") or {},
     )
     count("Decided", step=str(event["diagnosis"].get("step")), route=str(result["route"]))
+    codes = (result.get("checks") or {}).get("codes") or []
+    if "kill-switch" in codes:
+        count("KillSwitchOn")  # alarmed: service dimension only
+    if "budget" in codes:
+        count("BudgetExhausted")
     return result

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import get_aws, lambda_entry, logger
-from esm_medic.handlers._detect_metrics import emit as metric
+from esm_medic.handlers._common import count, get_aws, lambda_entry, logger
 
 
 def _metric(name: str, value: float) -> None:
-    metric("esm_logs", name, value)
+    count(name, value)
 
 
 @lambda_entry("esm_logs")

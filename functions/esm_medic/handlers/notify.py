@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import InvalidInput, get_aws, lambda_entry
-from esm_medic.handlers._metric import metric
+from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
 from esm_medic.notify.message import KINDS
 
 SCHEMA: dict[str, Any] = {
@@ -47,9 +46,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
     kind, ctx = parse(event)
     result = notify_incident(get_aws(), kind, ctx)
-    metric("NotificationsSent", len(result["sent"]), Kind=kind)
+    count("NotificationsSent", len(result["sent"]), Kind=kind)
     if result["errors"]:
-        metric("NotificationErrors", len(result["errors"]), Kind=kind)
+        count("NotificationErrors", len(result["errors"]), Kind=kind)
     if result.get("tickets", {}).get("resolved"):
-        metric("TicketsResolved", len(result["tickets"]["resolved"]))
+        count("TicketsResolved", len(result["tickets"]["resolved"]))
     return result

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import get_aws, lambda_entry
-from esm_medic.handlers._metric import metric
+from esm_medic.handlers._common import count, get_aws, lambda_entry
 
 
 @lambda_entry("outbox")
@@ -23,6 +22,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     results = outbox.drain(aws, limit=limit)
     delivered = sum(1 for r in results if r["status"] == outbox.DELIVERED)
     left = len(outbox.undelivered(aws))
-    metric("OutboxDelivered", delivered)
-    metric("OutboxUndelivered", left)
+    count("OutboxDelivered", delivered)
+    count("OutboxPending", left)  # alarmed (Maximum): service dimension only
     return {"results": results, "delivered": delivered, "undelivered": left}

@@ -68,5 +68,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("remediation of this incident was done by execution %s: joining it", owner)
         count("RemediationJoined", step=step)
         return {**result, "joined": True, "joined_execution": owner, "applied": False, "changed": False}
-    count("Fixed" if result.get("changed") else "FixNoop", step=step, action=str(result.get("action")))
+    if result.get("changed"):
+        count("FixesApplied", step=step, action=str(result.get("action")))
+    else:
+        count("FixNoop", step=step, action=str(result.get("action")))
+    if result.get("status") == "budget-exceeded":
+        count("BudgetExhausted")  # alarmed: service dimension only
     return result

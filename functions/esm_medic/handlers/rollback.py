@@ -21,5 +21,9 @@ def _rollback(request: dict[str, Any]) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = idempotent_call("rollback", _rollback, event, key_jmespath=IDEMPOTENCY_KEY, context=context)
     step = str((event.get("diagnosis") or {}).get("step") or "unknown")
-    count("RolledBack" if result.get("rolled_back") else "RollbackKept", step=step)
+    if result.get("rolled_back"):
+        count("RolledBack")  # alarmed: service dimension only
+        count("RollbacksByStep", step=step)
+    else:
+        count("RollbackKept", step=step)
     return result

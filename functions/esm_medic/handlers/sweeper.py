@@ -16,8 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from esm_medic.handlers._common import get_aws, lambda_entry, logger
-from esm_medic.handlers._detect_metrics import emit as metric
+from esm_medic.handlers._common import count, get_aws, lambda_entry, logger
 
 
 def _remaining_seconds(context: Any) -> float | None:
@@ -37,7 +36,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     if event is not None and not isinstance(event, dict):
         reason = f"sweeper input must be an object (a scheduled event), got {type(event).__name__}"
         logger.error("rejected input", extra={"reason": reason})
-        metric("sweeper", "MalformedInput")
+        count("MalformedInput")
         return {"ok": False, "error": reason}
     event = event or {}
 
@@ -49,7 +48,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         settings = SweepSettings.from_env()
     except ValueError as exc:
         logger.error("invalid configuration", extra={"reason": str(exc)})
-        metric("sweeper", "SweepFailed")
+        count("SweepFailed")
         return {"ok": False, "error": f"invalid configuration: {exc}"}
     remaining = _remaining_seconds(context)
     deadline = None if remaining is None else time.monotonic() + remaining - settings.deadline_margin_seconds
@@ -58,7 +57,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     except Exception as exc:  # AWS refused or failed past retries: a clear error and a metric, not a crash
         code = error_code(exc) or type(exc).__name__
         logger.exception("sweep failed", extra={"error_code": code})
-        metric("sweeper", "SweepFailed")
+        count("SweepFailed")
         return {"ok": False, "error": f"{code}: {exc}"[:1000]}
     result = passes.last
     for detail in (d for p in passes.passes for d in p.transitions):
@@ -75,16 +74,16 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     for text in (t for p in passes.passes for t in p.errors):
         logger.warning("sweep problem", extra={"reason": text})
     summary = passes.summary()
-    metric("sweeper", "EsmsSwept", result.kafka)
-    metric("sweeper", "SweepPasses", len(passes.passes))
-    metric("sweeper", "TransitionsEmitted", summary["emitted"])
-    metric("sweeper", "Recoveries", summary["recovered"])
-    metric("sweeper", "FlapsSuppressed", summary["suppressed_flaps"])
-    metric("sweeper", "SweepConflicts", summary["conflicts"])
-    metric("sweeper", "EventsFailed", summary["failed_events"])
-    metric("sweeper", "EsmsForgotten", len(passes.passes[0].deleted))
-    metric("sweeper", "SweepIncomplete", 0 if result.complete else 1)
-    metric("sweeper", "SweepFailed", 0)
-    metric("sweeper", "SweepDuration", result.duration_s * 1000, MetricUnit.Milliseconds)
+    count("EsmsSwept", result.kafka)
+    count("SweepPasses", len(passes.passes))
+    count("TransitionsEmitted", summary["emitted"])
+    count("Recoveries", summary["recovered"])
+    count("FlapsSuppressed", summary["suppressed_flaps"])
+    count("SweepConflicts", summary["conflicts"])
+    count("EventsFailed", summary["failed_events"])
+    count("EsmsForgotten", len(passes.passes[0].deleted))
+    count("SweepIncomplete", 0 if result.complete else 1)
+    count("SweepFailed", 0)
+    count("SweepDuration", result.duration_s * 1000, unit=MetricUnit.Milliseconds)
     logger.info("sweep done", extra={k: v for k, v in summary.items() if k not in ("errors",)})
     return {"ok": True, **summary}

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import InvalidInput, get_aws, lambda_entry
-from esm_medic.handlers._metric import metric
+from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
 
 BODY_MAX = 50_000
 
@@ -70,11 +69,14 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
     args = parse(event)
     result = open_ticket_for_esm(get_aws(), **args)
-    metric("TicketsCommented" if result["duplicate"] else "TicketsOpened", 1)
+    if result["duplicate"]:
+        count("TicketsCommented")
+    else:
+        count("TicketsOpened")
     for name in result.get("delivered") or []:
-        metric("TicketDeliveries", 1, Provider=name)
+        count("TicketDeliveries", 1, Provider=name)
     for err in result.get("errors") or []:
-        metric("TicketDeliveryErrors", 1, Provider=str(err.get("sink") or "unknown"))
+        count("TicketDeliveryErrors", 1, Provider=str(err.get("sink") or "unknown"))
     if len(result["body"]) > BODY_MAX:
         result["body"] = result["body"][:BODY_MAX] + "\n… (truncated; the full ticket is at the location)\n"
     return result

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import get_aws, lambda_entry, logger
-from esm_medic.handlers._detect_metrics import emit as metric
+from esm_medic.handlers._common import count, get_aws, lambda_entry, logger
 
 
 def _uuids(event: Any) -> tuple[list[str], bool]:
@@ -59,11 +58,11 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         uuids, record = _uuids(event)
     except IgnoredEvent as exc:
         logger.info("ignored input", extra={"reason": exc.reason})
-        metric("watch", "IgnoredInput", 1)
+        count("IgnoredInput", 1)
         return {"ok": True, "ignored": True, "reason": exc.reason, "settled": True}
     except EventRejected as exc:
         logger.error("rejected input", extra={"reason": exc.reason})
-        metric("watch", "MalformedInput", 1)
+        count("MalformedInput", 1)
         return {"ok": False, "error": exc.reason, "settled": True}
 
     from esm_medic.aws import error_code
@@ -84,8 +83,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             logger.exception("watch check failed", extra={"uuid": uuid, "error_code": code})
             res = {"uuid": uuid, "settled": False, "error": True, "failure": f"{code}: {exc}"[:500]}
         logger.info("watch", extra={k: res.get(k) for k in ("uuid", "settled", "state", "error", "incident_id")})
-        metric("watch", "WatchSettled", 1 if res.get("settled") else 0)
-        metric("watch", "TransitionsEmitted", len(res.get("emitted") or []))
+        count("WatchSettled", 1 if res.get("settled") else 0)
+        count("TransitionsEmitted", len(res.get("emitted") or []))
         results.append(res)
     if len(results) == 1:
         return {"ok": "failure" not in results[0], **results[0]}

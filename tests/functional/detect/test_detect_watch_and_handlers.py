@@ -204,7 +204,8 @@ def test_sweeper_handler(handlers: Any, capsys: pytest.CaptureFixture[str]) -> N
     assert out["ok"] and out["emitted"] == 1 and out["complete"] and out["transitions"] == 1
     recorded = _emf(capsys.readouterr().out)
     assert recorded["TransitionsEmitted"][0] == 1 and recorded["SweepFailed"][0] == 0  # EMF, one metric per record
-    assert recorded["TransitionsEmitted"][1] == {"handler": "sweeper"}  # no dimension inherited from other metrics
+    # the sweeper's counters carry the service dimension only (what the alarms read), none inherited from others
+    assert recorded["TransitionsEmitted"][1] == {"service": "esm-medic"}
     assert _common.metrics.namespace == "esm-medic"
     assert handler_logger.get_correlation_id() == "sched-1"  # the scheduled event's id correlates the logs
     out = h_sweep.handler(scheduled, ctx())
