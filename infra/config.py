@@ -51,11 +51,11 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         description="Record the execution outcome; failure path opens tickets",
     ),
     # people
-    "notify": FunctionSpec(30, 256, ("sns", "ssm", "state"), description="Notifications"),
-    "ticket": FunctionSpec(60, 256, ("sns", "ssm", "state", "audit", "idempotency"), description="Tickets"),
-    "outbox": FunctionSpec(120, 256, ("sns", "ssm", "state"), description="Deliver due ticket outbox items"),
+    "notify": FunctionSpec(30, 256, ("sns", "ssm", "state", "people"), description="Notifications"),
+    "ticket": FunctionSpec(60, 256, ("sns", "ssm", "state", "audit", "idempotency", "people"), description="Tickets"),
+    "outbox": FunctionSpec(120, 256, ("sns", "ssm", "state", "people"), description="Deliver due ticket outbox items"),
     "approval_request": FunctionSpec(
-        30, 256, ("sns", "ssm", "state", "audit", "esm-tags"), description="Ask for approval"
+        30, 256, ("sns", "ssm", "state", "audit", "esm-tags", "people"), description="Ask for approval"
     ),
     "approval_http": FunctionSpec(
         10,

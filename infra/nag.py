@@ -51,6 +51,11 @@ VETTED_WILDCARDS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "Resource",
+        rf"arn:{_PART}:secretsmanager:{_REGION}:{_ACCOUNT}:secret:esm-medic/\*",
+        "Ticket providers' and the Slack app's credentials, kept under esm-medic/ (never logged).",
+    ),
+    (
+        "Resource",
         rf"arn:{_PART}:states:{_REGION}:{_ACCOUNT}:execution:.*:\*",
         "Reading the executions of esm-medic's own state machine (duplicate detection).",
     ),

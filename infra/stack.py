@@ -187,6 +187,14 @@ class EsmMedicStack(cdk.Stack):
         # ---------------------------------------------------------------- detection
         self.rules = self._rules()
         sweep_minutes = self.settings.sweep_minutes
+        if "outbox" in self.functions:
+            events.Rule(
+                self,
+                "OutboxSchedule",
+                schedule=events.Schedule.rate(cdk.Duration.minutes(5)),
+                targets=[targets.LambdaFunction(self.functions["outbox"], retry_attempts=0)],
+                description="esm-medic outbox: redeliver tickets and notifications that are due",
+            )
         if "sweeper" in self.functions:
             self.functions["sweeper"].add_environment("ESM_MEDIC_SWEEP_INTERVAL_SECONDS", str(sweep_minutes * 60))
             self.functions["sweeper"].add_environment(
@@ -265,6 +273,8 @@ class EsmMedicStack(cdk.Stack):
                 "ESM_MEDIC_TICKET_DIR": "/tmp/esm-medic/tickets",
             }
         )
+        if self.settings.ticket_providers:
+            env["ESM_MEDIC_TICKET_PROVIDERS"] = ",".join(self.settings.ticket_providers)
         budget_env = {
             "sg": "ESM_MEDIC_BUDGET_PER_SG",
             "vpc": "ESM_MEDIC_BUDGET_PER_VPC",
@@ -348,6 +358,18 @@ class EsmMedicStack(cdk.Stack):
                 iam.PolicyStatement(
                     actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
                     resources=["*"],
+                )
+            )
+        if "people" in grants:
+            # owner routing reads tags (ESM / function / cluster); ticket providers and the Slack app read their
+            # credentials from Secrets Manager, kept under esm-medic/
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["lambda:ListTags", "kafka:ListTagsForResource"], resources=["*"])
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:esm-medic/*"],
                 )
             )
         if "esm-tags" in grants:

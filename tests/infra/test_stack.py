@@ -93,7 +93,10 @@ def test_rules_deploy_the_pattern_files_verbatim(template):
         for r in resources(template, "AWS::Events::Rule").values()
         if "ScheduleExpression" in r["Properties"]
     ]
-    assert [s["ScheduleExpression"] for s in schedules] == ["rate(1 minute)"]
+    by_target = {
+        s["Targets"][0]["Arn"]["Fn::GetAtt"][0].split("Function")[0]: s["ScheduleExpression"] for s in schedules
+    }
+    assert by_target == {"Sweeper": "rate(1 minute)", "Outbox": "rate(5 minutes)"}
 
 
 def _policy_actions(template: dict[str, Any], role_prefix: str) -> set[str]:
