@@ -17,6 +17,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
 
 
+#: ESM states on the way to a final one (AWS moves an ESM through them after an update or a restart)
+SETTLING_STATES = frozenset({"Creating", "Enabling", "Updating", "Disabling"})
+
+
 def verify_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
     """Verify task: one look at the ESM. Returns ``{"recovered", "exhausted", "attempts", "status", "step",
     "entry", "next_wait_seconds", "restarts", "history"}``.
@@ -64,8 +68,14 @@ def verify_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | No
         status = status_of(item)
     c = classify_status(status, uuid)
     recovered = status["State"] == "Enabled" and bool(c.get("healthy"))
-    exhausted = not recovered and attempts >= max_attempts
+    # an ESM still Enabling / Updating after the restart has not had its chance yet: such looks do not use up the
+    # attempts (bounded at three times the budget), and the next look waits at least a second
+    settling = status["State"] in SETTLING_STATES
+    budget = max_attempts * 3 if settling else max_attempts
+    exhausted = not recovered and attempts >= budget
     wait = 0 if base_wait == 0 else min(max_wait, base_wait * (2 ** (attempts - 1)))
+    if settling:
+        wait = max(wait, 1)
     entry: dict[str, Any] = {
         "attempt": attempts,
         "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
