@@ -63,6 +63,7 @@ def apply_fix(
     sleep: Callable[[float], None] | None = None,
     planned_action_id: str | None = None,
     approved_plan: Mapping[str, Any] | None = None,
+    lock_owner: str | None = None,
 ) -> dict[str, Any]:
     """Apply a fix under the lock, the policy and the budget.
 
@@ -117,13 +118,21 @@ def apply_fix(
         approved_plan = approved_plan or planned.plan
         req.incident_id = req.incident_id or planned.incident_id
     lock = EsmLock(
-        aws, req.uuid, table=settings.state_table, ttl_seconds=settings.lock_ttl_seconds, purpose=f"apply {req.action}"
+        aws,
+        req.uuid,
+        table=settings.state_table,
+        ttl_seconds=settings.lock_ttl_seconds,
+        purpose=f"apply {req.action}",
+        owner=lock_owner,
     )
     try:
         if not lock.acquire():
             holder = lock.holder() or {}
             return _base_result(
-                req, "locked", error=f"another esm-medic run ({holder.get('owner', '?')}) is working on this ESM"
+                req,
+                "locked",
+                error=f"another esm-medic run ({holder.get('owner', '?')}) is working on this ESM",
+                lock_holder=str(holder.get("owner") or ""),
             )
     except Exception as exc:
         return _base_result(

@@ -34,6 +34,14 @@ if TYPE_CHECKING:  # pragma: no cover
 STEP_KEYS = ("classification", "diagnosis", "decision", "action_record", "verification", "rollback")
 
 
+def _lock_holder(state: Mapping[str, Any]) -> str | None:
+    """The execution whose ESM lock made this one join (LockConflict's message names it)."""
+    from esm_medic.workflow.remediate import HELD_BY_EXECUTION
+
+    found = HELD_BY_EXECUTION.search(str(dig(state, "errors", "remediate", "Cause") or ""))
+    return found.group(1) if found else None
+
+
 def failure_summary(state: Mapping[str, Any]) -> tuple[str, str, str]:
     """(failed step, error name, message) from the error the Catch put in the state."""
     errors: dict[str, Any] = {}
@@ -125,7 +133,11 @@ def outcome_record(payload: Mapping[str, Any]) -> dict[str, Any]:
     delivery += [e for e in (dig(state, "notification", "result", "errors") or []) if e]
     if delivery:
         record["delivery_errors"] = delivery[:20]  # undelivered sinks stay with the incident
-    joined = dig(state, "decision", "claim", "joined_execution") or dig(state, "action_record", "joined_execution")
+    joined = (
+        dig(state, "decision", "claim", "joined_execution")
+        or dig(state, "action_record", "joined_execution")
+        or _lock_holder(state)
+    )
     if joined and record["outcome"] == "joined":
         record["joined_execution"] = joined
         record["joined_incident"] = dig(state, "decision", "claim", "joined_incident")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,11 @@ from esm_medic.workflow.decide import fix_request
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
+
+
+#: lock owners written by workflow executions (``execution:<name>``); other runs (the CLI) write ``run-<id>``
+EXECUTION_OWNER = "execution:"
+HELD_BY_EXECUTION = re.compile(r"held by execution ([A-Za-z0-9_-]+)")
 
 
 def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
@@ -51,6 +57,8 @@ def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings |
         approved=approved,
         approver=approver if approved else None,
         restart=True,
+        # the lock names this execution, so a run that meets it can say whom it joined
+        lock_owner=f"{EXECUTION_OWNER}{payload['execution']}" if payload.get("execution") else None,
         **bound,
     )
     status = str(result.get("status") or "failed")
@@ -64,6 +72,9 @@ def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings |
             action_id=str(result.get("action_id") or "") or None,
         )
     elif status == "locked":
+        holder = str(result.get("lock_holder") or "")
+        if holder.startswith(EXECUTION_OWNER):
+            raise LockConflict(f"the ESM lock is held by execution {holder[len(EXECUTION_OWNER) :]}")
         raise LockConflict(f"the ESM lock is held by another run: {result.get('error') or ''}".strip())
     elif status not in ("applied",):
         raise NotApplied(f"the engine did not apply {result.get('action')}: {status}: {result.get('error') or ''}")
