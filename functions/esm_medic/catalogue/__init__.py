@@ -136,15 +136,12 @@ class Catalogue:
 
 
 def _validate(doc: Any) -> None:
-    import jsonschema
+    from esm_medic.validation import first_error
 
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
-    if errors:
-        best = jsonschema.exceptions.best_match(errors)
-        where = "/".join(str(p) for p in best.absolute_path) or "<root>"
-        raise CatalogueError(f"catalogue does not match its schema at {where}: {best.message}")
+    problem = first_error(schema, doc)
+    if problem is not None:
+        raise CatalogueError(f"catalogue does not match its schema at {problem}")
 
 
 def _entry(raw: Mapping[str, Any]) -> Entry:

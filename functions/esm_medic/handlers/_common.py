@@ -159,15 +159,14 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 def validate_input(event: Any, schema_name: str) -> dict[str, Any]:
-    """Validate ``event`` with Powertools validation against ``schemas/<schema_name>.json``; InvalidInput if not."""
-    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+    """Validate ``event`` against ``schemas/<schema_name>.json`` (esm_medic.validation); InvalidInput if not."""
+    from esm_medic.validation import first_error
 
     if not isinstance(event, dict):
         raise InvalidInput(f"{schema_name}: the event must be a JSON object, got {type(event).__name__}")
-    try:
-        validate(event=event, schema=load_schema(schema_name))
-    except SchemaValidationError as exc:
-        raise InvalidInput(f"{schema_name}: invalid input: {exc}") from None
+    problem = first_error(load_schema(schema_name), event, root="<event>")
+    if problem is not None:
+        raise InvalidInput(f"{schema_name}: invalid input at {problem}")
     return event
 
 

@@ -28,12 +28,11 @@ SCHEMA: dict[str, Any] = {
 def parse(event: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(event, dict):
         raise InvalidInput(f"notify: the event must be a JSON object, got {type(event).__name__}")
-    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+    from esm_medic.validation import first_error
 
-    try:
-        validate(event=event, schema=SCHEMA)
-    except SchemaValidationError as exc:
-        raise InvalidInput(f"notify: invalid input: {exc}") from None
+    problem = first_error(SCHEMA, event, root="<event>")
+    if problem is not None:
+        raise InvalidInput(f"notify: invalid input at {problem}")
     context = event.get("context")
     if not isinstance(context, dict):
         context = {k: v for k, v in event.items() if k != "kind"}

@@ -41,12 +41,11 @@ SCHEMA: dict[str, Any] = {
 def parse(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InvalidInput(f"ticket: the event must be a JSON object, got {type(event).__name__}")
-    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+    from esm_medic.validation import first_error
 
-    try:
-        validate(event=event, schema=SCHEMA)
-    except SchemaValidationError as exc:
-        raise InvalidInput(f"ticket: invalid input: {exc}") from None
+    problem = first_error(SCHEMA, event, root="<event>")
+    if problem is not None:
+        raise InvalidInput(f"ticket: invalid input at {problem}")
     decision = event.get("decision") or {}
     reason = event.get("reason") or decision.get("reason") or "esm-medic will not change this ESM by itself"
     outcome = event.get("outcome") or decision.get("outcome") or decision.get("action") or "ticketed"

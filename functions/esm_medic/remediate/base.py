@@ -168,17 +168,14 @@ class Action(ABC):
     # ------------------------------------------------------------------ validation
     @classmethod
     def validate(cls, params: Any) -> dict[str, Any]:
-        """Schema-check (jsonschema, draft 2020-12) then the action's own rules; returns params with defaults."""
-        import jsonschema
+        """Schema-check (esm_medic.validation) then the action's own rules; returns params with defaults."""
+        from esm_medic.validation import first_error
 
         if not isinstance(params, Mapping):
             raise InvalidParams(f"{cls.name}: parameters must be a JSON object")
-        validator = jsonschema.Draft202012Validator(cls.schema)
-        errors = sorted(validator.iter_errors(dict(params)), key=lambda e: list(e.path))
-        if errors:
-            best = jsonschema.exceptions.best_match(errors)
-            where = "/".join(str(p) for p in best.absolute_path) or "<params>"
-            raise InvalidParams(f"{cls.name}: invalid parameter at {where}: {best.message}")
+        problem = first_error(cls.schema, dict(params), root="<params>")
+        if problem is not None:
+            raise InvalidParams(f"{cls.name}: invalid parameter at {problem}")
         out = json.loads(json.dumps(dict(params)))
         for key, spec in (cls.schema.get("properties") or {}).items():
             if key not in out and "default" in spec:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.aws import is_conditional_check_failed
+from esm_medic.aws import is_conditional_check_failed, to_value
 from esm_medic.remediate.base import LockBusy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,7 +50,7 @@ class EsmLock:
 
     @property
     def key(self) -> dict[str, Any]:
-        return {"pk": {"S": f"LOCK#{self.uuid}"}, "sk": {"S": "lock"}}
+        return {"pk": to_value(f"LOCK#{self.uuid}"), "sk": to_value("lock")}
 
     def acquire(self) -> bool:
         now = int(self.clock())
@@ -61,13 +61,13 @@ class EsmLock:
                 TableName=self.table,
                 Item={
                     **self.key,
-                    "owner": {"S": self.owner},
-                    "purpose": {"S": self.purpose or "-"},
-                    "acquired_at": {"N": str(now)},
-                    "expires_at": {"N": str(now + self.ttl)},
+                    "owner": to_value(self.owner),
+                    "purpose": to_value(self.purpose or "-"),
+                    "acquired_at": to_value(int(now)),
+                    "expires_at": to_value(int(now + self.ttl)),
                 },
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                ExpressionAttributeValues={":now": {"N": str(now)}},
+                ExpressionAttributeValues={":now": to_value(int(now))},
             )
         except Exception as exc:
             if is_conditional_check_failed(exc):
@@ -87,7 +87,7 @@ class EsmLock:
                 Key=self.key,
                 ConditionExpression="#o = :me",
                 ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":me": {"S": self.owner}},
+                ExpressionAttributeValues={":me": to_value(self.owner)},
             )
         except Exception as exc:
             if not is_conditional_check_failed(exc):  # expired and taken by another run: not ours
@@ -160,7 +160,7 @@ class IncidentClaim:
 
     @property
     def item_key(self) -> dict[str, Any]:
-        return {"pk": {"S": f"CLAIM#{self.uuid}"}, "sk": {"S": self.key}}
+        return {"pk": to_value(f"CLAIM#{self.uuid}"), "sk": to_value(self.key)}
 
     def _put(self, owner: str, incident_id: str, ttl: int, condition: str, values: dict[str, Any]) -> bool:
         now = int(self.clock())
@@ -170,12 +170,12 @@ class IncidentClaim:
             TableName=self.table,
             Item={
                 **self.item_key,
-                "kind": {"S": "incident-claim"},
-                "owner": {"S": owner},
-                "incident_id": {"S": incident_id},
-                "claim_state": {"S": "active"},
-                "acquired_at": {"N": str(now)},
-                "expires_at": {"N": str(now + max(1, int(ttl)))},
+                "kind": to_value("incident-claim"),
+                "owner": to_value(owner),
+                "incident_id": to_value(incident_id),
+                "claim_state": to_value("active"),
+                "acquired_at": to_value(int(now)),
+                "expires_at": to_value(int(now + max(1, int(ttl)))),
             },
             ConditionExpression=condition,
             ExpressionAttributeNames={"#o": "owner"},
@@ -189,7 +189,7 @@ class IncidentClaim:
             incident_id,
             ttl_seconds,
             "attribute_not_exists(pk) OR expires_at < :now OR #o = :me",
-            {":now": {"N": str(int(self.clock()))}, ":me": {"S": owner}},
+            {":now": to_value(int(self.clock())), ":me": to_value(owner)},
         )
 
     def take_over(self, owner: str, incident_id: str, ttl_seconds: int, previous: str) -> bool:
@@ -199,7 +199,7 @@ class IncidentClaim:
             incident_id,
             ttl_seconds,
             "#o = :prev AND claim_state = :done",
-            {":prev": {"S": previous}, ":done": {"S": "done"}},
+            {":prev": to_value(previous), ":done": to_value("done")},
         )
 
     def holder(self) -> ClaimHolder | None:
@@ -228,9 +228,9 @@ class IncidentClaim:
             UpdateExpression="SET joiners = list_append(if_not_exists(joiners, :empty), :me)",
             ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(joiners) OR size(joiners) < :max)",
             ExpressionAttributeValues={
-                ":empty": {"L": []},
-                ":me": {"L": [{"S": joiner}]},
-                ":max": {"N": str(MAX_JOINERS)},
+                ":empty": to_value([]),
+                ":me": to_value([joiner]),
+                ":max": to_value(int(MAX_JOINERS)),
             },
         )
 
@@ -246,10 +246,10 @@ class IncidentClaim:
             ConditionExpression="#o = :me",
             ExpressionAttributeNames={"#o": "owner"},
             ExpressionAttributeValues={
-                ":done": {"S": "done"},
-                ":out": {"S": outcome},
-                ":exp": {"N": str(now + max(0, int(cooldown_seconds)))},
-                ":now": {"N": str(now)},
-                ":me": {"S": owner},
+                ":done": to_value("done"),
+                ":out": to_value(outcome),
+                ":exp": to_value(int(now + max(0, int(cooldown_seconds)))),
+                ":now": to_value(int(now)),
+                ":me": to_value(owner),
             },
         )

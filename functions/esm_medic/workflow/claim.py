@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from esm_medic.aws import to_value
 from esm_medic.config import Settings
 from esm_medic.remediate.lock import IncidentClaim
 from esm_medic.tables import STATE
@@ -138,7 +139,7 @@ def finish_claims_of(aws: Aws, uuid: str, execution: str, outcome: str) -> list[
         "Items",
         TableName=STATE.name,
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"CLAIM#{uuid}"}},
+        ExpressionAttributeValues={":pk": to_value(f"CLAIM#{uuid}")},
         ConsistentRead=True,
     ):
         key = item.get("sk", {}).get("S", "")

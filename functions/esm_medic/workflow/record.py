@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.aws import error_code
+from esm_medic.aws import error_code, to_value
 from esm_medic.notify import open_ticket
 from esm_medic.remediate.audit import AuditLog
 from esm_medic.remediate.base import ActionRecord
@@ -200,17 +200,17 @@ def write_outcome(aws: Aws, record: Mapping[str, Any]) -> dict[str, Any]:
     sk = f"{OUTCOME_SK_PREFIX}{execution}"
     expires = int((datetime.now(UTC) + timedelta(days=OUTCOME_TTL_DAYS)).timestamp())
     item = {
-        "pk": {"S": f"ESM#{uuid}"},
-        "sk": {"S": sk},
-        "kind": {"S": "outcome"},
-        "uuid": {"S": uuid},
-        "incident_id": {"S": str(record["incident_id"])},
-        "execution": {"S": execution},
-        "outcome": {"S": str(record["outcome"])},
-        "final": {"BOOL": bool(record.get("final", True))},
-        "at": {"S": str(record["at"])},
-        "record": {"S": json.dumps(record, default=str, separators=(",", ":"))},
-        "expires_at": {"N": str(expires)},
+        "pk": to_value(f"ESM#{uuid}"),
+        "sk": to_value(sk),
+        "kind": to_value("outcome"),
+        "uuid": to_value(uuid),
+        "incident_id": to_value(str(record["incident_id"])),
+        "execution": to_value(execution),
+        "outcome": to_value(str(record["outcome"])),
+        "final": to_value(bool(record.get("final", True))),
+        "at": to_value(str(record["at"])),
+        "record": to_value(json.dumps(record, default=str, separators=(",", ":"))),
+        "expires_at": to_value(int(expires)),
     }
     try:
         aws.call("dynamodb", "put_item", TableName=STATE.name, Item=item)
@@ -248,7 +248,7 @@ def outcomes(aws: Aws, uuid: str) -> list[dict[str, Any]]:
         "Items",
         TableName=STATE.name,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
-        ExpressionAttributeValues={":pk": {"S": f"ESM#{uuid}"}, ":sk": {"S": OUTCOME_SK_PREFIX}},
+        ExpressionAttributeValues={":pk": to_value(f"ESM#{uuid}"), ":sk": to_value(OUTCOME_SK_PREFIX)},
         ConsistentRead=True,
     ):
         try:
@@ -270,7 +270,7 @@ def final_outcome_exists(aws: Aws, uuid: str, execution: str) -> bool:
         "dynamodb",
         "get_item",
         TableName=STATE.name,
-        Key={"pk": {"S": f"ESM#{uuid}"}, "sk": {"S": f"{OUTCOME_SK_PREFIX}{execution}"}},
+        Key={"pk": to_value(f"ESM#{uuid}"), "sk": to_value(f"{OUTCOME_SK_PREFIX}{execution}")},
         ConsistentRead=True,
     ).get("Item")
     return bool(item and item.get("final", {}).get("BOOL", True))

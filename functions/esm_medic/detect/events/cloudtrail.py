@@ -8,12 +8,9 @@ Access denials (rule 3) are in :mod:`esm_medic.detect.events.denial`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
-
-import fastjsonschema
 
 from esm_medic.detect.events.base import (
     CLOUDTRAIL_DETAIL_TYPE,
@@ -26,6 +23,7 @@ from esm_medic.detect.events.base import (
     get_path,
     mapping,
 )
+from esm_medic.validation import first_error
 
 _CLOUDTRAIL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -46,11 +44,6 @@ _CLOUDTRAIL_SCHEMA: dict[str, Any] = {
 }
 
 
-@lru_cache(maxsize=1)
-def _cloudtrail_validator() -> Callable[[Any], Any]:
-    return fastjsonschema.compile(_CLOUDTRAIL_SCHEMA)
-
-
 def cloudtrail_record(event: Any) -> dict[str, Any]:
     """The CloudTrail record in an EventBridge ``AWS API Call via CloudTrail`` event (or a bare record)."""
     event = as_object(event)
@@ -62,10 +55,9 @@ def cloudtrail_record(event: Any) -> dict[str, Any]:
         record = event
     if not isinstance(record, Mapping):
         raise MalformedEvent("CloudTrail detail must be an object")
-    try:
-        _cloudtrail_validator()(record)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        raise MalformedEvent(f"invalid CloudTrail record: {exc.message}") from None
+    problem = first_error(_CLOUDTRAIL_SCHEMA, record, root="record")
+    if problem is not None:
+        raise MalformedEvent(f"invalid CloudTrail record at {problem}")
     return dict(record)
 
 

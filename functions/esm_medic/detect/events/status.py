@@ -2,7 +2,7 @@
 ESM system-log path put on the bus.
 
 :func:`build_status_change` makes its detail, :func:`validate_detail` checks it against :data:`STATUS_CHANGE_SCHEMA`
-(fastjsonschema, compiled once), :func:`parse_status_change` is the one parser the workflow uses too.
+(esm_medic.validation, built once), :func:`parse_status_change` is the one parser the workflow uses too.
 
 ``phase`` (optional; absent means ``confirmed``): ``suspected`` when the detector emits a new error status at once
 and leaves the flap hold to the workflow, which waits ``holdSeconds``, re-reads the ESM and acts only if the error
@@ -11,12 +11,9 @@ persists. A recovery is always ``confirmed``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-
-import fastjsonschema
 
 from esm_medic.detect.events.base import (
     DETAIL_TYPE,
@@ -32,6 +29,7 @@ from esm_medic.detect.events.base import (
     is_envelope,
 )
 from esm_medic.steps import Step
+from esm_medic.validation import first_error
 
 _STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -95,11 +93,6 @@ STATUS_CHANGE_SCHEMA: dict[str, Any] = {
 }
 
 
-@lru_cache(maxsize=1)
-def _status_change_validator() -> Callable[[Any], Any]:
-    return fastjsonschema.compile(STATUS_CHANGE_SCHEMA)
-
-
 @dataclass(frozen=True)
 class StatusChange:
     """A parsed, validated ``ESM Status Change`` detail."""
@@ -136,10 +129,9 @@ def validate_detail(detail: Any) -> dict[str, Any]:
     """Check a detail against the schema and the cross-field rules; returns it, or raises MalformedEvent."""
     if not isinstance(detail, Mapping):
         raise MalformedEvent(f"detail must be an object, got {type(detail).__name__}")
-    try:
-        _status_change_validator()(detail)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        raise MalformedEvent(f"invalid ESM Status Change detail: {exc.message}") from None
+    problem = first_error(STATUS_CHANGE_SCHEMA, detail, root="detail")
+    if problem is not None:
+        raise MalformedEvent(f"invalid ESM Status Change detail at {problem}")
     if detail["recovered"] and detail["old"] is None:
         raise MalformedEvent("invalid ESM Status Change detail: a recovery needs the old status")
     if detail["recovered"] and detail.get("phase") == "suspected":
