@@ -248,8 +248,11 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def render_scan(results: list[Diagnosis], *, total: int, stats: dict[str, Any] | None = None) -> str:
-    header = ("ESM", "STATE", "STEP", "ROOT CAUSE", "FIX")
-    rows = [(d.uuid, d.state or "?", d.step, d.root_cause.id, d.root_cause.fix or "-") for d in results]
+    header = ("ESM", "STATE", "STEP", "ROOT CAUSE", "FIX", "DETECTION")
+    rows = [
+        (d.uuid, d.state or "?", d.step, d.root_cause.id, d.root_cause.fix or "-", str(d.esm.get("detection") or "?"))
+        for d in results
+    ]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]

@@ -75,6 +75,16 @@ def needs_role(check_ids: Iterable[str]) -> bool:
     return bool({"role-trust", "role-permissions", "kms-key", "on-failure-destination"} & set(check_ids))
 
 
+def detection_path(esm: EsmConfig) -> str:
+    """How fast a failure of this ESM is seen: ``system-logs`` (provisioned mode with ESM system logs on: the log
+    path, seconds), ``sweep, logs available`` (provisioned without them: enable-esm-system-logs is on offer) or
+    ``sweep`` (on-demand ESMs write no system logs)."""
+    if not esm.provisioned:
+        return "sweep"
+    level = str(((esm.raw or {}).get("LoggingConfig") or {}).get("SystemLogLevel") or "").upper()
+    return "system-logs" if level in ("WARN", "INFO", "DEBUG") else "sweep, logs available"
+
+
 def esm_summary(esm: EsmConfig, ctx: Context | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "uuid": esm.uuid,
@@ -89,6 +99,7 @@ def esm_summary(esm: EsmConfig, ctx: Context | None = None) -> dict[str, Any]:
         "mode": "provisioned" if esm.provisioned else "on-demand",
         "secrets": dict(esm.secrets),
         "on_failure_destination": esm.on_failure_destination or None,
+        "detection": detection_path(esm),
     }
     if esm.source_kind == MSK:
         out["cluster_arn"] = esm.cluster_arn

@@ -62,7 +62,8 @@ def test_scan_table_json_and_only_broken(sim_aws, build, capsys):
     broken, healthy = build("wrong-port-self-rule"), build("healthy")
     assert main(["scan", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["ESM", "STATE", "STEP", "ROOT", "CAUSE", "FIX"]
+    assert out.splitlines()[0].split() == ["ESM", "STATE", "STEP", "ROOT", "CAUSE", "FIX", "DETECTION"]
+    assert any(broken.uuid in line and line.rstrip().endswith("sweep") for line in out.splitlines())
     assert any(
         broken.uuid in line and "wrong-port-for-auth" in line and "add-sg-self-rule" in line
         for line in out.splitlines()
