@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 # The Lambda runtime is python3.13: the venv, ruff, mypy and every test use the same minor version. pyenv on these
 # machines ships 3.13 (not on PATH by default), so look there first.
-PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 /root/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -21,7 +21,7 @@ all: test
 
 $(STAMP): pyproject.toml sandbox/pyproject.toml requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "esm-medic needs Python 3.13 (the Lambda runtime): install it or pass PYTHON=/path/to/python3.13"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps -e . -e sandbox
