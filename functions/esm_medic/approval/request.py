@@ -206,9 +206,7 @@ def request_approval(
         "required_approvals": required,
         "links_sent_to": links_sent,
     }
-    # the incident's notification: sinks, owner route from tags, and the Slack app message moved to "waiting for
-    # approval" (notify imports the sinks and the ticket renderer: only this path needs them)
-    from esm_medic.notify import notify_incident
+    from esm_medic.notify import notify  # notify imports the sinks and the ticket renderer: only this path needs it
 
     context = {
         "uuid": uuid,
@@ -221,7 +219,7 @@ def request_approval(
         "approval": {"approval_id": approval_id, "expires_at": iso(deadline), "approve_url": "", "reject_url": ""},
     }
     try:
-        sent = notify_incident(aws, "pending-approval", context, settings=notify_settings)
+        sent = notify(aws, "pending-approval", context, settings=notify_settings)
     except Exception as exc:  # notify never raises for sinks; this guards against a bad context
         sent = {"sent": [], "errors": [{"sink": "notify", "error": f"{type(exc).__name__}: {exc}"}]}
     result["notification"] = {"sent": sent.get("sent", []), "errors": sent.get("errors", [])}
