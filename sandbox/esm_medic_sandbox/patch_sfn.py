@@ -13,6 +13,10 @@ moto gaps and what we do:
    ``TracingConfiguration`` are passed on.
 2. ``StartExecution`` without a ``name`` on the executing backend named the execution ``None`` (the second
    unnamed start failed with ``ExecutionAlreadyExists``); a missing name now becomes a UUID, as in AWS.
+4. A ``.waitForTaskToken`` task with ``HeartbeatSeconds`` loses a SendTaskSuccess that arrives while the invoked
+   Lambda is still running (before moto sets up the heartbeat wait): the answer is stored, but the wait starts
+   afterwards and ends in a heartbeat timeout. In AWS the token is answerable from the moment the task starts. The
+   wait now returns an outcome that is already there.
 3. JSONata (``QueryLanguage: JSONata``) crashes (``'NoneType' object is not callable``) because moto expects a
    JVM bridge; when ``jsonata-python`` is installed we plug it in as moto's evaluator.
 """
@@ -81,6 +85,23 @@ def _plug_jsonata() -> None:
     from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 
     moto_jsonata._eval_jsonata = _eval_jsonata
+
+
+def _keep_early_callback_outcomes() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback,
+    )
+
+    cls: Any = callback.StateTaskServiceCallback
+    original = cls._wait_for_task_token_heartbeat
+
+    def wait_for_task_token_heartbeat(self: Any, env: Any, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
+        outcome = callback_endpoint.get_outcome()  # answered before the wait began
+        if outcome is not None:
+            return outcome
+        return original(self, env, callback_endpoint, heartbeat_endpoint)
+
+    cls._wait_for_task_token_heartbeat = wait_for_task_token_heartbeat
 
 
 def apply() -> None:
@@ -157,4 +178,5 @@ def apply() -> None:
 
         StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
         _plug_jsonata()
+        _keep_early_callback_outcomes()
         _APPLIED = True
