@@ -1,5 +1,8 @@
 """Per-ESM status snapshots in the STATE table, written only on change, with optimistic concurrency.
 
+One module on purpose (about 500 lines): the snapshot, outbox and digest records are written in the same
+conditional transactions, so their item formats stay together.
+
 Records (all in :data:`esm_medic.tables.STATE`):
 
 - ``pk=ESM#<uuid>, sk=SNAPSHOT``: the last settled status of one ESM (State, StateTransitionReason,

@@ -1,6 +1,9 @@
 """Everything one diagnosis derives about one ESM, computed lazily and once: its real network identity, the path
 its ENIs have to STS / Lambda / Secrets Manager, its secrets and keys, its role and what that role may do.
 
+One module on purpose (about 500 lines): one lazily computed fact set per ESM; splitting it would scatter the
+memoisation every check relies on.
+
 Checks read these facts; the facts read AWS only through :class:`~esm_medic.diagnose.lookups.Lookups`, so a scan
 shares every lookup between ESMs.
 """

@@ -78,7 +78,6 @@ def enqueue(
     ref: str = "",
 ) -> dict[str, Any] | None:
     """Put one delivery in the outbox; None when the same delivery was enqueued before (nothing to do)."""
-    from esm_medic.aws import to_attribute_values
 
     if op not in OPS:
         raise ValueError(f"unknown outbox op {op!r}")
@@ -95,13 +94,16 @@ def enqueue(
         "generation": generation,
         "text": text,
         "ref": ref,
-        "status": PENDING,
-        "attempts": 0,
-        "next_at": int(now),
-        "created_at": _iso(now),
-        "created_ts": now,
-        "errors": [],
     }
+    return _put_new(aws, item, now)
+
+
+def _put_new(aws: Aws, item: dict[str, Any], now: float) -> dict[str, Any] | None:
+    """Store a new pending delivery (due now); None when an item with its id is already kept."""
+    from esm_medic.aws import to_attribute_values
+
+    item = {**item, "status": PENDING, "attempts": 0, "next_at": int(now), "created_at": _iso(now)}
+    item.update(created_ts=now, errors=[])
     put = aws.conditional(
         "dynamodb",
         "put_item",
@@ -114,7 +116,6 @@ def enqueue(
 
 def enqueue_message(aws: Aws, sink: str, message: dict[str, Any]) -> dict[str, Any] | None:
     """Keep a notification a sink could not deliver (``message`` is ``Message.to_dict()``); None if kept before."""
-    from esm_medic.aws import to_attribute_values
 
     raw = f"{message.get('uuid')}|{message.get('kind')}|{message.get('incident_id')}|{sink}|{message.get('title')}"
     iid = sha256(f"{raw}|{message.get('summary')}".encode()).hexdigest()[:24]
@@ -130,21 +131,8 @@ def enqueue_message(aws: Aws, sink: str, message: dict[str, Any]) -> dict[str, A
         "doc": {"ticket_id": label, "uuid": message.get("uuid") or ""},
         "message": message,
         "generation": 1,
-        "status": PENDING,
-        "attempts": 0,
-        "next_at": int(now),
-        "created_at": _iso(now),
-        "created_ts": now,
-        "errors": [],
     }
-    put = aws.conditional(
-        "dynamodb",
-        "put_item",
-        TableName=STATE.name,
-        Item=to_attribute_values(item),
-        ConditionExpression="attribute_not_exists(pk)",
-    )
-    return item if put else None
+    return _put_new(aws, item, now)
 
 
 def _send_message(aws: Aws, item: dict[str, Any]) -> tuple[str, str]:

@@ -1,5 +1,8 @@
 """Tickets: one open ticket per ESM and root-cause fingerprint, delivered to every configured provider.
 
+One module on purpose (about 500 lines): the ticket ledger's open / comment / resolve / relapse transitions share
+one conditional-write protocol; the rendering lives in ticket_render.py.
+
 The fingerprint is the ESM uuid plus the root cause (the diagnosis' root-cause id, else the catalogue entry, else
 the normalised status text of a catalogue gap), so ten concurrent incidents with one cause make one ticket. The
 ledger (STATE ``pk = TICKET#<uuid>``, ``sk = FP#<fingerprint>``) records the ticket, its generation, its incidents

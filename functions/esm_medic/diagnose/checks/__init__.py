@@ -38,7 +38,7 @@ class CheckSpec:
 
 REGISTRY: dict[str, CheckSpec] = {}
 
-#: Every check id the lead fixed, in set-up order (the order a full diagnosis runs and reports them)
+#: Every check id, in set-up order (the order a full diagnosis runs and reports them)
 CHECK_ORDER = (
     "esm-mode",
     "role-trust",
