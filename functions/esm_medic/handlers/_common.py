@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -141,6 +142,73 @@ def get_aws(default_attempts: int | None = None) -> Aws:
         if aws is None:
             aws = _AWS[key] = Aws(region=region, max_attempts=key[1])
         return aws
+
+
+#: the member role each workflow step acts with (a member account's ESM): the read-only steps use the diagnosis
+#: role; the steps that change or re-check after a change use the remediation role, which also holds the read
+#: actions (the engine re-plans from live state and records before / after with the same credentials)
+STEP_PURPOSE = {
+    "classify": "diagnosis",
+    "diagnose": "diagnosis",
+    "decide": "diagnosis",
+    "remediate": "remediation",
+    "verify": "remediation",
+    "rollback": "remediation",
+}
+_ACCOUNT_RE = re.compile(r"\d{12}")
+
+
+def payload_account(event: Any, depth: int = 0) -> str | None:
+    """The account of the ESM a workflow payload is about: ``account`` at the top, in the classification (the
+    classify task puts it there, so every later task gets it), the diagnosed function's ARN, or the triggering
+    event (``state`` / ``input`` wrappers are looked into). None: no account named (the install's own)."""
+    if not isinstance(event, Mapping) or depth > 2:
+        return None
+    value = str(event.get("account") or "")
+    if _ACCOUNT_RE.fullmatch(value):
+        return value
+    for key in ("classification", "diagnosis"):
+        part = event.get(key)
+        if isinstance(part, Mapping):
+            value = str(part.get("account") or "")
+            if _ACCOUNT_RE.fullmatch(value):
+                return value
+            for arn_key in ("function_arn", "esm_arn"):
+                found = _account_of_arn(part.get(arn_key))
+                if found:
+                    return found
+    for key in ("state", "input"):
+        found = payload_account(event.get(key), depth + 1)
+        if found:
+            return found
+    raw = event.get("event")
+    if isinstance(raw, Mapping):
+        from esm_medic.accounts import account_of_event
+
+        return account_of_event(raw)
+    return None
+
+
+def _account_of_arn(arn: Any) -> str | None:
+    parts = str(arn or "").split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" and _ACCOUNT_RE.fullmatch(parts[4]) else None
+
+
+def aws_for_step(event: Any, step: str, default_attempts: int | None = WORKFLOW_MAX_ATTEMPTS) -> Aws:
+    """The adapter a workflow step uses for the payload's ESM: the container's adapter for the install's own
+    account (or none named), else the member account's role for the step (:data:`STEP_PURPOSE`), assumed through
+    it. A member that cannot be assumed raises ``AccountAccessError`` (the workflow records it and opens a ticket);
+    an account outside ``ESM_MEDIC_MEMBER_ACCOUNTS`` raises ``AccountConfigError``."""
+    central = get_aws(default_attempts)
+    account = payload_account(event)
+    if not account:
+        return central
+    from esm_medic.accounts import aws_for
+
+    aws = aws_for(central, account, STEP_PURPOSE.get(step, "diagnosis"))
+    if aws is not central:
+        logger.append_keys(account=account)
+    return aws
 
 
 def reset_aws() -> None:
