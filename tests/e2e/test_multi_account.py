@@ -1,15 +1,13 @@
 """One central install acting in a member account (moto: several account ids; an assumed role's credentials act in
-the role's account).
+the role's account; the sandbox's STS evaluates trust policies, ``esm_medic_sandbox.patch_sts``).
 
 The member stack (``infra/member_stack.py``, synthesized alone) is deployed with CloudFormation into the member
-account; a broken ESM is built there; from the central account the CLI diagnoses it through the assumed diagnosis
-role and fixes it through the assumed remediation role. The fix lands in the member account, the audit log stays
-central and names the member account.
-
-Trust enforcement (the role's trust policy: the central ``role/EsmMedic*`` principals with the ``sts:ExternalId``)
-is AWS's; moto does not evaluate trust policies. What is checked here: the deployed roles carry those conditions,
-esm-medic never assumes without an external id, always presents it, and turns a refused AssumeRole into a clear
-error naming the account and role (the refusal itself is injected at the STS client).
+account; broken ESMs are built there. From the central account, as an ``EsmMedic*`` role (what the member roles
+trust), the CLI diagnoses and fixes one through the assumed roles; the central sweeper detects another and the
+central Step Functions workflow (the real ASL, the local runner) diagnoses and fixes it through the assumed roles.
+The fixes land in the member account, the audit log stays central and names the member account. A wrong external
+id, a principal outside ``role/EsmMedic*`` and a role that does not trust the central account are refused by STS;
+the workflow records that as a ticket. A member in ``notify`` mode gets no change.
 """
 
 from __future__ import annotations
@@ -46,22 +44,45 @@ def synth_member_template(central: str, external_id: str) -> dict[str, Any]:
     return template
 
 
+def _creds(resp: dict[str, Any]) -> dict[str, str]:
+    c = resp["Credentials"]
+    return {
+        "access_key": c["AccessKeyId"],
+        "secret_key": c["SecretAccessKey"],
+        "token": c["SessionToken"],
+        "expiry_time": c["Expiration"].isoformat(),
+    }
+
+
+def central_role(root: Aws, name: str) -> tuple[Aws, dict[str, str]]:
+    """A role of the central account that its root may assume, as (adapter, environment credentials): the central
+    functions and the operator run as ``role/EsmMedic*``, the principals the member roles trust."""
+    account = root.account_id()
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": account}, "Action": "sts:AssumeRole"}],
+    }
+    root.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    arn = f"arn:aws:iam::{account}:role/{name}"
+
+    def fetch() -> dict[str, str]:
+        return _creds(root.call("sts", "assume_role", RoleArn=arn, RoleSessionName=name))
+
+    creds = fetch()
+    env = {
+        "AWS_ACCESS_KEY_ID": creds["access_key"],
+        "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
+        "AWS_SESSION_TOKEN": creds["token"],
+    }
+    return Aws.from_credentials(fetch, region=root.region, max_attempts=root.max_attempts), env
+
+
 def admin_of(central: Aws, account: str) -> Aws:
     """The member account as its own administrator (as through OrganizationAccountAccessRole): builds the world."""
 
     def fetch() -> dict[str, str]:
-        c = central.call(
-            "sts",
-            "assume_role",
-            RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
-            RoleSessionName="e2e-admin",
-        )["Credentials"]
-        return {
-            "access_key": c["AccessKeyId"],
-            "secret_key": c["SecretAccessKey"],
-            "token": c["SessionToken"],
-            "expiry_time": c["Expiration"].isoformat(),
-        }
+        role = f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+        return _creds(central.call("sts", "assume_role", RoleArn=role, RoleSessionName="e2e-admin"))
 
     return Aws.from_credentials(fetch, region=central.region, max_attempts=central.max_attempts)
 
@@ -73,8 +94,9 @@ def world() -> Iterator[dict[str, Any]]:
 
     from esm_medic.tables import create_tables
 
-    with sandbox() as central:
+    with sandbox() as root:
         simulator.install()
+        central, operator_env = central_role(root, "EsmMedicOperator")
         create_tables(central)
         admin = admin_of(central, MEMBER)
         assert admin.account_id() == MEMBER and central.account_id() != MEMBER
@@ -93,7 +115,7 @@ def world() -> Iterator[dict[str, Any]]:
         stack = admin.call("cloudformation", "describe_stacks", StackName="EsmMedicMember")["Stacks"][0]
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack
         broken = scenarios.build(admin, "missing-sg-self-rule", prefix="member")
-        yield {"central": central, "admin": admin, "scenario": broken}
+        yield {"root": root, "central": central, "env": operator_env, "admin": admin, "scenario": broken}
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -128,6 +150,8 @@ def test_central_diagnoses_and_fixes_in_the_member_account(
 ) -> None:
     pytest.importorskip("esm_medic.diagnose")
     central, admin, r = world["central"], world["admin"], world["scenario"]
+    for k, v in world["env"].items():  # the operator's shell: an EsmMedic* role of the central account
+        monkeypatch.setenv(k, v)
     monkeypatch.setenv("ESM_MEDIC_MEMBER_ACCOUNTS", MEMBER)
     monkeypatch.setenv("ESM_MEDIC_EXTERNAL_ID", EXTERNAL_ID)
     sg = r.security_group_ids[0]
@@ -184,36 +208,41 @@ def test_no_external_id_or_an_unlisted_account_is_refused(world: dict[str, Any])
         )
 
 
-def test_a_refused_assume_role_is_a_clear_error(
+def test_the_sandbox_sts_refuses_what_the_trust_policy_does_not_allow(
     world: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """AWS refuses AssumeRole when the trust policy or external id does not match (injected: moto does not check)."""
-    from botocore.exceptions import ClientError
-
-    central = world["central"]
-    presented: list[dict[str, Any]] = []
-
-    def refuse(self: Aws, service: str, operation: str, **params: Any) -> dict[str, Any]:
-        if (service, operation) == ("sts", "assume_role"):
-            presented.append(params)
-            raise ClientError(
-                {"Error": {"Code": "AccessDenied", "Message": "not authorized to perform sts:AssumeRole"}},
-                "AssumeRole",
-            )
-        return original(self, service, operation, **params)
-
-    original = Aws.call
-    monkeypatch.setattr(Aws, "call", refuse)
-    settings = accounts.MemberSettings(external_id="a-wrong-external-id")
+    """A wrong external id, a caller outside role/EsmMedic* and a role that does not trust the central account are
+    refused by STS itself; esm-medic turns each refusal into a clear error naming the account and role."""
+    central, root, admin = world["central"], world["root"], world["admin"]
+    wrong = accounts.MemberSettings(external_id="a-wrong-external-id")
     with pytest.raises(accounts.AccountAccessError) as info:
-        accounts.member_aws(central, "333344445555", settings=settings)
-    assert info.value.account == "333344445555" and info.value.role_arn.endswith(":role/esm-medic-diagnosis")
-    assert "333344445555" in str(info.value) and "sts:ExternalId" in str(info.value)
-    assert presented[-1]["ExternalId"] == "a-wrong-external-id"
+        accounts.member_aws(central, MEMBER, settings=wrong)
+    assert info.value.account == MEMBER and info.value.role_arn.endswith(":role/esm-medic-diagnosis")
+    assert info.value.code == "AccessDenied" and "sts:ExternalId" in str(info.value)
 
+    # the right external id from a principal that is not role/EsmMedic* (the account's default identity)
+    right = accounts.MemberSettings(external_id=EXTERNAL_ID)
+    with pytest.raises(accounts.AccountAccessError, match="access denied"):
+        accounts.member_aws(root, MEMBER, settings=right)
+
+    # a role named like the member stack's that trusts another account, not the central install
+    other = "777788889999"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": other}, "Action": "sts:AssumeRole"}],
+    }
+    admin.call("iam", "create_role", RoleName="esm-medic-untrusting", AssumeRolePolicyDocument=json.dumps(trust))
+    try:
+        with pytest.raises(accounts.AccountAccessError, match="access denied"):
+            accounts.member_aws(central, f"arn:aws:iam::{MEMBER}:role/esm-medic-untrusting", settings=right)
+    finally:
+        admin.call("iam", "delete_role", RoleName="esm-medic-untrusting")
+
+    for k, v in world["env"].items():
+        monkeypatch.setenv(k, v)
     uuid = "a4b792af-bd05-4736-98c3-8e0c4bc115b4"
-    code, _, err = _run(capsys, "diagnose", uuid, "--account", "333344445555", "--external-id", "wrong-xid")
-    assert code == 1 and "esm-medic-diagnosis" in err and "333344445555" in err and "Traceback" not in err
+    code, _, err = _run(capsys, "diagnose", uuid, "--account", MEMBER, "--external-id", "wrong-xid")
+    assert code == 1 and "esm-medic-diagnosis" in err and MEMBER in err and "Traceback" not in err
 
 
 def test_events_name_the_esm_account_and_route_to_its_adapter(world: dict[str, Any]) -> None:
@@ -239,7 +268,9 @@ def test_credentials_are_assumed_once_and_renewed_near_expiry(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    central = Aws(region=world["central"].region, max_attempts=1)  # its own cache
+    for k, v in world["env"].items():  # an EsmMedic* role of the central account, with its own adapter cache
+        monkeypatch.setenv(k, v)
+    central = Aws(region=world["central"].region, max_attempts=1)
     assumed: list[str] = []
     lifetime = {"minutes": 60}
     original = Aws.call
