@@ -295,3 +295,170 @@ def test_credentials_are_assumed_once_and_renewed_near_expiry(
     member.call("sts", "get_caller_identity")
     member.call("sts", "get_caller_identity")
     assert len(assumed) >= 3
+
+
+# ---------------------------------------------------------------------------------------------- the central workflow
+#: small waits: the simulator answers at once, so verification needs no real delay
+FAST_TUNABLES = {
+    "VerifyWaitSeconds": 0,
+    "VerifyMaxWaitSeconds": 1,
+    "VerifyMaxAttempts": 3,
+    "ApprovalTimeoutSeconds": 60,
+    "ApprovalHeartbeatSeconds": 55,
+}
+EXTERNAL_ID_PARAM = "/esm-medic/external-id"
+
+
+class _Ctx:
+    function_name = "EsmMedic-sweeper"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:EsmMedic-sweeper"
+    memory_limit_in_mb = 512
+    aws_request_id = "sweep-1"
+    log_group_name = "/aws/lambda/EsmMedic-sweeper"
+    log_stream_name = "s"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+@pytest.fixture(scope="module")
+def central(world: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The central install: the workflow deployed in the central account (functions run as role/EsmMedicFunctions),
+    the member list and the external id SecureString as infra sets them."""
+    from esm_medic_sandbox.runner import deploy, function_env
+
+    root = world["root"]
+    _, fn_creds = central_role(root, "EsmMedicFunctions")
+    root.call("ssm", "put_parameter", Name=EXTERNAL_ID_PARAM, Value=EXTERNAL_ID, Type="SecureString")
+    env = {
+        "ESM_MEDIC_DEFAULT_MODE": "auto",
+        "ESM_MEDIC_TICKET_DIR": str(tmp_path_factory.mktemp("tickets")),
+        "ESM_MEDIC_NOTIFY_SINKS": "file",
+        "ESM_MEDIC_POLL_SECONDS": "0.2",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "ESM_MEDIC_MEMBER_ACCOUNTS": MEMBER,
+        "ESM_MEDIC_EXTERNAL_ID_PARAM": EXTERNAL_ID_PARAM,
+    }
+    workflow = deploy(root, prefix="EsmMedic", tunables=FAST_TUNABLES, env=env, simulate=False)
+    sweeper_env = {
+        **function_env(env),
+        "ESM_MEDIC_SWEEP_HOLD_SECONDS": "0",  # act on the first sighting (the hold has its own tests)
+        "ESM_MEDIC_SWEEP_PASS_SECONDS": "0",
+    }
+    return {"workflow": workflow, "creds": fn_creds, "sweeper_env": sweeper_env}
+
+
+@pytest.fixture
+def as_functions(central: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """This process runs the central functions (in-process Lambda): their role's credentials, a fresh adapter."""
+    from esm_medic.handlers import _common
+
+    for k, v in {**central["creds"], **central["sweeper_env"]}.items():
+        monkeypatch.setenv(k, v)
+    _common.reset_aws()
+    _common.reset_idempotency()
+    yield central
+    _common.reset_aws()
+
+
+def _sweep() -> dict[str, Any]:
+    from esm_medic.handlers import sweeper
+
+    result: dict[str, Any] = sweeper.handler({"id": "sched-1"}, _Ctx())
+    assert result["ok"], result
+    return result
+
+
+def _execution_of(workflow: Any, uuid: str) -> str:
+    arns = [e["executionArn"] for e in workflow.executions() if e["name"].startswith(uuid)]
+    assert arns, f"no execution was started for {uuid}"
+    return str(arns[-1])
+
+
+def test_the_central_sweeper_and_workflow_fix_a_member_esm(world: dict[str, Any], as_functions: dict[str, Any]) -> None:
+    from esm_medic_sandbox import scenarios
+
+    admin, workflow = world["admin"], as_functions["workflow"]
+    r = scenarios.build(admin, "missing-sg-self-rule", prefix="wf")
+    sg = r.security_group_ids[0]
+    assert 9098 not in _self_rule_ports(admin, sg)
+
+    swept = _sweep()
+    assert swept["accounts"][MEMBER]["kafka"] >= 2 and swept["accounts_failed"] == 0
+    assert swept["calls"].get("sts:AssumeRole") == 1  # one AssumeRole for the member, reused after
+    run = workflow.wait(_execution_of(workflow, r.uuid), timeout=120)
+    assert run.outcome == "recovered", run.to_dict()
+    assert 9098 in _self_rule_ports(admin, sg)  # the fix landed in the member account
+
+    rows = [row for row in workflow.audit(r.uuid) if row["action"] not in ("workflow", "")]
+    assert rows and {row["account"] for row in rows} == {MEMBER}
+    assert "applied" in {row["status"] for row in rows}
+    final = [o for o in workflow.outcomes(r.uuid) if o.get("final")][-1]
+    assert final["outcome"] == "recovered"
+
+
+def test_a_member_in_notify_mode_gets_no_change(world: dict[str, Any], as_functions: dict[str, Any]) -> None:
+    from esm_medic_sandbox import scenarios
+
+    admin, workflow, root = world["admin"], as_functions["workflow"], world["root"]
+    mode = f"/esm-medic/accounts/{MEMBER}/mode"
+    root.call("ssm", "put_parameter", Name=mode, Value="notify", Type="String", Overwrite=True)
+    try:
+        r = scenarios.build(admin, "missing-sg-self-rule", prefix="nt")
+        sg = r.security_group_ids[0]
+        _sweep()
+        run = workflow.wait(_execution_of(workflow, r.uuid), timeout=120)
+        assert run.outcome == "notified", run.to_dict()
+        assert "Remediate" not in run.state_names()
+        assert 9098 not in _self_rule_ports(admin, sg)
+        assert not [row for row in workflow.audit(r.uuid) if row["status"] == "applied"]
+        decide = run.step("Decide")
+        assert decide is not None and "member-account-parameter" in json.dumps(decide.output)
+    finally:
+        root.call("ssm", "delete_parameter", Name=mode)
+
+
+def test_a_refused_member_is_counted_by_the_sweeper_and_ticketed_by_the_workflow(
+    world: dict[str, Any], as_functions: dict[str, Any]
+) -> None:
+    from esm_medic_sandbox import scenarios
+
+    from esm_medic.detect import events as ev
+
+    admin, workflow, root = world["admin"], as_functions["workflow"], world["root"]
+    r = scenarios.build(admin, "missing-sg-self-rule", prefix="rf")
+    root.call("ssm", "put_parameter", Name=EXTERNAL_ID_PARAM, Value="not-the-agreed-id", Overwrite=True)
+    try:
+        swept = _sweep()  # the member is refused: logged, counted, the install's own account still swept
+        assert swept["accounts_failed"] == 1 and "error" in swept["accounts"][MEMBER]
+        assert any(MEMBER in e for e in swept["errors"])
+        assert swept["accounts"][world["central"].account_id()]["complete"]
+
+        item = admin.call("lambda", "get_event_source_mapping", UUID=r.uuid)
+        now = "2026-01-01T00:00:00Z"
+        detail = ev.build_status_change(
+            event_id=f"evt-{r.uuid[:8]}",
+            uuid=r.uuid,
+            incident_id=f"inc-refused-{r.uuid[:8]}",
+            function_arn=str(item["FunctionArn"]),
+            event_source=str(item.get("EventSourceArn") or ""),
+            source_kind="msk",
+            old=None,
+            new={k: str(item.get(k) or "") for k in ("State", "StateTransitionReason", "LastProcessingResult")},
+            classification={"entry": None, "step": "unknown"},
+            recovered=False,
+            observed_at=now,
+            since=now,
+        )
+        assert detail["account"] == MEMBER
+        event = {"source": ev.SOURCE, "detail-type": ev.DETAIL_TYPE, "detail": detail}
+        run = workflow.wait(workflow.fire(event).execution_arn, timeout=120)
+        assert run.outcome == "failed-with-ticket", run.to_dict()
+        final = [o for o in workflow.outcomes(r.uuid) if o.get("final")][-1]
+        assert final["failed_step"] == "diagnose" and final["error"] == "AccountAccessError"
+        assert MEMBER in final["reason"] and "esm-medic-diagnosis" in final["reason"]
+        assert final["ticket_id"]
+    finally:
+        root.call("ssm", "put_parameter", Name=EXTERNAL_ID_PARAM, Value=EXTERNAL_ID, Overwrite=True)
