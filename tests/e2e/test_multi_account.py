@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -396,7 +397,9 @@ def test_the_central_sweeper_and_workflow_fix_a_member_esm(world: dict[str, Any]
     assert rows and {row["account"] for row in rows} == {MEMBER}
     assert "applied" in {row["status"] for row in rows}
     final = [o for o in workflow.outcomes(r.uuid) if o.get("final")][-1]
-    assert final["outcome"] == "recovered"
+    assert final["outcome"] == "recovered" and final["account"] == MEMBER
+    outcome_rows = [row for row in workflow.audit(r.uuid) if row["action"] == "workflow"]
+    assert outcome_rows and {row["account"] for row in outcome_rows} == {MEMBER}
 
 
 def test_a_member_in_notify_mode_gets_no_change(world: dict[str, Any], as_functions: dict[str, Any]) -> None:
@@ -459,6 +462,8 @@ def test_a_refused_member_is_counted_by_the_sweeper_and_ticketed_by_the_workflow
         final = [o for o in workflow.outcomes(r.uuid) if o.get("final")][-1]
         assert final["failed_step"] == "diagnose" and final["error"] == "AccountAccessError"
         assert MEMBER in final["reason"] and "esm-medic-diagnosis" in final["reason"]
-        assert final["ticket_id"]
+        assert final["ticket_id"] and final["account"] == MEMBER
+        ticket = Path(final["ticket_location"]).read_text(encoding="utf-8")
+        assert MEMBER in ticket and "esm-medic-diagnosis" in ticket
     finally:
         root.call("ssm", "put_parameter", Name=EXTERNAL_ID_PARAM, Value=EXTERNAL_ID, Overwrite=True)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import threading
 import time
 import warnings
@@ -155,43 +154,13 @@ STEP_PURPOSE = {
     "verify": "remediation",
     "rollback": "remediation",
 }
-_ACCOUNT_RE = re.compile(r"\d{12}")
 
 
-def payload_account(event: Any, depth: int = 0) -> str | None:
-    """The account of the ESM a workflow payload is about: ``account`` at the top, in the classification (the
-    classify task puts it there, so every later task gets it), the diagnosed function's ARN, or the triggering
-    event (``state`` / ``input`` wrappers are looked into). None: no account named (the install's own)."""
-    if not isinstance(event, Mapping) or depth > 2:
-        return None
-    value = str(event.get("account") or "")
-    if _ACCOUNT_RE.fullmatch(value):
-        return value
-    for key in ("classification", "diagnosis"):
-        part = event.get(key)
-        if isinstance(part, Mapping):
-            value = str(part.get("account") or "")
-            if _ACCOUNT_RE.fullmatch(value):
-                return value
-            for arn_key in ("function_arn", "esm_arn"):
-                found = _account_of_arn(part.get(arn_key))
-                if found:
-                    return found
-    for key in ("state", "input"):
-        found = payload_account(event.get(key), depth + 1)
-        if found:
-            return found
-    raw = event.get("event")
-    if isinstance(raw, Mapping):
-        from esm_medic.accounts import account_of_event
+def payload_account(event: Any) -> str | None:
+    """The account of the ESM a workflow payload is about (:func:`esm_medic.accounts.account_of_payload`)."""
+    from esm_medic.accounts import account_of_payload
 
-        return account_of_event(raw)
-    return None
-
-
-def _account_of_arn(arn: Any) -> str | None:
-    parts = str(arn or "").split(":")
-    return parts[4] if len(parts) > 5 and parts[0] == "arn" and _ACCOUNT_RE.fullmatch(parts[4]) else None
+    return account_of_payload(event)
 
 
 def aws_for_step(event: Any, step: str, default_attempts: int | None = WORKFLOW_MAX_ATTEMPTS) -> Aws:
