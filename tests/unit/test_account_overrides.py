@@ -90,3 +90,16 @@ def test_the_prefix_is_validated_and_can_be_turned_off() -> None:
     aws = _Aws({f"/esm-medic/accounts/{MEMBER}/mode": "notify"})
     assert policy.resolve_mode(aws, ESM, off.with_overrides(default_mode="auto")).mode == "auto"  # type: ignore[arg-type]
     assert Settings().account_parameter(MEMBER, "mode") == f"/esm-medic/accounts/{MEMBER}/mode"
+
+
+def test_a_member_account_budget_overrides_the_account_limit() -> None:
+    from esm_medic.remediate.budget import Budget
+
+    s = Settings(budget_per_account=10)
+    aws = _Aws({f"/esm-medic/accounts/{MEMBER}/budget": "3"})
+    assert Budget(aws, s).limit("account", MEMBER) == 3  # type: ignore[arg-type]
+    assert Budget(aws, s).limit("account", "999988887777") == 10  # type: ignore[arg-type]
+    assert Budget(aws, s).limit("sg", "sg-1") == s.budget_per_sg  # type: ignore[arg-type]
+    assert Budget(_Aws({}), s).limit("account", MEMBER) == 10  # type: ignore[arg-type]
+    assert Budget(_Aws({f"/esm-medic/accounts/{MEMBER}/budget": "lots"}), s).limit("account", MEMBER) == 0  # type: ignore[arg-type]
+    assert Budget(_Aws({}, member=None), s).limit("account", MEMBER) == 10  # type: ignore[arg-type]
