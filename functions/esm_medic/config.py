@@ -15,7 +15,8 @@ ESM_MEDIC_ACCOUNT_PARAM_PREFIX         ``/esm-medic/accounts``       Per member 
                                                                      ``<prefix>/<id>/mode`` (a mode, below the
                                                                      tags, above the account-wide default) and
                                                                      ``<prefix>/<id>/kill-switch`` (on top of the
-                                                                     global one). Budgets count per account anyway.
+                                                                     global one), ``<prefix>/<id>/budget`` (the
+                                                                     account budget for it).
 ESM_MEDIC_BUDGET_PER_SG                ``2``                         Changes per security group per window.
 ESM_MEDIC_BUDGET_PER_VPC               ``4``                         Changes per VPC per window.
 ESM_MEDIC_BUDGET_PER_ACCOUNT           ``10``                        Changes per account per window.

@@ -2,8 +2,9 @@
 
 - :class:`Budget`: at most N changes per security group / VPC / account per window (``Settings.budget_per_*``,
   ``budget_window_seconds``; a member account's own ``<account prefix>/<id>/budget`` replaces the account limit).
-  One counter item per (scope, window): ``pk = BUDGET#<kind>#<id>``, ``sk = <window start>``. :meth:`Budget.consume` increments every scope of a change in one ``TransactWriteItems`` whose conditions
-  say ``count < limit``: concurrent runs can never exceed a budget, and a change counts on all its scopes or none.
+  One counter item per (scope, window): ``pk = BUDGET#<kind>#<id>``, ``sk = <window start>``.
+  :meth:`Budget.consume` increments every scope of a change in one ``TransactWriteItems`` whose conditions say
+  ``count < limit``: concurrent runs can never exceed a budget, and a change counts on all its scopes or none.
 - :class:`Counter`: failed verifications per ESM (``VERIFY#<uuid>``) and sightings of a transient error
   (``SIGHT#<uuid>#<entry>``), with a TTL.
 """
