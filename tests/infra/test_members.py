@@ -108,3 +108,12 @@ def test_an_organization_allows_any_member_account_of_it(tmp_path: Path) -> None
 def test_no_members_no_cross_account_access(template: dict[str, Any]) -> None:
     _, by_role = _functions_and_policies(template)
     assert not [t for stmts in by_role.values() for t in _assume_targets(stmts)]
+
+
+def test_the_grants_match_the_role_each_step_uses() -> None:
+    from esm_medic.handlers._common import STEP_PURPOSE
+    from infra.member_stack import MEMBER_FUNCTIONS
+
+    for step, purpose in STEP_PURPOSE.items():
+        assert MEMBER_FUNCTIONS[step] == {f"esm-medic-{purpose}"}, step
+    assert set(MEMBER_FUNCTIONS) == {*STEP_PURPOSE, "sweeper"}
