@@ -107,6 +107,115 @@ def _snapshot_item_bytes(aws: Any, uuid: str) -> int:
     return len(json.dumps(snap.to_item() if snap else {})) if snap else 0
 
 
+def _central_and_members(root: Any, n_accounts: int, per_account: int, external_id: str) -> tuple[Any, list[str]]:
+    """A central ``EsmMedicSweeper`` role, and ``n_accounts`` member accounts with the member stack's diagnosis
+    role (trusting role/EsmMedic* of the central account with the external id) and ``per_account`` Kafka ESMs."""
+    from esm_medic_sandbox.env import create_msk_stack
+
+    from esm_medic.aws import Aws
+
+    home = root.account_id()
+
+    def assumed(via: Any, arn: str, session: str) -> Any:
+        def fetch() -> dict[str, str]:
+            c = via.call("sts", "assume_role", RoleArn=arn, RoleSessionName=session)["Credentials"]
+            exp = c["Expiration"].isoformat()
+            return {
+                "access_key": c["AccessKeyId"],
+                "secret_key": c["SecretAccessKey"],
+                "token": c["SessionToken"],
+                "expiry_time": exp,
+            }
+
+        return Aws.from_credentials(fetch, region=root.region, max_attempts=root.max_attempts)
+
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": home}, "Action": "sts:AssumeRole"}],
+    }
+    root.call("iam", "create_role", RoleName="EsmMedicSweeper", AssumeRolePolicyDocument=json.dumps(trust))
+    central = assumed(root, f"arn:aws:iam::{home}:role/EsmMedicSweeper", "bench")
+    member_trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{home}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"sts:ExternalId": external_id},
+                    "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{home}:role/EsmMedic*"},
+                },
+            }
+        ],
+    }
+    members = [f"{300000000000 + k:012d}" for k in range(n_accounts)]
+    for k, account in enumerate(members):
+        admin = assumed(central, f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", "bench-admin")
+        admin.call(
+            "iam", "create_role", RoleName="esm-medic-diagnosis", AssumeRolePolicyDocument=json.dumps(member_trust)
+        )
+        _insert_esms(admin, create_msk_stack(admin, name=f"bench{k}"), per_account)
+    return central, members
+
+
+def accounts(n_accounts: tuple[int, ...] = (1, 5, 20), per_account: int = 150) -> dict[str, Any]:
+    """The central sweeper over member accounts: AssumeRole, list and digest calls per sweep for N accounts (cold:
+    a new container assumes each member role once; warm: the adapters' credentials are reused for their hour)."""
+    from esm_medic_sandbox.env import sandbox
+
+    from esm_medic import tables
+    from esm_medic.accounts import MemberSettings
+    from esm_medic.detect.sweeper import SweepSettings
+    from esm_medic.detect.sweeper_accounts import sweep_accounts
+
+    t0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    fast = SweepSettings(hold_seconds=0, gc_every_seconds=0, interval_seconds=60)
+    rows: list[dict[str, Any]] = []
+    for n in n_accounts:
+        with sandbox() as root:
+            central, members = _central_and_members(root, n, per_account, "bench-external-id")
+            tables.create_tables(central)
+            cfg = MemberSettings(accounts=tuple(members), external_id="bench-external-id")
+            row: dict[str, Any] = {"member_accounts": n, "esms": n * per_account}
+            for label, minute in (("cold", 0), ("warm", 1)):
+                started = time.perf_counter()
+                out = sweep_accounts(central, cfg, settings=fast, now=t0 + timedelta(minutes=minute))
+                calls = out.combined.calls
+                row[label] = {
+                    "assume_role": calls.get("sts:AssumeRole", 0),
+                    "list_calls": calls.get("lambda:ListEventSourceMappings", 0),
+                    "digest_queries": calls.get("dynamodb:Query", 0),
+                    "api_calls": sum(calls.values()),
+                    "failed_accounts": len(out.failed),
+                    "wall_s": round(time.perf_counter() - started, 2),
+                }
+            rows.append(row)
+    for row in rows:
+        n = row["member_accounts"]
+        own_pages = 0  # the install's own account holds no ESM here: one (empty) list call
+        pages = n * math.ceil(per_account / 100) + max(1, own_pages)
+        row["expected_list_calls"] = pages
+        # a sweeper in each member account instead: the same list calls, but a digest Query per account and one
+        # scheduled invocation per account per minute (plus its logs, alarms and a cross-account event path)
+        row["per_account_sweepers_per_minute"] = {"invocations": n + 1, "digest_queries": n + 1, "list_calls": pages}
+        row["central_per_minute_warm"] = {
+            "invocations": 1,
+            "digest_queries": row["warm"]["digest_queries"],
+            "list_calls": row["warm"]["list_calls"],
+            "assume_role": row["warm"]["assume_role"],
+        }
+    last = rows[-1]
+    print(
+        f"sweep accounts: {last['member_accounts']} members x {per_account} ESMs: cold {last['cold']['assume_role']} "
+        f"AssumeRole, {last['cold']['list_calls']} list calls, {last['cold']['digest_queries']} digest Query; warm "
+        f"{last['warm']['assume_role']} AssumeRole, {last['warm']['digest_queries']} digest Query "
+        f"(per-account sweepers: {last['per_account_sweepers_per_minute']['digest_queries']} Queries, "
+        f"{last['per_account_sweepers_per_minute']['invocations']} invocations per minute)"
+    )
+    return {"per_account_esms": per_account, "runs": rows}
+
+
 def main(n: int = N_ESMS) -> dict[str, Any]:
     from esm_medic_sandbox.env import create_msk_stack, sandbox
     from esm_medic_sandbox.patches import set_esm_status
@@ -189,6 +298,7 @@ def main(n: int = N_ESMS) -> dict[str, Any]:
         "meets_write_target": unchanged["ddb_write_calls"] == 0 and after["ddb_write_calls"] == 0,
         "changed_writes_per_transition": round(changed["ddb_write_calls"] / max(1, len(changed_ids)), 2),
         "exactly_once": changed["emitted"] == len(changed_ids) and after["emitted"] == 0,
+        "accounts": accounts(),
     }
     print(
         f"sweep: {n} ESMs; unchanged sweep: {unchanged['list_calls']} list calls (target {pages}), "

@@ -6,7 +6,8 @@ that organization:
 
 - ``esm-medic-diagnosis``: the read-only calls of the diagnosis and the sweeper (``infra.config.READ_ACTIONS``)
   plus the shape check of MSK SCRAM secrets;
-- ``esm-medic-remediation``: exactly the actions the remediation registry declares, plus restarting an ESM.
+- ``esm-medic-remediation``: exactly the actions the remediation registry declares, plus restarting an ESM, plus
+  the diagnosis' reads (the workflow's remediate, verify and rollback steps re-read the live state with it).
 
 The central sweeper assumes the diagnosis role in each member account (no Lambda runs in a member account): one
 AssumeRole per member per credential lifetime is cheaper than a scheduled function in every account, and modes,
@@ -20,6 +21,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.config import ESM_RESTART_ACTIONS, READ_ACTIONS
@@ -27,6 +29,20 @@ from infra.settings import Settings
 
 DIAGNOSIS_ROLE = "esm-medic-diagnosis"
 REMEDIATION_ROLE = "esm-medic-remediation"
+
+#: functions that act in member accounts -> the member stack roles they assume (``handlers/_common.STEP_PURPOSE``;
+#: the sweeper lists through the diagnosis role)
+MEMBER_FUNCTIONS: dict[str, frozenset[str]] = {
+    "sweeper": frozenset({DIAGNOSIS_ROLE}),
+    "classify": frozenset({DIAGNOSIS_ROLE}),
+    "diagnose": frozenset({DIAGNOSIS_ROLE}),
+    "decide": frozenset({DIAGNOSIS_ROLE}),
+    "remediate": frozenset({REMEDIATION_ROLE}),
+    "verify": frozenset({REMEDIATION_ROLE}),
+    "rollback": frozenset({REMEDIATION_ROLE}),
+}
+#: the SecureString holding the external id the member roles require (created after the deploy, never in a template)
+EXTERNAL_ID_PARAMETER = "/esm-medic/external-id"
 
 
 def _trust(central: str, external_id: str, organization: str, partition: str) -> iam.IPrincipal:
@@ -94,10 +110,46 @@ class EsmMedicMemberStack(cdk.Stack):
             description="esm-medic (central install): the remediation registry's declared actions only",
             max_session_duration=cdk.Duration.hours(1),
         )
+        # the reads too: the remediate / verify / rollback steps re-plan from live state and record before / after
+        # with the same credentials (the writes stay exactly the registry's)
         self.remediation_role.add_to_policy(
             iam.PolicyStatement(
-                actions=sorted({*remediation_actions(), *ESM_RESTART_ACTIONS, "lambda:ListTags"}), resources=["*"]
+                actions=sorted({*READ_ACTIONS, *remediation_actions(), *ESM_RESTART_ACTIONS, "lambda:ListTags"}),
+                resources=["*"],
             )
         )
         cdk.CfnOutput(self, "DiagnosisRoleArn", value=self.diagnosis_role.role_arn)
         cdk.CfnOutput(self, "RemediationRoleArn", value=self.remediation_role.role_arn)
+
+
+def grant_member_access(stack: cdk.Stack, settings: Settings, name: str, fn: lambda_.Function, role: iam.Role) -> None:
+    """A function that acts in member accounts (``MemberAccounts``, or any account of ``OrganizationId``):
+    sts:AssumeRole on the member stack's roles it uses, the member list, and the external id SecureString
+    (``/esm-medic/external-id``, created after the deploy) with the KMS decrypt SSM needs for it."""
+    members, org = settings.member_accounts, settings.organization_id
+    if not members and not org:
+        return
+    role_names = sorted(MEMBER_FUNCTIONS[name])
+    if members:
+        arns = [f"arn:{stack.partition}:iam::{a}:role/{r}" for a in members for r in role_names]
+        role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=arns))
+    else:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sts:AssumeRole"],
+                resources=[f"arn:{stack.partition}:iam::*:role/{r}" for r in role_names],
+                conditions={"StringEquals": {"aws:ResourceOrgID": org}},
+            )
+        )
+    parameter = f"arn:{stack.partition}:ssm:{stack.region}:{stack.account}:parameter{EXTERNAL_ID_PARAMETER}"
+    role.add_to_policy(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[parameter]))
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=["*"],
+            conditions={"StringEquals": {"kms:ViaService": f"ssm.{stack.region}.amazonaws.com"}},
+        )
+    )
+    fn.add_environment("ESM_MEDIC_EXTERNAL_ID_PARAM", EXTERNAL_ID_PARAMETER)
+    if members:
+        fn.add_environment("ESM_MEDIC_MEMBER_ACCOUNTS", ",".join(members))

@@ -46,6 +46,11 @@ VETTED_WILDCARDS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "Resource",
+        rf"arn:{_PART}:iam::\*:role/esm-medic-(diagnosis|remediation)",
+        "The member stack's roles in any account of the configured organization (aws:ResourceOrgID condition).",
+    ),
+    (
+        "Resource",
         rf"arn:{_PART}:secretsmanager:{_REGION}:{_ACCOUNT}:secret:AmazonMSK_\*",
         "Shape checks (keys and PEM headers only) of MSK SASL/SCRAM secrets, which must be named AmazonMSK_*.",
     ),

@@ -12,7 +12,7 @@ value ``ConfigFile``, validated before anything is synthesised: every problem is
 | SlackChannel, TicketProviders | notification and ticket targets (passed to the functions) | none |
 | CentralAccount | member stacks: the account whose esm-medic functions may assume the member roles | required there |
 | ExternalId | member stacks: the sts:ExternalId the central install presents (8+ characters) | required there |
-| OrganizationId | member stacks: also require the caller to be in this organization (``o-...``) | none |
+| OrganizationId | member stacks: callers must be in this organization (``o-...``); central: any member of it | none |
 | MemberAccounts | central stack: the member accounts it may act in (12 digits each) | none |
 """
 

@@ -29,6 +29,7 @@ from esm_medic.detect.events.esm_log import FILTER_PATTERN
 from esm_medic.tables import TABLES, TableSpec
 from infra.asset import ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
+from infra.member_stack import MEMBER_FUNCTIONS, grant_member_access
 from infra.observability import Observability
 from infra.settings import Settings
 from infra.settings import load as load_settings
@@ -326,6 +327,8 @@ class EsmMedicStack(cdk.Stack):
             description=spec.description or f"esm-medic {name}",
         )
         self._grant(name, fn, role)
+        if name in MEMBER_FUNCTIONS:
+            grant_member_access(self, self.settings, name, fn, role)
         if spec.url:
             # NONE: Slack cannot sign in; the handler verifies Slack's v0 signature and HMAC-signed approval links
             url = fn.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
@@ -521,6 +524,7 @@ def _context(scope: Construct) -> dict[str, Any]:
         "SlackChannel",
         "TicketProviders",
         "MemberAccounts",
+        "OrganizationId",
     ]
     return {k: v for k in keys if (v := scope.node.try_get_context(k)) is not None}
 

@@ -121,6 +121,32 @@ def account_of_event(event: Mapping[str, Any]) -> str | None:
     return value if _ACCOUNT.fullmatch(value) else None
 
 
+def account_of_payload(payload: Any, depth: int = 0) -> str | None:
+    """The account of the ESM a workflow payload is about: ``account`` at the top, in the classification (the
+    classify task puts it there, so every later task receives it), the diagnosed function's ARN, or the triggering
+    event (``state`` / ``input`` wrappers are looked into). None: no account named (the install's own)."""
+    if not isinstance(payload, Mapping) or depth > 2:
+        return None
+    value = str(payload.get("account") or "")
+    if _ACCOUNT.fullmatch(value):
+        return value
+    for key in ("classification", "diagnosis"):
+        part = payload.get(key)
+        if isinstance(part, Mapping):
+            value = str(part.get("account") or "")
+            if _ACCOUNT.fullmatch(value):
+                return value
+            found = account_of_arn(str(part.get("function_arn") or ""))
+            if found:
+                return found
+    for key in ("state", "input"):
+        found = account_of_payload(payload.get(key), depth + 1)
+        if found:
+            return found
+    raw = payload.get("event")
+    return account_of_event(raw) if isinstance(raw, Mapping) else None
+
+
 def external_id(central: Aws, settings: MemberSettings) -> str:
     """The external id: the SecureString named by the settings (decrypted via the central adapter), else the value."""
     if settings.external_id_param:

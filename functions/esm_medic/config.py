@@ -11,6 +11,12 @@ ESM_MEDIC_DEFAULT_MODE                 ``approve``                   Account-wid
 ESM_MEDIC_SHADOW                       ``false``                     Shadow mode: plan and audit, never change.
 ESM_MEDIC_KILL_SWITCH_PARAM            ``/esm-medic/kill-switch``    SSM parameter; value on/true/yes/1 stops every
                                                                      change (decisions become notify / ticket).
+ESM_MEDIC_ACCOUNT_PARAM_PREFIX         ``/esm-medic/accounts``       Per member account overrides (central install):
+                                                                     ``<prefix>/<id>/mode`` (a mode, below the
+                                                                     tags, above the account-wide default) and
+                                                                     ``<prefix>/<id>/kill-switch`` (on top of the
+                                                                     global one), ``<prefix>/<id>/budget`` (the
+                                                                     account budget for it).
 ESM_MEDIC_BUDGET_PER_SG                ``2``                         Changes per security group per window.
 ESM_MEDIC_BUDGET_PER_VPC               ``4``                         Changes per VPC per window.
 ESM_MEDIC_BUDGET_PER_ACCOUNT           ``10``                        Changes per account per window.
@@ -70,6 +76,8 @@ class Settings:
     kill_switch_parameter: str = "/esm-medic/kill-switch"
     # account-wide default mode kept in SSM (changeable without a redeploy); "" = use default_mode only
     default_mode_parameter: str = ""
+    # per member account: <prefix>/<account id>/mode and <prefix>/<account id>/kill-switch ("" = none)
+    account_parameter_prefix: str = "/esm-medic/accounts"
     budget_per_sg: int = 2
     budget_per_vpc: int = 4
     budget_per_account: int = 10
@@ -107,6 +115,13 @@ class Settings:
             raise ConfigError("budget window and lock TTL must be > 0")
         if self.endpoint_hourly_usd < 0 or self.poll_seconds < 0:
             raise ConfigError("prices and poll intervals must be >= 0")
+        prefix = self.account_parameter_prefix
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/") or " " in prefix):
+            raise ConfigError(f"account parameter prefix must look like /esm-medic/accounts, not {prefix!r}")
+
+    def account_parameter(self, account: str, name: str) -> str:
+        """The SSM parameter ``name`` (``mode`` / ``kill-switch``) of one member account ("" without a prefix)."""
+        return f"{self.account_parameter_prefix}/{account}/{name}" if self.account_parameter_prefix else ""
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -138,6 +153,7 @@ _ENV: tuple[tuple[str, str, str], ...] = (
     ("ESM_MEDIC_SHADOW", "shadow", "bool"),
     ("ESM_MEDIC_KILL_SWITCH_PARAM", "kill_switch_parameter", "str"),
     ("ESM_MEDIC_DEFAULT_MODE_PARAM", "default_mode_parameter", "str"),
+    ("ESM_MEDIC_ACCOUNT_PARAM_PREFIX", "account_parameter_prefix", "str"),
     ("ESM_MEDIC_BUDGET_PER_SG", "budget_per_sg", "int"),
     ("ESM_MEDIC_BUDGET_PER_VPC", "budget_per_vpc", "int"),
     ("ESM_MEDIC_BUDGET_PER_ACCOUNT", "budget_per_account", "int"),

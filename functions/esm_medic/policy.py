@@ -1,6 +1,8 @@
 """Who may change what: mode resolution and the decision for one proposed fix.
 
-Modes (tag ``esm-medic:mode`` on the ESM, else on its function, else ``Settings.default_mode``):
+Modes (tag ``esm-medic:mode`` on the ESM, else on its function, else a member account's own SSM parameter
+``<Settings.account_parameter_prefix>/<account>/mode`` when acting in a member account, else the account-wide
+parameter, else ``Settings.default_mode``):
 
 - ``off``: esm-medic does nothing for this ESM (not even a notification);
 - ``notify``: tell people, change nothing;
@@ -189,6 +191,13 @@ def resolve_mode(
             return ModeResolution(value, source, shadow, shadow_source, notes)
         notes.append(f"{source} {MODE_TAG}={raw!r} is not one of {', '.join(MODES)}: treated as notify")
         return ModeResolution("notify", source, shadow, shadow_source, notes)
+    member = member_account(aws)
+    if member and settings.account_parameter_prefix:
+        value, note = parameter_mode(aws, settings.account_parameter(member, "mode"))
+        if note:
+            notes.append(note)
+        if value:
+            return ModeResolution(value, "member-account-parameter", shadow, shadow_source, notes)
     if settings.default_mode_parameter:
         value, note = account_default_mode(aws, settings)
         if note:
@@ -198,12 +207,22 @@ def resolve_mode(
     return ModeResolution(settings.default_mode, "settings", shadow, shadow_source, notes)
 
 
+def member_account(aws: Aws) -> str | None:
+    """The member account an adapter acts in (:class:`esm_medic.accounts.MemberAws`), None for the install's own."""
+    value = getattr(aws, "member_account", None)
+    return str(value) if value else None
+
+
 def account_default_mode(aws: Aws, settings: Settings) -> tuple[str, str]:
     """(mode, note) from the account's SSM parameter. Missing = no opinion (settings apply); unreadable or invalid =
     ``notify``, the cautious mode, with the reason."""
+    return parameter_mode(aws, settings.default_mode_parameter)
+
+
+def parameter_mode(aws: Aws, name: str) -> tuple[str, str]:
+    """(mode, note) from the SSM parameter ``name`` (same rules as :func:`account_default_mode`)."""
     from esm_medic.aws import error_code
 
-    name = settings.default_mode_parameter
     try:
         raw = aws.parameters().get(name, max_age=DEFAULT_MODE_MAX_AGE_SECONDS)
     except Exception as exc:
@@ -219,18 +238,27 @@ def account_default_mode(aws: Aws, settings: Settings) -> tuple[str, str]:
 
 def kill_switch(aws: Aws, settings: Settings) -> tuple[bool, str]:
     """(engaged, detail). Missing parameter = off; unreadable = on (fail safe). Always read fresh (never from
-    the parameters cache): flipping the switch must stop the very next change."""
+    the parameters cache): flipping the switch must stop the very next change. In a member account the account's
+    own switch (``<prefix>/<id>/kill-switch``) counts too: either one stops the change."""
+    engaged, detail = _switch(aws, settings.kill_switch_parameter)
+    member = member_account(aws)
+    if engaged or not member or not settings.account_parameter_prefix:
+        return engaged, detail
+    return _switch(aws, settings.account_parameter(member, "kill-switch"))
+
+
+def _switch(aws: Aws, name: str) -> tuple[bool, str]:
     from esm_medic.aws import error_code
 
     try:
-        value = aws.parameters().get(settings.kill_switch_parameter, force_fetch=True)
+        value = aws.parameters().get(name, force_fetch=True)
     except Exception as exc:
         code = error_code(exc)
         if code == "ParameterNotFound":
             return False, ""
-        return True, f"cannot read {settings.kill_switch_parameter} ({code or type(exc).__name__}): fail safe"
+        return True, f"cannot read {name} ({code or type(exc).__name__}): fail safe"
     engaged = is_true(value)
-    return engaged, f"{settings.kill_switch_parameter}={value}" if engaged else ""
+    return engaged, f"{name}={value}" if engaged else ""
 
 
 def evaluate(

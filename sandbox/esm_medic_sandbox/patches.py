@@ -15,6 +15,7 @@ Each patch lives in its own module, whose docstring says which moto gap it close
 - :mod:`.patch_timing`  ESM Creating / Enabling / Disabling / Updating windows, Route 53 PENDING -> INSYNC (the
                         length of every window is :func:`esm_medic_sandbox.timing.delay`);
 - :mod:`.patch_regions` an unknown region answered like AWS (400 InvalidSignatureException), not HTTP 500;
+- :mod:`.patch_sts`     AssumeRole evaluates the role's trust policy (principal, sts:ExternalId, org), AccessDenied;
 - :mod:`.patch_control` the ``/moto-api/esm-medic/...`` control routes (drive ESM status from another process).
 
 In-process Lambda execution is separate: :mod:`.inproc` (``sandbox()`` and ``serve()`` apply both).
@@ -71,6 +72,7 @@ def apply() -> None:
             patch_lambda,
             patch_regions,
             patch_sfn,
+            patch_sts,
             patch_timing,
         )
 
@@ -84,6 +86,7 @@ def apply() -> None:
             patch_ec2,
             patch_control,
             patch_regions,
+            patch_sts,
         ):
             module.apply()
             _APPLIED.append(module.__name__.rsplit(".", 1)[-1])

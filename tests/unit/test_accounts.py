@@ -79,3 +79,36 @@ def test_cli_refuses_an_account_outside_the_member_list(
     assert code == 2
     err = capsys.readouterr().err
     assert "not a member account" in err and "Traceback" not in err
+
+
+def test_the_account_of_a_workflow_payload() -> None:
+    from esm_medic.accounts import account_of_payload
+
+    fn = "arn:aws:lambda:us-east-1:222233334444:function:orders"
+    assert account_of_payload({"account": "111122223333", "classification": {"account": "222233334444"}}) == (
+        "111122223333"
+    )
+    assert account_of_payload({"classification": {"account": "222233334444"}}) == "222233334444"
+    assert account_of_payload({"diagnosis": {"function_arn": fn}}) == "222233334444"
+    assert account_of_payload({"input": {"event": {"account": "111122223333", "detail": {"function_arn": fn}}}}) == (
+        "222233334444"
+    )
+    assert account_of_payload({"state": {"classification": {"step": "network"}, "event": {}}}) is None
+    assert account_of_payload({"account": "not-an-account", "classification": None}) is None
+    assert account_of_payload("garbage") is None
+
+
+def test_workflow_steps_pick_the_role_of_their_purpose(monkeypatch: pytest.MonkeyPatch) -> None:
+    from esm_medic import accounts
+    from esm_medic.handlers import _common
+
+    asked: list[tuple[str | None, str]] = []
+    central = object()
+    monkeypatch.setattr(_common, "get_aws", lambda attempts=None: central)
+    monkeypatch.setattr(accounts, "aws_for", lambda c, account, purpose: asked.append((account, purpose)) or c)
+    payload = {"classification": {"account": "222233334444"}}
+    for step in ("classify", "diagnose", "decide", "remediate", "verify", "rollback"):
+        assert _common.aws_for_step(payload, step) is central
+    assert [p for _, p in asked] == ["diagnosis"] * 3 + ["remediation"] * 3
+    asked.clear()
+    assert _common.aws_for_step({"classification": {}}, "remediate") is central and not asked

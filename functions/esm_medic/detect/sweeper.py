@@ -378,10 +378,16 @@ def sweep(
     settings: SweepSettings | None = None,
     deadline: float | None = None,
     force_gc: bool = False,
+    digest: dict[str, str] | None = None,
+    listed: set[str] | None = None,
 ) -> SweepResult:
     """Run one sweep (see the module docstring). ``deadline`` is a ``time.monotonic()`` value: no new page is
     started after it (the events already decided are still delivered), and no GC runs on a partial listing; the next
-    sweep starts from the beginning and the snapshot makes sure nothing is emitted twice."""
+    sweep starts from the beginning and the snapshot makes sure nothing is emitted twice.
+
+    Several accounts (:mod:`esm_medic.detect.sweeper_accounts`): ``digest`` is the digest read once for all of them,
+    and a ``listed`` set collects the Kafka ESMs listed instead of collecting garbage here (the digest is shared,
+    so only the union of every account's complete listing may decide what is gone)."""
     settings = settings or SweepSettings.from_env()
     now = now or datetime.now(UTC)
     started = time.monotonic()
@@ -391,7 +397,7 @@ def sweep(
     logging_esms: list[EsmConfig] = []
     with ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="sweep") as pool:
         proc = Processor(aws, settings, now, result, executor=pool)
-        proc.digest = proc.store.digest_read()
+        proc.digest = proc.store.digest_read() if digest is None else digest
         try:
             try:
                 for page in _list_pages(aws, settings.page_size):
@@ -413,7 +419,9 @@ def sweep(
             result.complete = False
             result.stopped_reason = f"internal: {exc.reason}"
             result.errors.append(exc.reason)
-        if result.complete and (force_gc or gc_due(now, settings)):
+        if listed is not None:
+            listed.update(listed_kafka)
+        elif result.complete and (force_gc or gc_due(now, settings)):
             _collect_garbage(proc, listed_kafka, result)
     if logging_esms:
         subs = ensure_subscriptions(aws, logging_esms, settings.log_destination_arn)

@@ -143,6 +143,43 @@ def get_aws(default_attempts: int | None = None) -> Aws:
         return aws
 
 
+#: the member role each workflow step acts with (a member account's ESM): the read-only steps use the diagnosis
+#: role; the steps that change or re-check after a change use the remediation role, which also holds the read
+#: actions (the engine re-plans from live state and records before / after with the same credentials)
+STEP_PURPOSE = {
+    "classify": "diagnosis",
+    "diagnose": "diagnosis",
+    "decide": "diagnosis",
+    "remediate": "remediation",
+    "verify": "remediation",
+    "rollback": "remediation",
+}
+
+
+def payload_account(event: Any) -> str | None:
+    """The account of the ESM a workflow payload is about (:func:`esm_medic.accounts.account_of_payload`)."""
+    from esm_medic.accounts import account_of_payload
+
+    return account_of_payload(event)
+
+
+def aws_for_step(event: Any, step: str, default_attempts: int | None = WORKFLOW_MAX_ATTEMPTS) -> Aws:
+    """The adapter a workflow step uses for the payload's ESM: the container's adapter for the install's own
+    account (or none named), else the member account's role for the step (:data:`STEP_PURPOSE`), assumed through
+    it. A member that cannot be assumed raises ``AccountAccessError`` (the workflow records it and opens a ticket);
+    an account outside ``ESM_MEDIC_MEMBER_ACCOUNTS`` raises ``AccountConfigError``."""
+    central = get_aws(default_attempts)
+    account = payload_account(event)
+    if not account:
+        return central
+    from esm_medic.accounts import aws_for
+
+    aws = aws_for(central, account, STEP_PURPOSE.get(step, "diagnosis"))
+    if aws is not central:
+        logger.append_keys(account=account)
+    return aws
+
+
 def reset_aws() -> None:
     """Forget cached adapters (tests that change the environment between sandboxes)."""
     with _AWS_LOCK:

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, InvalidInput, count, get_aws, lambda_entry, logger
+from esm_medic.handlers._common import InvalidInput, aws_for_step, count, lambda_entry, logger, payload_account
+
+
+def _name_account(result: dict[str, Any], account: str | None) -> None:
+    """The ESM's account rides in the classification, which every later task receives (None: the install's own)."""
+    if account and isinstance(result.get("classification"), dict):
+        result["classification"]["account"] = account
+        result.setdefault("account", account)
 
 
 @lambda_entry("classify", schema="classify")
@@ -16,7 +23,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from esm_medic.workflow import InputRejected, classify_step, recheck_step
 
     if event.get("recheck") is True:  # after a suspected failure's hold: read the ESM again, classify again
-        rechecked = recheck_step(get_aws(WORKFLOW_MAX_ATTEMPTS), event["input"])
+        rechecked = recheck_step(aws_for_step(event, "classify"), event["input"])
+        _name_account(rechecked, payload_account(event))
         count("HoldRechecks", step=str(rechecked["classification"].get("step")), persists=str(rechecked["persists"]))
         return rechecked
     try:
@@ -24,6 +32,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except InputRejected as exc:
         raise InvalidInput(f"classify: {exc.reason}") from None
     logger.set_correlation_id(result["uuid"])
+    _name_account(result, payload_account(event))
     c = result["classification"]
     count("Classified", step=str(c.get("step")), entry=str(c.get("entry") or "unknown"))
     return result

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, count, get_aws, lambda_entry
+from esm_medic.handlers._common import aws_for_step, count, lambda_entry
 
 
 @lambda_entry("decide", schema="decide")
@@ -15,7 +15,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from esm_medic.workflow import decide_step
 
     result = decide_step(
-        get_aws(WORKFLOW_MAX_ATTEMPTS),
+        aws_for_step(event, "decide"),
         uuid=event["uuid"],
         incident_id=event["incident_id"],
         classification=event["classification"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, count, get_aws, lambda_entry
+from esm_medic.handlers._common import aws_for_step, count, lambda_entry
 
 
 @lambda_entry("diagnose", schema="diagnose")
@@ -12,6 +12,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
     from esm_medic.workflow import diagnose_step
 
-    result = diagnose_step(get_aws(WORKFLOW_MAX_ATTEMPTS), event["uuid"])
+    result = diagnose_step(aws_for_step(event, "diagnose"), event["uuid"])
     count("Diagnosed", step=str(result.get("step")))
     return result

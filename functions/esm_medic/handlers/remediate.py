@@ -23,10 +23,9 @@ import os
 from typing import Any
 
 from esm_medic.handlers._common import (
-    WORKFLOW_MAX_ATTEMPTS,
     WorkflowError,
+    aws_for_step,
     count,
-    get_aws,
     idempotent_call,
     lambda_entry,
     logger,
@@ -44,7 +43,7 @@ def _apply(request: dict[str, Any]) -> dict[str, Any]:
     # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
     from esm_medic.workflow import remediate_step
 
-    return remediate_step(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
+    return remediate_step(aws_for_step(request, "remediate"), request)
 
 
 @lambda_entry("remediate", schema="remediate")

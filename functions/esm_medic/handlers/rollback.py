@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, count, get_aws, idempotent_call, lambda_entry
+from esm_medic.handlers._common import aws_for_step, count, idempotent_call, lambda_entry
 
 IDEMPOTENCY_KEY = "[uuid, incident_id, mode, action_record.action_id, execution]"
 
@@ -14,7 +14,7 @@ def _rollback(request: dict[str, Any]) -> dict[str, Any]:
     # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
     from esm_medic.workflow import rollback_step
 
-    return rollback_step(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
+    return rollback_step(aws_for_step(request, "rollback"), request)
 
 
 @lambda_entry("rollback", schema="rollback")

@@ -5,6 +5,9 @@ Output: the sweep summary (counts, API calls, duration) with ``ok: true``, or ``
 configuration is invalid or AWS refused the listing (the ``SweepFailed`` metric is then 1, for an alarm).
 While the fleet is small, the invocation sweeps again every ``ESM_MEDIC_SWEEP_PASS_SECONDS`` (15 s) within the
 minute, up to ``ESM_MEDIC_SWEEP_PASS_BUDGET`` extra list calls (see :mod:`esm_medic.detect.passes`).
+With ``ESM_MEDIC_MEMBER_ACCOUNTS`` set it sweeps the install's own account and each member account through the
+member's diagnosis role (:mod:`esm_medic.detect.sweeper_accounts`, one pass per account); a member that cannot be
+assumed is logged, counted (``AccountsFailed``, ``AccountSweepFailed`` per account) and skipped.
 The sweep stops 10 s (``SweepSettings.deadline_margin_seconds``) before the Lambda timeout; the next run resumes.
 Heavy modules (boto3, the classifier) are imported on the first invocation, not at init.
 """
@@ -40,20 +43,31 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         return {"ok": False, "error": reason}
     event = event or {}
 
+    from esm_medic.accounts import MemberSettings
     from esm_medic.aws import error_code
     from esm_medic.detect.passes import sweep_passes
     from esm_medic.detect.sweeper import SweepSettings
 
     try:
         settings = SweepSettings.from_env()
+        members = MemberSettings.from_env()
     except ValueError as exc:
         logger.error("invalid configuration", extra={"reason": str(exc)})
         count("SweepFailed")
         return {"ok": False, "error": f"invalid configuration: {exc}"}
     remaining = _remaining_seconds(context)
     deadline = None if remaining is None else time.monotonic() + remaining - settings.deadline_margin_seconds
+    multi = None
     try:
-        passes = sweep_passes(get_aws(), settings=settings, deadline=deadline, force_gc=bool(event.get("force_gc")))
+        if members.accounts:
+            from esm_medic.detect.sweeper_accounts import sweep_accounts
+
+            multi = sweep_accounts(
+                get_aws(), members, settings=settings, deadline=deadline, force_gc=bool(event.get("force_gc"))
+            )
+            passes = multi.passes()
+        else:
+            passes = sweep_passes(get_aws(), settings=settings, deadline=deadline, force_gc=bool(event.get("force_gc")))
     except Exception as exc:  # AWS refused or failed past retries: a clear error and a metric, not a crash
         code = error_code(exc) or type(exc).__name__
         logger.exception("sweep failed", extra={"error_code": code})
@@ -73,7 +87,13 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         )
     for text in (t for p in passes.passes for t in p.errors):
         logger.warning("sweep problem", extra={"reason": text})
-    summary = passes.summary()
+    summary = passes.summary() if multi is None else multi.summary()
+    if multi is not None:
+        for failed in multi.failed:
+            logger.error("member account not swept", extra={"account": failed.account, "reason": failed.error})
+            count("AccountSweepFailed", account=failed.account, error=failed.code)
+        count("AccountsSwept", len(multi.accounts) - len(multi.failed))
+        count("AccountsFailed", len(multi.failed))  # alarmed: service dimension only
     count("EsmsSwept", result.kafka)
     count("SweepPasses", len(passes.passes))
     count("TransitionsEmitted", summary["emitted"])

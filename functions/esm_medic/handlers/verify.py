@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import WORKFLOW_MAX_ATTEMPTS, count, get_aws, lambda_entry
+from esm_medic.handlers._common import aws_for_step, count, lambda_entry
 
 
 @lambda_entry("verify", schema="verify")
@@ -12,7 +12,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # imported on the first call: esm_medic.workflow and its logic cost ~90-250 ms at import (bench_coldstart)
     from esm_medic.workflow import verify_step
 
-    result = verify_step(get_aws(WORKFLOW_MAX_ATTEMPTS), event)
+    result = verify_step(aws_for_step(event, "verify"), event)
     step = str((event.get("diagnosis") or {}).get("step") or "unknown")
     if result["recovered"]:
         count("Verified", step=step)

@@ -1,9 +1,10 @@
 """Blast-radius budgets and the small counters of the STATE table.
 
 - :class:`Budget`: at most N changes per security group / VPC / account per window (``Settings.budget_per_*``,
-  ``budget_window_seconds``). One counter item per (scope, window): ``pk = BUDGET#<kind>#<id>``, ``sk = <window
-  start>``. :meth:`Budget.consume` increments every scope of a change in one ``TransactWriteItems`` whose conditions
-  say ``count < limit``: concurrent runs can never exceed a budget, and a change counts on all its scopes or none.
+  ``budget_window_seconds``; a member account's own ``<account prefix>/<id>/budget`` replaces the account limit).
+  One counter item per (scope, window): ``pk = BUDGET#<kind>#<id>``, ``sk = <window start>``.
+  :meth:`Budget.consume` increments every scope of a change in one ``TransactWriteItems`` whose conditions say
+  ``count < limit``: concurrent runs can never exceed a budget, and a change counts on all its scopes or none.
 - :class:`Counter`: failed verifications per ESM (``VERIFY#<uuid>``) and sightings of a transient error
   (``SIGHT#<uuid>#<entry>``), with a TTL.
 """
@@ -56,6 +57,20 @@ class Budget:
         s = self.settings
         return {"sg": int(s.budget_per_sg), "vpc": int(s.budget_per_vpc), "account": int(s.budget_per_account)}
 
+    def limit(self, kind: str, sid: str, limits: dict[str, int] | None = None) -> int:
+        """The limit of one scope: the global one, except a member account's own ``<prefix>/<id>/budget`` (changes
+        per window for that account; read when acting in it). An unreadable or invalid override counts as 0."""
+        base = (limits or self.limits())[kind]
+        member = getattr(self.aws, "member_account", None)
+        if kind != "account" or sid != member or not self.settings.account_parameter_prefix:
+            return base
+        name = self.settings.account_parameter(sid, "budget")
+        try:
+            raw = str(self.aws.parameters().get(name, max_age=60)).strip()
+        except Exception as exc:
+            return base if error_code(exc) == "ParameterNotFound" else 0
+        return int(raw) if raw.isdigit() else 0
+
     def window(self) -> tuple[str, int]:
         """(window label, epoch second the window ends)."""
         w = int(self.settings.budget_window_seconds)
@@ -83,7 +98,7 @@ class Budget:
                 "dynamodb", "get_item", TableName=self.settings.state_table, Key=self._key(kind, sid, label)
             ).get("Item")
             used = int(from_item(item).get("count") or 0)
-            out.append(ScopeUsage(kind, sid, used, limits[kind]))
+            out.append(ScopeUsage(kind, sid, used, self.limit(kind, sid, limits)))
         return out
 
     def check(self, scopes: Iterable[tuple[str, str]]) -> tuple[bool, str]:
@@ -112,7 +127,7 @@ class Budget:
                         "ExpressionAttributeValues": to_item(
                             {
                                 ":one": 1,
-                                ":limit": limits[kind],
+                                ":limit": self.limit(kind, sid, limits),
                                 ":exp": end + int(self.settings.budget_window_seconds),
                             }
                         ),

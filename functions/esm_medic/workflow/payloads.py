@@ -20,6 +20,13 @@ class WorkflowInput:
     observed_at: str = ""
     phase: str = ""  # "suspected": detection emitted before its hold elapsed; the workflow waits it out
     hold_seconds: int = 0
+    account: str = ""  # the ESM's account (a member account of a central install); "" = from ``event``
+
+    def __post_init__(self) -> None:
+        if not self.account:
+            from esm_medic.accounts import account_of_event
+
+            self.account = account_of_event(self.event) or ""
 
     def to_input(self) -> dict[str, Any]:
         return {
@@ -32,6 +39,7 @@ class WorkflowInput:
             "event": self.event,
             "phase": self.phase,
             "hold_seconds": self.hold_seconds,
+            "account": self.account,
         }
 
     def to_dict(self) -> dict[str, Any]:

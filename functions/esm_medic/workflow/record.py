@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from esm_medic.accounts import account_of_payload
 from esm_medic.aws import error_code, to_value
 from esm_medic.notify import open_ticket
 from esm_medic.remediate.audit import AuditLog
@@ -109,6 +110,7 @@ def outcome_record(payload: Mapping[str, Any]) -> dict[str, Any]:
         "reason": str(outcome.get("reason") or ""),
         "at": at,
         "trigger": state.get("trigger"),
+        "account": account_of_payload(state) or "",
         "entry": dig(state, "classification", "entry"),
         "step": dig(state, "diagnosis", "step") or dig(state, "classification", "step"),
         "root_cause": dig(state, "diagnosis", "root_cause", "id"),
@@ -230,6 +232,7 @@ def write_outcome(aws: Aws, record: Mapping[str, Any]) -> dict[str, Any]:
                 actor=ACTOR,
                 action="workflow",
                 status=str(record["outcome"]),
+                account=str(record.get("account") or ""),
                 reason=str(record.get("reason") or "")[:2000],
                 fingerprint=str(record.get("plan_fingerprint") or ""),
                 details={k: v for k, v in record.items() if k not in ("uuid", "incident_id", "reason")},

@@ -89,6 +89,7 @@ STATUS_CHANGE_SCHEMA: dict[str, Any] = {
         "evidence": {"type": "object"},
         "phase": {"enum": list(PHASES)},
         "holdSeconds": {"type": "integer", "minimum": 0, "maximum": 86400},
+        "account": {"type": "string", "pattern": r"^\d{12}$"},  # the ESM's account (central installs: a member)
     },
 }
 
@@ -224,6 +225,9 @@ def build_status_change(
         detail["phase"] = phase
     if hold_seconds is not None:
         detail["holdSeconds"] = int(hold_seconds)
+    arn_parts = function_arn.split(":")
+    if len(arn_parts) > 5 and len(arn_parts[4]) == 12 and arn_parts[4].isdigit():
+        detail["account"] = arn_parts[4]
     return validate_detail(detail)
 
 
