@@ -47,6 +47,7 @@ CUSTOM_METRICS: dict[str, CustomMetric] = {
         CustomMetric("Classified", description="statuses classified, by catalogue entry"),
         CustomMetric("SweepDuration", "Maximum", "sweep wall time (ms)"),
         CustomMetric("SweepFailed", description="failed sweeps"),
+        CustomMetric("AccountsFailed", description="member accounts a sweep could not reach (role not assumable)"),
         CustomMetric("OutboxPending", "Maximum", "notifications and tickets not yet delivered"),
         CustomMetric("BudgetExhausted", description="fixes refused because a blast-radius budget was used up"),
         CustomMetric("KillSwitchOn", "Maximum", "1 while the kill switch stops every change"),
@@ -129,6 +130,15 @@ class Observability(Construct):
         if sweeper is not None:
             alarm(AlarmSpec("sweeper-errors", "The ESM sweeper raised"), sweeper.metric_errors(period=five))
             alarm(AlarmSpec("sweep-failed", "A sweep could not list the ESMs"), custom("SweepFailed", five))
+            alarm(
+                AlarmSpec(
+                    "member-unreachable",
+                    "A member account could not be swept for 15 minutes (its esm-medic-diagnosis role was refused: "
+                    "the log line AccountSweepFailed names the account and error)",
+                    evaluation_periods=3,
+                ),
+                custom("AccountsFailed", five),
+            )
             # late: no sweep at all within three intervals (missing data breaches), or a sweep longer than 80 % of
             # the interval (the next one would start before this one ends)
             late = cw.MathExpression(
@@ -197,7 +207,7 @@ class Observability(Construct):
             cw.GraphWidget(
                 title="Sweeper duration and errors",
                 left=[custom("SweepDuration", five, "Maximum")],
-                right=[custom("SweepFailed", five)]
+                right=[custom("SweepFailed", five), custom("AccountsFailed", five)]
                 + ([sweeper.metric_errors(period=five)] if sweeper is not None else []),
                 width=12,
             ),

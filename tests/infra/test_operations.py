@@ -43,6 +43,7 @@ def test_every_alarm_notifies_the_alarm_topic(template):
             "workflow-timed-out",
             "sweeper-errors",
             "sweep-failed",
+            "member-unreachable",
             "sweep-missing",
             "sweep-late",
             "outbox-not-empty",
