@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from esm_medic.workflow.payloads import DiagnosisResult, NotificationResult, TicketResult
+
 
 # ---------------------------------------------------------------------------------------------- output
 class Out:
@@ -111,11 +113,11 @@ class StepPrinter:
             c = s.get("classification") or {}
             self._record("classify", f"{c.get('entry')} (failed set-up step: {c.get('step')})", ms)
         elif name == "Diagnose":
-            d = s.get("diagnosis") or {}
-            rc = d.get("root_cause") or {}
-            if d.get("healthy"):
+            diagnosis = DiagnosisResult.from_dict(s.get("diagnosis") or {})
+            if diagnosis.healthy:
                 self._record("diagnose", "the ESM is healthy now (the event was stale)", ms)
             else:
+                rc = diagnosis.root_cause
                 self._record("diagnose", f"{rc.get('id')}: {clip(rc.get('summary'), 90)}", ms)
         elif name == "Decide":
             d = s.get("decision") or {}
@@ -156,13 +158,13 @@ class StepPrinter:
         elif name == "Rollback":
             self._record("rollback", clip((s.get("rollback") or {}).get("reason"), 110), ms)
         elif name == "NotifyRecovered":
-            n = (s.get("notification") or {}).get("result") or {}
-            self._record("notify", f"'recovered' sent to {', '.join(n.get('sent') or []) or 'no sink'}", ms)
+            n = NotificationResult.from_dict((s.get("notification") or {}).get("result") or {})
+            self._record("notify", f"'recovered' sent to {', '.join(n.sent) or 'no sink'}", ms)
         elif name == "NotifyOnly":
             self._record("notify", "reported; nothing changed", ms)
         elif name == "Ticket":
-            t = s.get("ticket") or {}
-            self._record("ticket", f"{t.get('ticket_id')} -> {t.get('location')}", ms)
+            t = TicketResult.from_dict(s.get("ticket") or {})
+            self._record("ticket", f"{t.ticket_id} -> {t.location}", ms)
         elif name in ("Record", "RecordFailure"):
             rec = s.get("recorded") or {}
             self._record("outcome", f"{rec.get('outcome')} (recorded in the STATE and AUDIT tables)", ms)

@@ -17,13 +17,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     if event.get("recheck") is True:  # after a suspected failure's hold: read the ESM again, classify again
         rechecked = recheck_step(get_aws(WORKFLOW_MAX_ATTEMPTS), event["input"])
-        count("HoldRechecks", step=str(rechecked["classification"].get("step")), persists=str(rechecked["persists"]))
-        return rechecked
+        count("HoldRechecks", step=str(rechecked.classification.get("step")), persists=str(rechecked.persists))
+        return rechecked.to_dict()
     try:
         result = classify_step(event)
     except InputRejected as exc:
         raise InvalidInput(f"classify: {exc.reason}") from None
-    logger.set_correlation_id(result["uuid"])
-    c = result["classification"]
+    logger.set_correlation_id(result.uuid)
+    c = result.classification
     count("Classified", step=str(c.get("step")), entry=str(c.get("entry") or "unknown"))
-    return result
+    return result.to_dict()
