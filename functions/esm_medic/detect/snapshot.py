@@ -333,30 +333,3 @@ class SnapshotStore:
             TableName=self.table,
             Key=to_attribute_values({"pk": pk_for(uuid), "sk": f"{SIGNAL_SK_PREFIX}{key}"}),
         )
-
-
-DIGEST_CHUNK = 25  # map entries per UpdateItem (keeps the expression far below its 4 KB limit)
-BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
-MAX_UNPROCESSED_ROUNDS = 6
-
-__all__ = [
-    "DIGEST_PK",
-    "EVIDENCE_SK_PREFIX",
-    "KIND_ERROR",
-    "KIND_OK",
-    "KIND_UNKNOWN",
-    "ORIGIN_LOG",
-    "POLLER_STATUS_EVIDENCE",
-    "SNAPSHOT_SK",
-    "TRANSITIONAL_STATES",
-    "Snapshot",
-    "SnapshotStore",
-    "Status",
-    "digest_entry",
-    "digest_hash",
-    "iso",
-    "parse_iso",
-    "pk_for",
-    "shard_of",
-    "status_hash",
-]
