@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Self
+from typing import Any, Self, cast
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -19,6 +19,17 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
+
+
+def _ms(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class _AsDict:
+    """``to_dict()`` as :func:`dataclasses.asdict` (for results whose JSON is exactly their fields)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(cast(Any, self))
 
 
 def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,7 +91,7 @@ class RouteDecision:
 
 # ---------------------------------------------------------------------------------------------- classify
 @dataclass
-class ClassifyResult:
+class ClassifyResult(_AsDict):
     """The ``classify`` task's result: the normalised input, the run settings and the classification (the
     :data:`~esm_medic.workflow.classify.CLASSIFICATION_KEYS` of the catalogue match, plus ``elapsed_ms``)."""
 
@@ -112,9 +123,6 @@ class ClassifyResult:
             hold_seconds=hold,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         return cls(
@@ -133,7 +141,7 @@ class ClassifyResult:
 
 
 @dataclass
-class RecheckResult:
+class RecheckResult(_AsDict):
     """The ``Recheck`` task's result (``classify`` with ``recheck: true``) after a suspected failure's hold."""
 
     persists: bool
@@ -142,24 +150,20 @@ class RecheckResult:
     reason: str
     elapsed_ms: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        ms = data.get("elapsed_ms")
         return cls(
             persists=bool(data.get("persists")),
             status=_dict(data.get("status")),
             classification=_dict(data.get("classification")),
             reason=str(data.get("reason") or ""),
-            elapsed_ms=float(ms) if isinstance(ms, int | float) else None,
+            elapsed_ms=_ms(data.get("elapsed_ms")),
         )
 
 
 # ---------------------------------------------------------------------------------------------- diagnose
 @dataclass
-class DiagnosisResult:
+class DiagnosisResult(_AsDict):
     """The ``diagnose`` task's result: the diagnosis made small for the state. ``esm_status`` is the ESM's status
     when diagnosed (API keys); ``state`` is ``Deleted`` / ``NotKafka`` when there is nothing to diagnose."""
 
@@ -175,12 +179,8 @@ class DiagnosisResult:
     api_calls: int = 0
     elapsed_ms: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        ms = data.get("elapsed_ms")
         return cls(
             healthy=bool(data.get("healthy")),
             state=str(data.get("state") or ""),
@@ -192,7 +192,7 @@ class DiagnosisResult:
             function_arn=str(data.get("function_arn") or ""),
             esm=_dict(data.get("esm")),
             api_calls=int(data.get("api_calls") or 0),
-            elapsed_ms=float(ms) if isinstance(ms, int | float) else None,
+            elapsed_ms=_ms(data.get("elapsed_ms")),
         )
 
 
@@ -278,7 +278,7 @@ class TicketResult:
 
 # ---------------------------------------------------------------------------------------------- record
 @dataclass
-class RecordRequest:
+class RecordRequest(_AsDict):
     """The ``record`` task's input: the whole execution state, and where in the workflow it is recorded."""
 
     state: dict[str, Any]
@@ -287,9 +287,6 @@ class RecordRequest:
     at: str = ""
     final: bool = True
     failure: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
