@@ -52,25 +52,16 @@ def _ledger(aws: Aws, uuid: str, fp: str) -> dict[str, Any] | None:
 
 def _claim_new(aws: Aws, record: dict[str, Any], previous: dict[str, Any] | None) -> bool:
     """Create the ledger record (or turn a resolved one into the next generation); False when someone was first."""
-    if previous is None:
-        return aws.conditional(
-            "dynamodb",
-            "put_item",
-            TableName=STATE.name,
-            Item=to_attribute_values(record),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-    return aws.conditional(
-        "dynamodb",
-        "put_item",
-        TableName=STATE.name,
-        Item=to_attribute_values(record),
-        ConditionExpression="#s = :resolved AND generation = :g",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues=to_attribute_values(
-            {":resolved": RESOLVED, ":g": int(previous.get("generation") or 1)}
-        ),
-    )
+    condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+    if previous is not None:
+        condition = {
+            "ConditionExpression": "#s = :resolved AND generation = :g",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": to_attribute_values(
+                {":resolved": RESOLVED, ":g": int(previous.get("generation") or 1)}
+            ),
+        }
+    return aws.conditional("dynamodb", "put_item", TableName=STATE.name, Item=to_attribute_values(record), **condition)
 
 
 def _add_incident(aws: Aws, uuid: str, fp: str, incident: str) -> bool:
