@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from esm_medic.workflow.payloads import RecordResult
+
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 ENDED_BADLY = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 
@@ -51,16 +53,15 @@ class Run:
 
     @property
     def outcome(self) -> str | None:
-        out = self.output or {}
-        raw = out.get("recorded")
-        recorded: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-        if recorded.get("outcome"):
-            return str(recorded["outcome"])
-        for step in reversed(self.steps):
-            if step.name in ("Record", "RecordFailure") and isinstance(step.output, Mapping):
-                rec = step.output.get("recorded")
-                if isinstance(rec, Mapping) and rec.get("outcome"):
-                    return str(rec["outcome"])
+        """The recorded outcome: the ``recorded`` result of the execution's output, else of its last Record step."""
+        outputs = [self.output or {}]
+        outputs += [s.output for s in reversed(self.steps) if s.name in ("Record", "RecordFailure")]
+        for out in outputs:
+            raw = out.get("recorded") if isinstance(out, Mapping) else None
+            if isinstance(raw, Mapping):
+                recorded = RecordResult.from_dict(raw)
+                if recorded.outcome:
+                    return recorded.outcome
         return None
 
     def state_names(self) -> list[str]:
