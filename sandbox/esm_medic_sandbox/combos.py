@@ -41,11 +41,17 @@ def _sg(r: ScenarioResult) -> str:
     return r.security_group_ids[0]
 
 
-def _revoke_self_inbound(aws: Aws, r: ScenarioResult) -> None:
+def _revoke_all(aws: Aws, r: ScenarioResult, direction: str) -> None:
+    """Revoke every ``ingress`` or ``egress`` rule of the scenario's security group."""
     sg = _sg(r)
-    perms = aws.call("ec2", "describe_security_groups", GroupIds=[sg])["SecurityGroups"][0]["IpPermissions"]
+    key = "IpPermissions" if direction == "ingress" else "IpPermissionsEgress"
+    perms = aws.call("ec2", "describe_security_groups", GroupIds=[sg])["SecurityGroups"][0][key]
     if perms:
-        aws.call("ec2", "revoke_security_group_ingress", GroupId=sg, IpPermissions=perms)
+        aws.call("ec2", f"revoke_security_group_{direction}", GroupId=sg, IpPermissions=perms)
+
+
+def _revoke_self_inbound(aws: Aws, r: ScenarioResult) -> None:
+    _revoke_all(aws, r, "ingress")
 
 
 def _wrong_port(aws: Aws, r: ScenarioResult) -> None:
@@ -61,10 +67,7 @@ def _wrong_port(aws: Aws, r: ScenarioResult) -> None:
 
 
 def _revoke_egress(aws: Aws, r: ScenarioResult) -> None:
-    sg = _sg(r)
-    perms = aws.call("ec2", "describe_security_groups", GroupIds=[sg])["SecurityGroups"][0]["IpPermissionsEgress"]
-    if perms:
-        aws.call("ec2", "revoke_security_group_egress", GroupId=sg, IpPermissions=perms)
+    _revoke_all(aws, r, "egress")
 
 
 def _no_nat(aws: Aws, r: ScenarioResult) -> None:

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from esm_medic_sandbox.scenario_builder import KAFKA_CLUSTER_ACTIONS
+
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
 
@@ -301,14 +303,7 @@ def create_msk_stack(
                     "Statement": [
                         {
                             "Effect": "Allow",
-                            "Action": [
-                                "kafka-cluster:Connect",
-                                "kafka-cluster:DescribeGroup",
-                                "kafka-cluster:AlterGroup",
-                                "kafka-cluster:DescribeTopic",
-                                "kafka-cluster:ReadData",
-                                "kafka-cluster:DescribeClusterDynamicConfiguration",
-                            ],
+                            "Action": list(KAFKA_CLUSTER_ACTIONS),
                             "Resource": "*",
                         }
                     ],

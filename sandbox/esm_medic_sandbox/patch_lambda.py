@@ -10,6 +10,7 @@ moto gaps and what we do:
    ``BatchSize`` 1..10,000, known ``SourceAccessConfigurations`` types, ``host:port`` bootstrap servers, no
    duplicate mapping for the same source + function + topic) and every field is stored and returned verbatim,
    including ``LoggingConfig`` and ``StartingPositionTimestamp`` that moto drops.
+   (The request rules are in :mod:`esm_medic_sandbox.lambda_kafka_rules`.)
 2. ESM status is hard-coded by moto (``State`` Enabled/Disabled only, ``StateTransitionReason`` "User
    initiated", no ``LastProcessingResult``). Every ESM says ``USER_INITIATED`` as AWS does; Kafka ESMs get the
    documented healthy defaults
@@ -39,34 +40,29 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from esm_medic_sandbox.lambda_kafka_rules import (
+    invalid,
+    validate_access,
+    validate_batch_size,
+    validate_kafka_create,
+    validate_poller,
+)
+from esm_medic_sandbox.lambda_kafka_rules import lambda_error as _error
 
 log = logging.getLogger(__name__)
 
 ESM_STATES = ("Creating", "Enabling", "Enabled", "Disabling", "Disabled", "Updating", "Deleting")
 STATUS_FIELDS = ("State", "StateTransitionReason", "LastProcessingResult")
-SOURCE_ACCESS_TYPES = (
-    "BASIC_AUTH",
-    "VPC_SUBNET",
-    "VPC_SECURITY_GROUP",
-    "SASL_SCRAM_512_AUTH",
-    "SASL_SCRAM_256_AUTH",
-    "VIRTUAL_HOST",
-    "CLIENT_CERTIFICATE_TLS_AUTH",
-    "SERVER_ROOT_CA_CERTIFICATE",
-)
-STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 KAFKA_DEFAULT_REASON = "USER_INITIATED"
 KAFKA_DEFAULT_RESULT = "No records processed"
 LIST_DEFAULT_PAGE = 100
 LIST_MAX_PAGE = 10000
 #: extra create/update fields moto drops, kept verbatim on the ESM object
 _EXTRA_FIELDS = ("LoggingConfig", "StartingPositionTimestamp")
-_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
-
 StatusProvider = Callable[[dict[str, Any]], "Mapping[str, Any] | None"]
 
 _LOCK = threading.RLock()
@@ -154,18 +150,6 @@ def _apply_status(esm: Any, item: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _error(code: str, message: str, status: int = 400) -> Exception:
-    from moto.awslambda.exceptions import LambdaClientError
-
-    err = LambdaClientError(code, message)
-    err.code = status
-    return err
-
-
-def _invalid(message: str) -> Exception:
-    return _error("InvalidParameterValueException", message)
-
-
 def is_kafka_arn(arn: Any) -> bool:
     return isinstance(arn, str) and arn.startswith("arn:") and arn.split(":")[2:3] == ["kafka"]
 
@@ -188,99 +172,6 @@ def _function_key(name_or_arn: str) -> tuple[str, str | None]:
     return name_or_arn, None
 
 
-def _validate_access(configs: Any) -> None:
-    if configs is None:
-        return
-    if not isinstance(configs, list):
-        raise _invalid("SourceAccessConfigurations must be a list.")
-    if len(configs) > 22:
-        raise _invalid("SourceAccessConfigurations can have at most 22 entries.")
-    for c in configs:
-        if not isinstance(c, Mapping) or not c.get("Type") or not c.get("URI"):
-            raise _invalid("Each SourceAccessConfiguration needs a Type and a URI.")
-        if c["Type"] not in SOURCE_ACCESS_TYPES:
-            raise _invalid(
-                f"Value '{c['Type']}' at 'sourceAccessConfigurations.type' failed to satisfy constraint: "
-                f"Member must satisfy enum value set: [{', '.join(SOURCE_ACCESS_TYPES)}]"
-            )
-        if c["Type"] == "VPC_SUBNET" and not str(c["URI"]).startswith("subnet:"):
-            raise _invalid(f"Invalid VPC_SUBNET URI {c['URI']!r}: expected 'subnet:subnet-...'.")
-        if c["Type"] == "VPC_SECURITY_GROUP" and not str(c["URI"]).startswith("security_group:"):
-            raise _invalid(f"Invalid VPC_SECURITY_GROUP URI {c['URI']!r}: expected 'security_group:sg-...'.")
-    types = {c["Type"] for c in configs}
-    if ("VPC_SUBNET" in types) != ("VPC_SECURITY_GROUP" in types):
-        raise _invalid("VPC_SUBNET and VPC_SECURITY_GROUP must be given together.")
-
-
-def _validate_batch_size(value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10000:
-        raise _invalid(f"BatchSize {value} is out of range: Kafka allows 1 to 10000.")
-
-
-def _validate_poller(value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, Mapping):
-        raise _invalid("ProvisionedPollerConfig must be an object.")
-    lo, hi = value.get("MinimumPollers", 1), value.get("MaximumPollers", 200)
-    if not (isinstance(lo, int) and 1 <= lo <= 200):
-        raise _invalid(f"ProvisionedPollerConfig.MinimumPollers {lo} is out of range 1..200.")
-    if not (isinstance(hi, int) and 1 <= hi <= 2000):
-        raise _invalid(f"ProvisionedPollerConfig.MaximumPollers {hi} is out of range 1..2000.")
-    if lo > hi:
-        raise _invalid("ProvisionedPollerConfig.MinimumPollers cannot exceed MaximumPollers.")
-
-
-def _msk_cluster_exists(backend: Any, arn: str) -> bool:
-    from moto.kafka.models import kafka_backends
-
-    parts = arn.split(":")
-    if len(parts) < 6:
-        return False
-    region, account = parts[3], parts[4]
-    if account != backend.account_id or region != backend.region_name:
-        return False
-    return arn in kafka_backends[account][region].clusters
-
-
-def _validate_kafka_create(backend: Any, spec: Mapping[str, Any]) -> None:
-    arn = spec.get("EventSourceArn")
-    sme = spec.get("SelfManagedEventSource")
-    if arn and sme:
-        raise _invalid("Specify either EventSourceArn or SelfManagedEventSource, not both.")
-    if arn:
-        if not _msk_cluster_exists(backend, arn):
-            raise _invalid(f"The MSK cluster {arn} does not exist in this account and Region.")
-    else:
-        endpoints = (sme or {}).get("Endpoints") if isinstance(sme, Mapping) else None
-        if not isinstance(endpoints, Mapping) or set(endpoints) != {"KAFKA_BOOTSTRAP_SERVERS"}:
-            raise _invalid("SelfManagedEventSource.Endpoints must contain exactly the key KAFKA_BOOTSTRAP_SERVERS.")
-        servers = endpoints["KAFKA_BOOTSTRAP_SERVERS"]
-        if not isinstance(servers, list) or not 1 <= len(servers) <= 10:
-            raise _invalid("KAFKA_BOOTSTRAP_SERVERS must list 1 to 10 servers.")
-        for s in servers:
-            if not isinstance(s, str) or not _HOST_PORT.match(s.strip()):
-                raise _invalid(f"Invalid bootstrap server {s!r}: expected host:port.")
-    topics = spec.get("Topics")
-    if not isinstance(topics, list) or len(topics) != 1 or not isinstance(topics[0], str) or not topics[0]:
-        raise _invalid("Topics must contain exactly one topic name for a Kafka event source.")
-    pos = spec.get("StartingPosition")
-    if pos is None:
-        raise _invalid("StartingPosition is required for a Kafka event source.")
-    if pos not in STARTING_POSITIONS:
-        raise _invalid(f"Invalid StartingPosition {pos!r}; expected one of {', '.join(STARTING_POSITIONS)}.")
-    if pos == "AT_TIMESTAMP" and spec.get("StartingPositionTimestamp") is None:
-        raise _invalid("StartingPositionTimestamp is required when StartingPosition is AT_TIMESTAMP.")
-    _validate_batch_size(spec.get("BatchSize"))
-    _validate_access(spec.get("SourceAccessConfigurations"))
-    _validate_poller(spec.get("ProvisionedPollerConfig"))
-    window = spec.get("MaximumBatchingWindowInSeconds")
-    if window is not None and not (isinstance(window, int) and 0 <= window <= 300):
-        raise _invalid(f"MaximumBatchingWindowInSeconds {window} is out of range 0..300.")
-
-
 def _source_key(esm: Any) -> tuple[Any, ...]:
     arn = getattr(esm, "_event_source_arn", None)
     if arn:
@@ -295,8 +186,8 @@ def _create_kafka_esm(backend: Any, spec: dict[str, Any]) -> Any:
     from moto.awslambda.models import EventSourceMapping
 
     if not spec.get("FunctionName"):
-        raise _invalid("Missing FunctionName")
-    _validate_kafka_create(backend, spec)
+        raise invalid("Missing FunctionName")
+    validate_kafka_create(backend, spec)
     func = backend._lambdas.get_function_by_name_or_arn_with_qualifier(spec["FunctionName"])
     spec = dict(spec)
     spec.setdefault("EventSourceArn", None)
@@ -343,7 +234,7 @@ def _patch_model() -> None:
 
     def _set_batch(self: Any, value: int | None) -> None:
         if self._get_service_source_from_arn() == "kafka":
-            _validate_batch_size(value)
+            validate_batch_size(value)
             self._batch_size = 100 if value is None else int(value)
             return
         orig_batch_prop.fset(self, value)
@@ -398,9 +289,9 @@ def _patch_backend() -> None:
         if esm is None:
             raise _error("ResourceNotFoundException", f"The resource you requested does not exist. (UUID {uuid})", 404)
         if is_kafka_esm(esm):
-            _validate_batch_size(spec.get("BatchSize"))
-            _validate_access(spec.get("SourceAccessConfigurations"))
-            _validate_poller(spec.get("ProvisionedPollerConfig"))
+            validate_batch_size(spec.get("BatchSize"))
+            validate_access(spec.get("SourceAccessConfigurations"))
+            validate_poller(spec.get("ProvisionedPollerConfig"))
         result = orig_update(self, uuid, spec)
         if is_kafka_esm(esm):
             if "AmazonManagedKafkaEventSourceConfig" in spec:
@@ -458,7 +349,7 @@ def _decode_marker(marker: str) -> int:
             raise ValueError(marker)
         return int(num)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _invalid(f"Invalid Marker {marker!r}.") from exc
+        raise invalid(f"Invalid Marker {marker!r}.") from exc
 
 
 def _patch_responses() -> None:
@@ -476,9 +367,9 @@ def _patch_responses() -> None:
             try:
                 limit = int(max_items_raw)
             except ValueError as exc:
-                raise _invalid(f"Invalid MaxItems {max_items_raw!r}.") from exc
+                raise invalid(f"Invalid MaxItems {max_items_raw!r}.") from exc
             if not 1 <= limit <= LIST_MAX_PAGE:
-                raise _invalid(f"MaxItems {limit} is out of range 1..{LIST_MAX_PAGE}.")
+                raise invalid(f"MaxItems {limit} is out of range 1..{LIST_MAX_PAGE}.")
         start = _decode_marker(marker) if marker else 0
         esms = list(self.backend.list_event_source_mappings(event_source_arn, function_name))
         page = esms[start : start + limit]

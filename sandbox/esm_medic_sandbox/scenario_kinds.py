@@ -81,35 +81,16 @@ def _build_msk(b: AccountBuilder, spec: _Spec) -> ScenarioResult:
             statements.extend(_secret_statements(secret_arn, key_arn))
         access.append({"Type": sac_type, "URI": secret_arn})
         resources["kms_key_arn"] = key_arn
-    role_name, role_arn = b.role(statements, trust=spec.trust)
-    fn_name, fn_arn = b.function(role_arn)
-    topic = f"orders-{b.token}"
     extra: dict[str, Any] = {"EventSourceArn": cluster_arn}
     if access:
         extra["SourceAccessConfigurations"] = access
     if spec.provisioned:
         extra["ProvisionedPollerConfig"] = {"MinimumPollers": 1, "MaximumPollers": 3}
-    uuid = b.esm(fn_name, topic, **extra)
-    resources.update(
-        role_arn=role_arn,
-        function_arn=fn_arn,
-        topic=topic,
-        cluster_security_group_id=sg,
-        kafka_arns=arns,
-        auth=spec.auth,
-    )
-    return ScenarioResult(
-        name=b.name,
-        uuid=uuid,
-        function_name=fn_name,
-        role_name=role_name,
-        vpc_id=vpc_id,
-        subnet_ids=list(subnets),
-        security_group_ids=[sg],
-        cluster_arn=cluster_arn,
-        secret_arn=secret_arn,
-        resources=resources,
-    )
+    resources.update(cluster_security_group_id=sg, kafka_arns=arns, auth=spec.auth)
+    result = _consumer(b, statements, f"orders-{b.token}", extra, resources, trust=spec.trust)
+    result.vpc_id, result.subnet_ids, result.security_group_ids = vpc_id, list(subnets), [sg]
+    result.cluster_arn, result.secret_arn = cluster_arn, secret_arn
+    return result
 
 
 @dataclass
@@ -153,32 +134,30 @@ def _build_self_managed(b: AccountBuilder, spec: _SelfSpec) -> ScenarioResult:
         statements.extend(_secret_statements(secret_arn, key_arn))
         access.append({"Type": "SASL_SCRAM_512_AUTH", "URI": secret_arn})
         resources.update(kms_key_arn=key_arn, scram_username=username)
-    role_name, role_arn = b.role(statements)
+    source = {
+        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": servers}},
+        "SourceAccessConfigurations": access,
+    }
+    resources.update(broker_hosts=hosts, esm_security_group_id=sg, auth=spec.auth)
+    result = _consumer(b, statements, f"payments-{b.token}", source, resources)
+    result.vpc_id, result.subnet_ids, result.security_group_ids = vpc_id, list(subnets), [sg]
+    result.bootstrap_servers, result.secret_arn = servers, secret_arn
+    return result
+
+
+def _consumer(
+    b: AccountBuilder,
+    statements: list[dict[str, Any]],
+    topic: str,
+    source: dict[str, Any],
+    resources: dict[str, Any],
+    *,
+    trust: dict[str, Any] | None = None,
+) -> ScenarioResult:
+    """The consuming side both recipes end with: an execution role holding ``statements``, the function, and its
+    ESM on ``topic`` from ``source``; ``resources`` gains the role, the function and the topic."""
+    role_name, role_arn = b.role(statements, trust=trust)
     fn_name, fn_arn = b.function(role_arn)
-    topic = f"payments-{b.token}"
-    uuid = b.esm(
-        fn_name,
-        topic,
-        SelfManagedEventSource={"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": servers}},
-        SourceAccessConfigurations=access,
-    )
-    resources.update(
-        role_arn=role_arn,
-        function_arn=fn_arn,
-        topic=topic,
-        broker_hosts=hosts,
-        esm_security_group_id=sg,
-        auth=spec.auth,
-    )
-    return ScenarioResult(
-        name=b.name,
-        uuid=uuid,
-        function_name=fn_name,
-        role_name=role_name,
-        vpc_id=vpc_id,
-        subnet_ids=list(subnets),
-        security_group_ids=[sg],
-        bootstrap_servers=servers,
-        secret_arn=secret_arn,
-        resources=resources,
-    )
+    uuid = b.esm(fn_name, topic, **source)
+    resources.update(role_arn=role_arn, function_arn=fn_arn, topic=topic)
+    return ScenarioResult(name=b.name, uuid=uuid, function_name=fn_name, role_name=role_name, resources=resources)

@@ -79,6 +79,36 @@ def _confirm(question: str) -> bool | None:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _confirmed(args: argparse.Namespace, question: str, verb: str) -> int | None:
+    """None when the user agreed (or passed --yes); otherwise the exit code to return."""
+    if args.yes:
+        return None
+    answer = _confirm(question)
+    if answer is None:
+        return fail(f"refusing to {verb} without confirmation: no terminal (pass --yes)", EXIT_USAGE)
+    if not answer:
+        print("Aborted; nothing was changed.")
+        return EXIT_FAILURE
+    return None
+
+
+def _failed(exc: Exception) -> int:
+    """An error from AWS or the logic as a CLI failure (a CliError goes on up as it is)."""
+    if isinstance(exc, CliError):
+        raise exc
+    from esm_medic.cli.common import aws_error_message
+
+    return fail(aws_error_message(exc))
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """``data`` as JSON with --json, else ``text``."""
+    if args.json:
+        print_json(data)
+    else:
+        sys.stdout.write(text)
+
+
 def _actor() -> str:
     import getpass
 
@@ -117,7 +147,7 @@ def run_fix(args: argparse.Namespace) -> int:
         params = _load_params(args.params)
     except (OSError, ValueError) as exc:
         return fail(f"bad --params: {exc}", EXIT_USAGE)
-    from esm_medic.cli.common import aws_error_message, make_aws
+    from esm_medic.cli.common import make_aws
     from esm_medic.config import ConfigError
 
     try:
@@ -150,18 +180,13 @@ def run_fix(args: argparse.Namespace) -> int:
             mode_override=args.mode,
         )
     except Exception as exc:
-        if isinstance(exc, CliError):
-            raise
-        return fail(aws_error_message(exc))
+        return _failed(exc)
     if plan["status"] == "invalid":
         if args.json:
             print_json(plan)
         return fail(str(plan["error"]), EXIT_USAGE)
     if not args.apply:
-        if args.json:
-            print_json(plan)
-        else:
-            sys.stdout.write(render_plan(plan))
+        _emit(args, plan, render_plan(plan))
         return EXIT_FAILURE if plan["status"] == "failed" else EXIT_OK
 
     if not args.json:
@@ -169,20 +194,14 @@ def run_fix(args: argparse.Namespace) -> int:
     stop = _apply_blocker(plan)
     if stop is not None:
         code, message = stop
-        if args.json:
-            print_json({"plan": plan, "result": None, "message": message})
-        else:
-            print(message)
+        _emit(args, {"plan": plan, "result": None, "message": message}, message + "\n")
         return code
     decision = plan.get("decision") or {}
-    if decision.get("outcome") != "shadow" and not args.yes:
+    if decision.get("outcome") != "shadow":
         n = len([c for c in plan["plan"]["calls"] if c["mutating"]])
-        answer = _confirm(f"Apply {n} change(s) for ESM {args.uuid}?")
-        if answer is None:
-            return fail("refusing to apply without confirmation: no terminal (pass --yes)", EXIT_USAGE)
-        if not answer:
-            print("Aborted; nothing was changed.")
-            return EXIT_FAILURE
+        refused = _confirmed(args, f"Apply {n} change(s) for ESM {args.uuid}?", "apply")
+        if refused is not None:
+            return refused
     try:
         result = engine.apply_fix(
             aws,
@@ -199,51 +218,36 @@ def run_fix(args: argparse.Namespace) -> int:
             approved_plan=plan.get("plan"),
         )
     except Exception as exc:
-        if isinstance(exc, CliError):
-            raise
-        return fail(aws_error_message(exc))
-    if args.json:
-        print_json({"plan": plan, "result": result})
-    else:
-        sys.stdout.write(render_result(result))
+        return _failed(exc)
+    _emit(args, {"plan": plan, "result": result}, render_result(result))
     return EXIT_OK if result["status"] in ("applied", "noop", "shadow") else EXIT_FAILURE
 
 
 def _stale(args: argparse.Namespace, diagnosis: Any) -> int:
     text = diagnosis.root_cause.summary.replace("UUID", diagnosis.uuid)
-    if args.json:
-        print_json({"status": "stale", "uuid": diagnosis.uuid, "message": text})
-    else:
-        print(f"Nothing to apply: {text}")
+    _emit(args, {"status": "stale", "uuid": diagnosis.uuid, "message": text}, f"Nothing to apply: {text}\n")
     return EXIT_OK
 
 
 def _run_plan(args: argparse.Namespace, aws: Any, diagnosis: Any, settings: Any) -> int:
     """Several independent fixes: one combined diff, one approval for the whole plan, applied fix by fix."""
-    from esm_medic.cli.common import aws_error_message
     from esm_medic.diagnose import diagnose
     from esm_medic.remediate import plan as fix_plan
 
     try:
         preview = fix_plan.preview(aws, diagnosis, settings=settings, mode_override=args.mode)
     except Exception as exc:
-        if isinstance(exc, CliError):
-            raise
-        return fail(aws_error_message(exc))
+        return _failed(exc)
     if not args.json:
         sys.stdout.write(render_fix_plan(diagnosis, preview))
     if not args.apply:
         if args.json:
             print_json({"plan": [p.to_dict() for p in diagnosis.plan], "preview": preview})
         return EXIT_OK
-    if not args.yes:
-        n = sum(1 for p in diagnosis.plan if not p.ticket_only)
-        answer = _confirm(f"Apply the plan ({n} fix(es), shown above as one diff) for ESM {args.uuid}?")
-        if answer is None:
-            return fail("refusing to apply without confirmation: no terminal (pass --yes)", EXIT_USAGE)
-        if not answer:
-            print("Aborted; nothing was changed.")
-            return EXIT_FAILURE
+    n = sum(1 for p in diagnosis.plan if not p.ticket_only)
+    refused = _confirmed(args, f"Apply the plan ({n} fix(es), shown above as one diff) for ESM {args.uuid}?", "apply")
+    if refused is not None:
+        return refused
     try:
         result = fix_plan.apply_plan(
             aws,
@@ -257,20 +261,18 @@ def _run_plan(args: argparse.Namespace, aws: Any, diagnosis: Any, settings: Any)
             incident_id=args.incident_id,
         )
     except Exception as exc:
-        if isinstance(exc, CliError):
-            raise
-        return fail(aws_error_message(exc))
-    if args.json:
-        print_json(result)
-    else:
-        print(fix_plan.summary(result))
-        for row in result["applied"]:
-            print(f"  kept {row['fix']} (action id {row.get('action_id')})")
-        for row in result["rolled_back"]:
-            print(f"  rolled back {row['fix']}: it changed nothing")
-        for row in result["not_applied"]:
-            print(f"  not applied {row['fix']}: {row['status']} {row.get('reason') or ''}".rstrip())
+        return _failed(exc)
+    _emit(args, result, render_plan_result(fix_plan.summary(result), result))
     return EXIT_OK if result["status"] in ("ok", "partial", "stale") else EXIT_FAILURE
+
+
+def render_plan_result(summary: str, result: dict[str, Any]) -> str:
+    lines = [summary]
+    lines += [f"  kept {row['fix']} (action id {row.get('action_id')})" for row in result["applied"]]
+    lines += [f"  rolled back {row['fix']}: it changed nothing" for row in result["rolled_back"]]
+    for row in result["not_applied"]:
+        lines.append(f"  not applied {row['fix']}: {row['status']} {row.get('reason') or ''}".rstrip())
+    return "\n".join(lines) + "\n"
 
 
 def render_fix_plan(diagnosis: Any, preview: dict[str, Any]) -> str:
@@ -399,10 +401,10 @@ def render_result(res: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------- rollback
 def run_rollback(args: argparse.Namespace) -> int:
-    from esm_medic.cli.common import aws_error_message, make_aws
+    from esm_medic.cli.common import make_aws
     from esm_medic.config import ConfigError
     from esm_medic.remediate import engine
-    from esm_medic.remediate.audit import AuditError, AuditLog, summarize
+    from esm_medic.remediate.audit import AuditLog, summarize
 
     try:
         settings = _settings()
@@ -411,12 +413,8 @@ def run_rollback(args: argparse.Namespace) -> int:
     aws = make_aws(args)
     try:
         rows = AuditLog(aws, settings.audit_table).by_action(args.action_id)
-    except AuditError as exc:
-        return fail(aws_error_message(exc))
     except Exception as exc:
-        if isinstance(exc, CliError):
-            raise
-        return fail(aws_error_message(exc))
+        return _failed(exc)
     if not rows:
         return fail(f"no audit record for {args.action_id} ({where(aws)})")
     info = summarize(rows)[0]
@@ -424,38 +422,31 @@ def run_rollback(args: argparse.Namespace) -> int:
         print(f"Action {args.action_id}: {info['action']} on ESM {info['uuid']} ({' -> '.join(info['statuses'])})")
         for kind, ids in (info.get("created") or {}).items():
             print(f"  would remove {kind}: {', '.join(ids)}")
-    if not args.yes:
-        answer = _confirm("Roll this action back?")
-        if answer is None:
-            return fail("refusing to roll back without confirmation: no terminal (pass --yes)", EXIT_USAGE)
-        if not answer:
-            print("Aborted; nothing was changed.")
-            return EXIT_FAILURE
+    refused = _confirmed(args, "Roll this action back?", "roll back")
+    if refused is not None:
+        return refused
     try:
         result = engine.rollback(aws, args.action_id, settings=settings, actor=_actor())
     except Exception as exc:
-        if isinstance(exc, CliError):
-            raise
-        return fail(aws_error_message(exc))
-    if args.json:
-        print_json(result)
-    else:
-        print(f"Result: {result['status']}" + (f": {result['error']}" if result.get("error") else ""))
-        for kind, ids in (result.get("removed") or {}).items():
-            print(f"  removed {kind}: {', '.join(ids)}")
-        for key, value in (result.get("restored") or {}).items():
-            print(f"  restored {key}: {human(value)}")
-        for note in result.get("notes") or []:
-            print(f"  note: {note}")
+        return _failed(exc)
+    _emit(args, result, render_rollback(result))
     return EXIT_OK if result["status"] in ("rolled-back", "noop") else EXIT_FAILURE
+
+
+def render_rollback(result: dict[str, Any]) -> str:
+    lines = [f"Result: {result['status']}" + (f": {result['error']}" if result.get("error") else "")]
+    lines += [f"  removed {kind}: {', '.join(ids)}" for kind, ids in (result.get("removed") or {}).items()]
+    lines += [f"  restored {key}: {human(value)}" for key, value in (result.get("restored") or {}).items()]
+    lines += [f"  note: {note}" for note in result.get("notes") or []]
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- history
 def run_history(args: argparse.Namespace) -> int:
-    from esm_medic.cli.common import aws_error_message, make_aws
+    from esm_medic.cli.common import make_aws
     from esm_medic.config import ConfigError
     from esm_medic.remediate import engine
-    from esm_medic.remediate.audit import AuditError, summarize
+    from esm_medic.remediate.audit import summarize
     from esm_medic.remediate.base import ActionRecord
 
     if args.limit < 1:
@@ -466,12 +457,8 @@ def run_history(args: argparse.Namespace) -> int:
         rows = engine.history(aws, args.uuid, limit=args.limit, settings=settings)
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
-    except AuditError as exc:
-        return fail(aws_error_message(exc))
     except Exception as exc:
-        if isinstance(exc, CliError):
-            raise
-        return fail(aws_error_message(exc))
+        return _failed(exc)
     if args.json:
         print_json(rows)
         return EXIT_OK

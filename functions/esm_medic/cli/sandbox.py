@@ -80,15 +80,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_scenario(cmds)
 
 
-def _register_scenario(cmds: argparse._SubParsersAction) -> None:
+def _scenarios_module() -> Any:
+    """The sandbox's scenarios module, or None when the sandbox is not installed."""
     import importlib
 
     try:
-        scenarios = importlib.import_module(SCENARIOS_MODULE)
+        return importlib.import_module(SCENARIOS_MODULE)
     except ModuleNotFoundError as exc:
         if exc.name != SCENARIOS_MODULE:
             raise
-        scenarios = None
+        return None
+
+
+def _register_scenario(cmds: argparse._SubParsersAction) -> None:
+    scenarios = _scenarios_module()
     sc = cmds.add_parser(
         "scenario",
         help="build a broken-ESM scenario in the sandbox (see --list)",
@@ -236,14 +241,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _scenario(args: argparse.Namespace) -> int:
-    import importlib
-
-    try:
-        scenarios = importlib.import_module(SCENARIOS_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != SCENARIOS_MODULE:
-            raise
-        scenarios = None
+    scenarios = _scenarios_module()
     if scenarios is None or not hasattr(scenarios, "cli_run"):
         print(
             f"esm-medic: sandbox scenarios are not available in this build ({SCENARIOS_MODULE}.cli_run missing)",

@@ -21,6 +21,15 @@ PUBLIC_SERVICE = ipaddress.ip_network("52.94.0.10/32")
 MSK_BROKER_PORTS = (9092, 9094, 9096, 9098, 9194, 9196, 9198)
 
 
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IP address (a broker given by address needs no DNS)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 @lru_cache(maxsize=4096)
 def net(cidr: str | None) -> IPNetwork | None:
     """A CIDR string as a network (None when empty or invalid). Memoised: a scan compares the same few CIDRs

@@ -24,15 +24,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     if event.get("recheck") is True:  # after a suspected failure's hold: read the ESM again, classify again
         rechecked = recheck_step(aws_for_step(event, "classify"), event["input"])
-        _name_account(rechecked, payload_account(event))
-        count("HoldRechecks", step=str(rechecked["classification"].get("step")), persists=str(rechecked["persists"]))
-        return rechecked
+        count("HoldRechecks", step=str(rechecked.classification.get("step")), persists=str(rechecked.persists))
+        out = rechecked.to_dict()
+        _name_account(out, payload_account(event))
+        return out
     try:
         result = classify_step(event)
     except InputRejected as exc:
         raise InvalidInput(f"classify: {exc.reason}") from None
-    logger.set_correlation_id(result["uuid"])
-    _name_account(result, payload_account(event))
-    c = result["classification"]
+    logger.set_correlation_id(result.uuid)
+    c = result.classification
     count("Classified", step=str(c.get("step")), entry=str(c.get("entry") or "unknown"))
-    return result
+    out = result.to_dict()
+    _name_account(out, payload_account(event))
+    return out

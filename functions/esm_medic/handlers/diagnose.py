@@ -13,5 +13,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from esm_medic.workflow import diagnose_step
 
     result = diagnose_step(aws_for_step(event, "diagnose"), event["uuid"])
-    count("Diagnosed", step=str(result.get("step")))
-    return result
+    count("Diagnosed", step=result.step)
+    return result.to_dict()

@@ -42,12 +42,14 @@ def parse(event: Any) -> tuple[str, dict[str, Any]]:
 @lambda_entry("notify")
 def handler(event: Any, context: Any) -> dict[str, Any]:
     from esm_medic.notify import notify_incident  # lazy: the delivery stack costs ~100 ms of cold start
+    from esm_medic.workflow.payloads import NotificationResult
 
     kind, ctx = parse(event)
-    result = notify_incident(get_aws(), kind, ctx)
-    count("NotificationsSent", len(result["sent"]), Kind=kind)
-    if result["errors"]:
-        count("NotificationErrors", len(result["errors"]), Kind=kind)
-    if result.get("tickets", {}).get("resolved"):
-        count("TicketsResolved", len(result["tickets"]["resolved"]))
-    return result
+    result = NotificationResult.from_dict(notify_incident(get_aws(), kind, ctx))
+    count("NotificationsSent", len(result.sent), Kind=kind)
+    if result.errors:
+        count("NotificationErrors", len(result.errors), Kind=kind)
+    resolved = (result.tickets or {}).get("resolved") or []
+    if resolved:
+        count("TicketsResolved", len(resolved))
+    return result.to_dict()

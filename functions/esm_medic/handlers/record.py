@@ -27,7 +27,7 @@ ENDED_KEY = "detail.executionArn"
 def _record(request: dict[str, Any]) -> dict[str, Any]:
     from esm_medic.workflow import record_outcome
 
-    return record_outcome(get_aws(WORKFLOW_MAX_ATTEMPTS), request)
+    return record_outcome(get_aws(WORKFLOW_MAX_ATTEMPTS), request).to_dict()
 
 
 def _ended(request: dict[str, Any]) -> dict[str, Any]:
@@ -48,16 +48,21 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             count("EndedExecutionsChecked")
         return {"outcome": ended.get("outcome"), "recorded": ended.get("recorded"), "reason": ended.get("reason")}
     validate_input(event, "record")
-    result = idempotent_call("record", _record, event, key_jmespath=IDEMPOTENCY_KEY, context=context)
-    record = result.get("record") or {}
-    logger.set_correlation_id(str(record.get("uuid") or "") or None)
-    outcome = str(result.get("outcome"))
-    step = str(record.get("step") or "unknown")
+    from esm_medic.workflow.payloads import RecordResult
+
+    # the idempotency layer hands back the stored JSON on a repeat: read it back typed
+    result = RecordResult.from_dict(
+        idempotent_call("record", _record, event, key_jmespath=IDEMPOTENCY_KEY, context=context)
+    )
+    record = result.record
+    logger.set_correlation_id(record.uuid or None)
+    outcome = result.outcome
+    step = str(record.step or "unknown")
     if outcome in ("ticketed", "failed-with-ticket"):
         count("Ticketed", step=step, outcome=outcome)
     elif outcome == "recovered":
         count("Recovered", step=step)
     else:
         count("Outcomes", step=step, outcome=outcome)
-    logger.info("outcome %s: %s", outcome, record.get("reason"))
-    return {"outcome": outcome, "recorded": result.get("recorded"), "ticket_id": record.get("ticket_id")}
+    logger.info("outcome %s: %s", outcome, record.reason)
+    return {"outcome": outcome, "recorded": result.recorded, "ticket_id": record.ticket_id}

@@ -65,17 +65,18 @@ def parse(event: Any) -> dict[str, Any]:
 @lambda_entry("ticket")
 def handler(event: Any, context: Any) -> dict[str, Any]:
     from esm_medic.notify import open_ticket_for_esm  # lazy: the delivery stack costs ~100 ms of cold start
+    from esm_medic.workflow.payloads import TicketResult
 
     args = parse(event)
-    result = open_ticket_for_esm(get_aws(), **args)
-    if result["duplicate"]:
+    result = TicketResult.from_dict(open_ticket_for_esm(get_aws(), **args))
+    if result.duplicate:
         count("TicketsCommented")
     else:
         count("TicketsOpened")
-    for name in result.get("delivered") or []:
+    for name in result.delivered:
         count("TicketDeliveries", 1, Provider=name)
-    for err in result.get("errors") or []:
+    for err in result.errors:
         count("TicketDeliveryErrors", 1, Provider=str(err.get("sink") or "unknown"))
-    if len(result["body"]) > BODY_MAX:
-        result["body"] = result["body"][:BODY_MAX] + "\n… (truncated; the full ticket is at the location)\n"
-    return result
+    if len(result.body) > BODY_MAX:
+        result.body = result.body[:BODY_MAX] + "\n… (truncated; the full ticket is at the location)\n"
+    return result.to_dict()

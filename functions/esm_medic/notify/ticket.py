@@ -1,7 +1,7 @@
 """Tickets: one open ticket per ESM and root-cause fingerprint, delivered to every configured provider.
 
-One module on purpose (about 500 lines): the ticket ledger's open / comment / resolve / relapse transitions share
-one conditional-write protocol; the rendering lives in ticket_render.py.
+This module drives the ledger's open / comment / resolve / relapse transitions; the ledger's keys and conditional
+writes live in ticket_ledger.py (its public names stay importable from here), the rendering in ticket_render.py.
 
 The fingerprint is the ESM uuid plus the root cause (the diagnosis' root-cause id, else the catalogue entry, else
 the normalised status text of a catalogue gap), so ten concurrent incidents with one cause make one ticket. The
@@ -18,8 +18,6 @@ When no provider accepts the ticket, it falls back to the file sink, and the del
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -34,6 +32,17 @@ from esm_medic.notify.providers import ProviderError, ProviderSettings, TicketDo
 from esm_medic.notify.providers.file import FileProvider
 from esm_medic.notify.redact import redact, redact_text
 from esm_medic.notify.sinks import NotifySettings
+from esm_medic.notify.ticket_ledger import (
+    OPEN,
+    RESOLVED,
+    _add_incident,
+    _claim_new,
+    _ledger,
+    _set_location,
+    fingerprint,
+    root_cause_of,
+    ticket_id_for,
+)
 from esm_medic.notify.ticket_render import GAP, NO_INCIDENT, _dict, _esm_view, render_ticket
 from esm_medic.notify.ticket_render import runbook_params as runbook_params
 from esm_medic.tables import STATE
@@ -46,77 +55,7 @@ logger = Logger(service="esm-medic", child=True)
 BODY_MAX_IN_STATE = 300_000  # DynamoDB items are at most 400 KB
 RESOLVED_KEEP_DAYS = 90  # a relapse within this window links the resolved ticket
 INCIDENTS_KEPT = 50
-OPEN, RESOLVED = "open", "resolved"
 DELIVERY_BUDGET = 20.0  # seconds of provider calls per handler invocation (the ticket Lambda has 60)
-
-
-# ------------------------------------------------------------------------------------------------ keys
-def root_cause_of(classification: Mapping[str, Any], diagnosis: Mapping[str, Any] | None) -> str:
-    rc = _dict(_dict(diagnosis).get("root_cause"))
-    if rc.get("id"):
-        return f"cause:{rc['id']}"
-    if classification.get("entry"):
-        return f"entry:{classification['entry']}"
-    text = re.sub(r"\d+", "#", " ".join(str(classification.get("text") or "").lower().split()))
-    return f"{GAP}:{hashlib.sha256(text.encode()).hexdigest()[:10]}"
-
-
-def fingerprint(uuid: str, classification: Mapping[str, Any], diagnosis: Mapping[str, Any] | None) -> str:
-    return hashlib.sha256(f"{uuid}|{root_cause_of(classification, diagnosis)}".encode()).hexdigest()[:16]
-
-
-def ticket_id_for(uuid: str, fp: str, generation: int = 1) -> str:
-    digest = hashlib.sha256(f"{uuid}|{fp}".encode()).hexdigest()[:12]
-    return f"esm-medic-{digest}" + (f"-r{generation}" if generation > 1 else "")
-
-
-# ------------------------------------------------------------------------------------------------ ledger
-def _ledger(aws: Aws, uuid: str, fp: str) -> dict[str, Any] | None:
-    from esm_medic.aws import from_attribute_values
-
-    resp = aws.call("dynamodb", "get_item", TableName=STATE.name, Key=outbox.ledger_key(uuid, fp), ConsistentRead=True)
-    return from_attribute_values(resp["Item"]) if resp.get("Item") else None
-
-
-def _claim_new(aws: Aws, record: dict[str, Any], previous: dict[str, Any] | None) -> bool:
-    """Create the ledger record (or turn a resolved one into the next generation); False when someone was first."""
-    from esm_medic.aws import to_attribute_values
-
-    if previous is None:
-        return aws.conditional(
-            "dynamodb",
-            "put_item",
-            TableName=STATE.name,
-            Item=to_attribute_values(record),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-    return aws.conditional(
-        "dynamodb",
-        "put_item",
-        TableName=STATE.name,
-        Item=to_attribute_values(record),
-        ConditionExpression="#s = :resolved AND generation = :g",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues=to_attribute_values(
-            {":resolved": RESOLVED, ":g": int(previous.get("generation") or 1)}
-        ),
-    )
-
-
-def _add_incident(aws: Aws, uuid: str, fp: str, incident: str) -> bool:
-    """Record one more incident on an open ticket; False when it was recorded before (a retry)."""
-    from esm_medic.aws import to_attribute_values
-
-    return aws.conditional(
-        "dynamodb",
-        "update_item",
-        TableName=STATE.name,
-        Key=outbox.ledger_key(uuid, fp),
-        UpdateExpression="SET incidents = list_append(incidents, :i), repeats = repeats + :one",
-        ConditionExpression="#s = :open AND NOT contains(incidents, :id)",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues=to_attribute_values({":i": [incident], ":one": 1, ":open": OPEN, ":id": incident}),
-    )
 
 
 # ------------------------------------------------------------------------------------------------ delivery
@@ -375,23 +314,6 @@ def _result(
         "fallback": False,
         "relapse_of": None,
     }
-
-
-def _set_location(aws: Aws, uuid: str, fp: str, location: str) -> None:
-    from esm_medic.aws import to_attribute_values
-
-    try:
-        aws.call(
-            "dynamodb",
-            "update_item",
-            TableName=STATE.name,
-            Key=outbox.ledger_key(uuid, fp),
-            UpdateExpression="SET #l = :l",
-            ExpressionAttributeNames={"#l": "location"},
-            ExpressionAttributeValues=to_attribute_values({":l": location}),
-        )
-    except Exception as exc:  # the ticket exists; only its pointer is missing
-        logger.warning("cannot record the ticket location", extra={"error": _code(exc)})
 
 
 def _summary(rec: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -145,40 +145,37 @@ class AuditLog:
 
     def by_action(self, action_id: str) -> list[ActionRecord]:
         """Every row of one action, oldest first (GSI ``by_action``)."""
-        rows: list[ActionRecord] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": "by_action",
             "KeyConditionExpression": "action_id = :a",
             "ExpressionAttributeValues": {":a": to_value(action_id)},
         }
-        while True:
-            page = self._call("query", **kwargs)
-            rows.extend(self._from_item(i) for i in page.get("Items") or [])
-            key = page.get("LastEvaluatedKey")
-            if not key:
-                break
-            kwargs["ExclusiveStartKey"] = key
+        rows = self._query(kwargs)
         rows.sort(key=lambda r: (r.at, STATUS_RANK.get(r.status, 0)))
         return rows
 
     def rows_for(self, uuid: str) -> list[ActionRecord]:
         """All rows of one ESM, oldest first."""
-        rows: list[ActionRecord] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": to_value(f"ESM#{uuid}")},
         }
+        rows = self._query(kwargs)
+        rows.sort(key=lambda r: r.at)
+        return rows
+
+    def _query(self, kwargs: dict[str, Any]) -> list[ActionRecord]:
+        """Every row a Query returns, page after page."""
+        rows: list[ActionRecord] = []
         while True:
             page = self._call("query", **kwargs)
             rows.extend(self._from_item(i) for i in page.get("Items") or [])
             key = page.get("LastEvaluatedKey")
             if not key:
-                break
+                return rows
             kwargs["ExclusiveStartKey"] = key
-        rows.sort(key=lambda r: r.at)
-        return rows
 
     def in_flight(self, uuid: str, action: str | None = None, fingerprint: str | None = None) -> list[ActionRecord]:
         """'started' rows with no later applied / failed / rolled-back row for the same action id: changes that

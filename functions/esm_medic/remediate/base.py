@@ -101,10 +101,22 @@ __all__ = [
     "failure_from",
     "fingerprint",
     "iam_action",
+    "params_schema",
     "stricter",
     "tag_map",
     "tags_for",
 ]
+
+
+def params_schema(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of an action's parameters: an object of these properties and no others."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": properties,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- context
@@ -314,6 +326,18 @@ class Action(ABC):
         ids = self.created.setdefault(kind, [])
         if resource_id not in ids:
             ids.append(resource_id)
+
+    def applied(
+        self, plan: Plan, *, changed: bool, after: dict[str, Any], notes: list[str] | None = None
+    ) -> ApplyResult:
+        """The result of :meth:`apply`: what was there before (the plan's), what is there now, what was created."""
+        return ApplyResult(
+            changed=changed,
+            before=plan.before,
+            after=after,
+            created={k: list(v) for k, v in self.created.items()},
+            notes=list(notes or []),
+        )
 
     def finish_plan(self, plan: Plan) -> Plan:
         plan.reads = list(self._reads)

@@ -11,6 +11,7 @@ from esm_medic.aws import is_not_found
 from esm_medic.classify import classify
 from esm_medic.workflow.common import InputRejected, obj, status_of
 from esm_medic.workflow.event import normalise_event
+from esm_medic.workflow.payloads import ClassifyResult, RecheckResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -53,7 +54,7 @@ def classify_status(status: Mapping[str, Any], uuid: str = "") -> dict[str, Any]
     return compact_classification(classify(item))
 
 
-def classify_step(payload: Mapping[str, Any]) -> dict[str, Any]:
+def classify_step(payload: Mapping[str, Any]) -> ClassifyResult:
     """Classify task: ``{"input": <execution state>}`` -> the normalised input + ``run`` + ``classification``."""
     started = time.perf_counter()
     state = payload.get("input")
@@ -65,19 +66,7 @@ def classify_step(payload: Mapping[str, Any]) -> dict[str, Any]:
     classification = classify_status(wi.status, wi.uuid)
     classification["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
     hold = hold_for(wi.hold_seconds, bool(classification.get("transient"))) if wi.phase == "suspected" else 0
-    return {
-        "phase": wi.phase,
-        "hold_seconds": hold,
-        "uuid": wi.uuid,
-        "incident_id": wi.incident_id,
-        "fingerprint": wi.fingerprint,
-        "trigger": wi.trigger,
-        "status": wi.status,
-        "event": wi.event,
-        "observed_at": wi.observed_at,
-        "run": dict(run),
-        "classification": classification,
-    }
+    return ClassifyResult.of(wi, run=run, classification=classification, hold=hold)
 
 
 def hold_for(hold_seconds: int, transient: bool) -> int:
@@ -91,7 +80,7 @@ def hold_for(hold_seconds: int, transient: bool) -> int:
     return max(0, min(wanted, cap))
 
 
-def recheck_step(aws: Aws, state: Mapping[str, Any]) -> dict[str, Any]:
+def recheck_step(aws: Aws, state: Mapping[str, Any]) -> RecheckResult:
     """After the hold: re-read the ESM and classify its status again. ``persists`` is False when the ESM is now
     Enabled with a healthy status (or gone); otherwise the fresh status and classification go on to the diagnosis.
     """
@@ -102,13 +91,13 @@ def recheck_step(aws: Aws, state: Mapping[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         if not is_not_found(exc):
             raise
-        return {
-            "persists": False,
-            "status": status_of(obj(state, "status")),
-            "classification": obj(state, "classification"),
-            "reason": "The ESM no longer exists; nothing to do.",
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
-        }
+        return RecheckResult(
+            persists=False,
+            status=status_of(obj(state, "status")),
+            classification=obj(state, "classification"),
+            reason="The ESM no longer exists; nothing to do.",
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
     status = status_of(item)
     classification = classify_status(status, uuid)
     recovered = status["State"] == "Enabled" and bool(classification.get("healthy"))
@@ -119,10 +108,10 @@ def recheck_step(aws: Aws, state: Mapping[str, Any]) -> dict[str, Any]:
         if recovered
         else f"The failure persisted through the {hold} s hold: {status['LastProcessingResult'][:300]}"
     )
-    return {
-        "persists": not recovered,
-        "status": status,
-        "classification": classification,
-        "reason": reason,
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
-    }
+    return RecheckResult(
+        persists=not recovered,
+        status=status,
+        classification=classification,
+        reason=reason,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+    )

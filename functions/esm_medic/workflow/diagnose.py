@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from esm_medic.diagnose import DiagnoseError, EsmNotFound, NotKafkaEsm, diagnose
 from esm_medic.workflow.common import MAX_DIAGNOSIS_BYTES, StepFailed, obj, status_of
+from esm_medic.workflow.payloads import DiagnosisResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -29,33 +30,31 @@ def esm_status_from(esm: Mapping[str, Any]) -> dict[str, str]:
     )
 
 
-def compact_diagnosis(d: Mapping[str, Any]) -> dict[str, Any]:
+def compact_diagnosis(d: Mapping[str, Any]) -> DiagnosisResult:
     """The diagnosis as the state carries it: no duplicate classification, findings kept, evidence clipped when
     the whole would be large; ``esm_status`` (the status when diagnosed) and ``function_arn`` always present."""
     esm = obj(d, "esm")
-    findings = [dict(f) for f in d.get("findings") or [] if isinstance(f, Mapping)]
-    out: dict[str, Any] = {
-        "healthy": bool(d.get("healthy")),
-        "state": str(d.get("state") or ""),
-        "step": str(d.get("step") or "unknown"),
-        "root_cause": dict(d.get("root_cause") or {}),
-        "findings": findings,
-        "network": d.get("network"),
-        "esm_status": esm_status_from(esm),
-        "function_arn": str(esm.get("function") or esm.get("FunctionArn") or ""),
-        "esm": esm,
-        "api_calls": int(d.get("api_calls") or 0),
-        "elapsed_ms": None,
-    }
-    if _json_size(out) > MAX_DIAGNOSIS_BYTES:
-        for f in findings:
+    out = DiagnosisResult(
+        healthy=bool(d.get("healthy")),
+        state=str(d.get("state") or ""),
+        step=str(d.get("step") or "unknown"),
+        root_cause=dict(d.get("root_cause") or {}),
+        findings=[dict(f) for f in d.get("findings") or [] if isinstance(f, Mapping)],
+        network=d.get("network"),
+        esm_status=esm_status_from(esm),
+        function_arn=str(esm.get("function") or esm.get("FunctionArn") or ""),
+        esm=esm,
+        api_calls=int(d.get("api_calls") or 0),
+    )
+    if _json_size(out.to_dict()) > MAX_DIAGNOSIS_BYTES:
+        for f in out.findings:
             f["evidence"] = {"clipped": True}
-    if _json_size(out) > MAX_DIAGNOSIS_BYTES:
-        out["findings"] = [f for f in findings if f.get("status") in ("fail", "unknown")][:50]
+    if _json_size(out.to_dict()) > MAX_DIAGNOSIS_BYTES:
+        out.findings = [f for f in out.findings if f.get("status") in ("fail", "unknown")][:50]
     return out
 
 
-def _gone(uuid: str, state: str, summary: str) -> dict[str, Any]:
+def _gone(uuid: str, state: str, summary: str) -> DiagnosisResult:
     return compact_diagnosis(
         {
             "healthy": False,
@@ -75,7 +74,7 @@ def _gone(uuid: str, state: str, summary: str) -> dict[str, Any]:
     )
 
 
-def diagnose_step(aws: Aws, uuid: str) -> dict[str, Any]:
+def diagnose_step(aws: Aws, uuid: str) -> DiagnosisResult:
     """Diagnose task: read-only diagnosis. An ESM that no longer exists gives ``state: "Deleted"`` and one that is
     not a Kafka ESM ``state: "NotKafka"`` (the decision then skips); a read throttled past the adapter's retries
     raises :class:`StepFailed` with ``throttled``."""
@@ -89,5 +88,5 @@ def diagnose_step(aws: Aws, uuid: str) -> dict[str, Any]:
         out = _gone(uuid, "NotKafka", str(exc))
     except DiagnoseError as exc:
         raise StepFailed(f"diagnosis could not start: {exc}", throttled="throttl" in str(exc).lower()) from exc
-    out["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    out.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     return out

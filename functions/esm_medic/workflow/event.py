@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from esm_medic.detect.events import EventRejected, parse_status_change
+from esm_medic.detect.events.base import as_object
 from esm_medic.workflow.common import (
     _UUID_RE,
     MAX_TEXT,
@@ -51,13 +51,10 @@ def normalise_event(event: Any) -> WorkflowInput:
     fields). Recoveries and healthy statuses raise ``InputRejected(ignored=True)``; anything malformed raises
     ``InputRejected``.
     """
-    if isinstance(event, str | bytes | bytearray):
-        try:
-            event = json.loads(event)
-        except ValueError as exc:
-            raise InputRejected(f"not JSON: {exc}") from None
-    if not isinstance(event, Mapping):
-        raise InputRejected(f"the event must be a JSON object, got {type(event).__name__}")
+    try:
+        event = as_object(event)
+    except EventRejected as exc:
+        raise InputRejected(exc.reason) from None
     if "detail-type" in event or "detail" in event:
         return _from_status_change(event)
     if "uuid" in event and "status" in event:

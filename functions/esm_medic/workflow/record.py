@@ -27,6 +27,7 @@ from esm_medic.workflow.common import (
     logger,
     obj,
 )
+from esm_medic.workflow.payloads import OutcomeRecord, RecordRequest, RecordResult, TicketResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -88,115 +89,114 @@ def _parse_time(text: str) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def outcome_record(payload: Mapping[str, Any]) -> dict[str, Any]:
+def outcome_record(payload: Mapping[str, Any] | RecordRequest) -> OutcomeRecord:
     """The outcome record of one execution (what :func:`record_outcome` stores), from the record task's event."""
-    state = obj(payload, "state")
-    failure = bool(payload.get("failure"))
-    execution = str(payload.get("execution") or "")
-    at = str(payload.get("at") or datetime.now(UTC).isoformat())
+    req = payload if isinstance(payload, RecordRequest) else RecordRequest.from_dict(payload)
+    state = req.state
+    at = req.at or datetime.now(UTC).isoformat()
     uuid = str(state.get("uuid") or dig(state, "input", "uuid") or "")
     if not uuid:
         detail_uuid = dig(state, "event", "detail", "uuid")
         uuid = str(detail_uuid or "unknown")
-    incident_id = str(state.get("incident_id") or "") or f"inc-{hashlib.sha256(execution.encode()).hexdigest()[:12]}"
+    incident_id = (
+        str(state.get("incident_id") or "") or f"inc-{hashlib.sha256(req.execution.encode()).hexdigest()[:12]}"
+    )
     outcome = obj(state, "outcome")
-    record: dict[str, Any] = {
-        "uuid": uuid,
-        "incident_id": incident_id,
-        "execution": execution,
-        "execution_id": str(payload.get("execution_id") or ""),
-        "final": bool(payload.get("final", True)),
-        "outcome": "failed-with-ticket" if failure else str(outcome.get("outcome") or "failed-with-ticket"),
-        "reason": str(outcome.get("reason") or ""),
-        "at": at,
-        "trigger": state.get("trigger"),
-        "account": account_of_payload(state) or "",
-        "entry": dig(state, "classification", "entry"),
-        "step": dig(state, "diagnosis", "step") or dig(state, "classification", "step"),
-        "root_cause": dig(state, "diagnosis", "root_cause", "id"),
-        "fix": dig(state, "decision", "fix"),
-        "route": dig(state, "decision", "route"),
-        "mode": dig(state, "decision", "mode"),
-        "plan_fingerprint": dig(state, "plan", "fingerprint"),
-        "action_id": dig(state, "action_record", "action_id"),
-        "changed": dig(state, "action_record", "changed"),
-        "approver": dig(state, "approval", "approver"),
-        "verify_attempts": dig(state, "verification", "attempts"),
-        "before": dig(state, "diagnosis", "esm_status"),
-        "after": dig(state, "verification", "status"),
-        "rolled_back": dig(state, "rollback", "rolled_back"),
-        "ticket_id": dig(state, "ticket", "ticket_id"),
-        "ticket_location": dig(state, "ticket", "location"),
-        "root_cause_fingerprint": dig(state, "decision", "root_cause_fingerprint"),
-        "claim_owner": dig(state, "decision", "claim", "owner"),
-        "timings": timings(state, at),
-    }
+    record = OutcomeRecord(
+        uuid=uuid,
+        incident_id=incident_id,
+        execution=req.execution,
+        execution_id=req.execution_id,
+        final=req.final,
+        outcome="failed-with-ticket" if req.failure else str(outcome.get("outcome") or "failed-with-ticket"),
+        reason=str(outcome.get("reason") or ""),
+        at=at,
+        trigger=state.get("trigger"),
+        account=account_of_payload(state) or "",
+        entry=dig(state, "classification", "entry"),
+        step=dig(state, "diagnosis", "step") or dig(state, "classification", "step"),
+        root_cause=dig(state, "diagnosis", "root_cause", "id"),
+        fix=dig(state, "decision", "fix"),
+        route=dig(state, "decision", "route"),
+        mode=dig(state, "decision", "mode"),
+        plan_fingerprint=dig(state, "plan", "fingerprint"),
+        action_id=dig(state, "action_record", "action_id"),
+        changed=dig(state, "action_record", "changed"),
+        approver=dig(state, "approval", "approver"),
+        verify_attempts=dig(state, "verification", "attempts"),
+        before=dig(state, "diagnosis", "esm_status"),
+        after=dig(state, "verification", "status"),
+        rolled_back=dig(state, "rollback", "rolled_back"),
+        ticket_id=dig(state, "ticket", "ticket_id"),
+        ticket_location=dig(state, "ticket", "location"),
+        root_cause_fingerprint=dig(state, "decision", "root_cause_fingerprint"),
+        claim_owner=dig(state, "decision", "claim", "owner"),
+        timings=timings(state, at),
+    )
     delivery = [e for e in (dig(state, "ticket", "errors") or []) if e]
     delivery += [e for e in (dig(state, "notification", "result", "errors") or []) if e]
     if delivery:
-        record["delivery_errors"] = delivery[:20]  # undelivered sinks stay with the incident
+        record.delivery_errors = delivery[:20]  # undelivered sinks stay with the incident
     joined = (
         dig(state, "decision", "claim", "joined_execution")
         or dig(state, "action_record", "joined_execution")
         or _lock_holder(state)
     )
-    if joined and record["outcome"] == "joined":
-        record["joined_execution"] = joined
-        record["joined_incident"] = dig(state, "decision", "claim", "joined_incident")
-    if failure:
-        failed_step, error, message = failure_summary(state)
-        record.update(failed_step=failed_step, error=error)
-        record["reason"] = f"step '{failed_step}' failed: {error}: {message}"[:2000]
-    elif record["outcome"] not in OUTCOMES:
-        record["reason"] = f"unknown outcome {record['outcome']!r}; recorded as failed-with-ticket"
-        record["outcome"] = "failed-with-ticket"
+    if joined and record.outcome == "joined":
+        record.joined_execution = str(joined)
+        record.joined_incident = dig(state, "decision", "claim", "joined_incident")
+    if req.failure:
+        record.failed_step, record.error, message = failure_summary(state)
+        record.reason = f"step '{record.failed_step}' failed: {record.error}: {message}"[:2000]
+    elif record.outcome not in OUTCOMES:
+        record.reason = f"unknown outcome {record.outcome!r}; recorded as failed-with-ticket"
+        record.outcome = "failed-with-ticket"
     return record
 
 
-def open_failure_ticket(aws: Aws, state: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
-
+def open_failure_ticket(aws: Aws, state: Mapping[str, Any], record: OutcomeRecord) -> TicketResult:
     cls = obj(state, "classification")
     diag = obj(state, "diagnosis") or None
     plan = obj(state, "plan") or None
-    result: dict[str, Any] = open_ticket(
+    result = open_ticket(
         aws,
-        uuid=str(record["uuid"]),
-        reason=str(record["reason"]),
+        uuid=record.uuid,
+        reason=record.reason,
         classification=dict(cls),
         diagnosis=dict(diag) if diag else None,
         plan=dict(plan) if plan else None,
         outcome="failed-with-ticket",
     )
-    return result
+    return TicketResult.from_dict(result)
 
 
-def record_outcome(aws: Aws, payload: Mapping[str, Any]) -> dict[str, Any]:
+def record_outcome(aws: Aws, payload: Mapping[str, Any] | RecordRequest) -> RecordResult:
     """Record task: write the outcome (STATE item + audit row). On the failure path, open the ticket first when
-    the state holds none. Returns ``{"outcome", "recorded": {...}, "record": {...}}``."""
-    state = obj(payload, "state")
-    record = outcome_record(payload)
-    if record["outcome"] == "failed-with-ticket" and not record.get("ticket_id") and record["final"]:
+    the state holds none."""
+    req = payload if isinstance(payload, RecordRequest) else RecordRequest.from_dict(payload)
+    record = outcome_record(req)
+    if record.outcome == "failed-with-ticket" and not record.ticket_id and record.final:
         try:
-            ticket = open_failure_ticket(aws, state, record)
-            record["ticket_id"] = ticket.get("ticket_id")
-            record["ticket_location"] = ticket.get("location")
+            ticket = open_failure_ticket(aws, req.state, record)
+            record.ticket_id = ticket.ticket_id or None
+            record.ticket_location = ticket.location or None
         except Exception as exc:  # the record must still be written
-            record["ticket_error"] = f"{type(exc).__name__}: {exc}"[:500]
-            logger.error("ESM %s: the failure ticket could not be opened: %s", record["uuid"], record["ticket_error"])
+            record.ticket_error = f"{type(exc).__name__}: {exc}"[:500]
+            logger.error("ESM %s: the failure ticket could not be opened: %s", record.uuid, record.ticket_error)
     keys = write_outcome(aws, record)
-    if record["final"]:
+    if record.final:
         try:
-            finish_claim(aws, record)
+            finish_claim(aws, record.to_dict())
         except Exception as exc:  # the claim expires by itself; the outcome is what matters
-            record["claim_error"] = f"{type(exc).__name__}: {exc}"[:500]
-            logger.warning("ESM %s: the incident claim was not finished: %s", record["uuid"], record["claim_error"])
-    return {"outcome": record["outcome"], "recorded": keys, "record": record}
+            record.claim_error = f"{type(exc).__name__}: {exc}"[:500]
+            logger.warning("ESM %s: the incident claim was not finished: %s", record.uuid, record.claim_error)
+    return RecordResult(outcome=record.outcome, recorded=keys, record=record)
 
 
-def write_outcome(aws: Aws, record: Mapping[str, Any]) -> dict[str, Any]:
+def write_outcome(aws: Aws, outcome: OutcomeRecord | Mapping[str, Any]) -> dict[str, Any]:
     """STATE: ``pk=ESM#<uuid>, sk=OUTCOME#<execution>`` (overwritten by the final outcome; TTL ~13 months);
     AUDIT: one append-only ``workflow`` row per (execution, outcome)."""
-
+    record = outcome.to_dict() if isinstance(outcome, OutcomeRecord) else dict(outcome)
     uuid = str(record["uuid"])
     execution = str(record["execution"]) or "unnamed"
     sk = f"{OUTCOME_SK_PREFIX}{execution}"
@@ -317,10 +317,11 @@ def execution_ended(aws: Aws, event: Mapping[str, Any]) -> dict[str, Any]:
         "Cause": str(detail.get("cause") or ""),
     }
     state = {**state, "uuid": uuid, "errors": {"execution": error}}
-    payload = {"state": state, "final": True, "failure": True, "execution": name, "execution_id": arn, "at": at}
-    result = record_outcome(aws, payload)
+    result = record_outcome(
+        aws, RecordRequest(state=state, final=True, failure=True, execution=name, execution_id=arn, at=at)
+    )
     try:
-        finish_claims_of(aws, uuid, name, str(result.get("outcome") or "failed-with-ticket"))
+        finish_claims_of(aws, uuid, name, result.outcome or "failed-with-ticket")
     except Exception as exc:  # the claim still expires with its TTL
         logger.warning("ESM %s: the claims of dead execution %s were not finished: %s", uuid, name, exc)
-    return {"recorded": True, **result}
+    return {"recorded": True, **result.to_dict()}

@@ -133,8 +133,8 @@ def test_malformed_input_is_rejected_with_a_reason(event: Any) -> None:
 def test_classify_step_builds_the_state_pieces() -> None:
     wi = wf.normalise_event(status_change())
     out = wf.classify_step({"input": {**wi.to_input(), "run": {"started_at": "t0"}}})
-    assert out["uuid"] == UUID and out["run"] == {"started_at": "t0"}
-    c = out["classification"]
+    assert out.uuid == UUID and out.run == {"started_at": "t0"}
+    c = out.classification
     assert c["entry"] == "connection-broker-unreachable" and c["step"] == "network" and c["healthy"] is False
     assert isinstance(c["elapsed_ms"], float)
     with pytest.raises(wf.InputRejected):
@@ -170,10 +170,10 @@ def test_compact_diagnosis_keeps_the_state_small() -> None:
         "esm": {"state": "Enabled", "last_processing_result": "PROBLEM: x", "function": "arn:fn"},
     }
     out = wf.compact_diagnosis(d)
-    assert len(json.dumps(out)) < wf.MAX_DIAGNOSIS_BYTES
-    assert out["esm_status"]["LastProcessingResult"] == "PROBLEM: x"
-    assert out["function_arn"] == "arn:fn"
-    assert any(f["check"] == "sg-self-inbound" for f in out["findings"])
+    assert len(json.dumps(out.to_dict())) < wf.MAX_DIAGNOSIS_BYTES
+    assert out.esm_status["LastProcessingResult"] == "PROBLEM: x"
+    assert out.function_arn == "arn:fn"
+    assert any(f["check"] == "sg-self-inbound" for f in out.findings)
 
 
 def test_failure_summary_reads_the_lambda_error() -> None:
@@ -197,16 +197,16 @@ def test_outcome_record_with_timings_and_failure() -> None:
         "outcome": {"outcome": "recovered", "reason": "fine"},
     }
     rec = wf.outcome_record({"state": state, "execution": "x", "at": "2026-11-26T10:00:03.5+00:00"})
-    assert rec["outcome"] == "recovered" and rec["timings"]["total_seconds"] == 3.5
-    assert rec["timings"]["steps_ms"] == {"classification": 1.5, "diagnosis": 20.0}
+    assert rec.outcome == "recovered" and rec.timings["total_seconds"] == 3.5
+    assert rec.timings["steps_ms"] == {"classification": 1.5, "diagnosis": 20.0}
     failed = wf.outcome_record(
         {"state": {**state, "errors": {"verify": {"Error": "Boom", "Cause": "c"}}}, "failure": True, "execution": "x"}
     )
-    assert failed["outcome"] == "failed-with-ticket" and failed["failed_step"] == "verify"
+    assert failed.outcome == "failed-with-ticket" and failed.failed_step == "verify"
     weird = wf.outcome_record({"state": {**state, "outcome": {"outcome": "party"}}, "execution": "x"})
-    assert weird["outcome"] == "failed-with-ticket"
+    assert weird.outcome == "failed-with-ticket"
     nothing = wf.outcome_record({"state": {}, "failure": True, "execution": "x"})
-    assert nothing["uuid"] == "unknown" and nothing["outcome"] == "failed-with-ticket"
+    assert nothing.uuid == "unknown" and nothing.outcome == "failed-with-ticket"
 
 
 def test_execution_arn() -> None:
@@ -300,5 +300,5 @@ def test_ticket_and_notification_delivery_errors_stay_with_the_incident() -> Non
         "notification": {"result": {"errors": []}},
     }
     record = wf.outcome_record({"state": state, "execution": "exec-1", "at": "2026-01-01T00:00:00Z"})
-    assert record["delivery_errors"] == [{"sink": "slack", "error": "channel_not_found"}]
-    assert "delivery_errors" not in wf.outcome_record({"state": {**state, "ticket": {}}, "execution": "e"})
+    assert record.to_dict()["delivery_errors"] == [{"sink": "slack", "error": "channel_not_found"}]
+    assert "delivery_errors" not in wf.outcome_record({"state": {**state, "ticket": {}}, "execution": "e"}).to_dict()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from esm_medic.diagnose.checks import check, finding, skip, unknown
 from esm_medic.diagnose.context import Context
+from esm_medic.diagnose.netpath import is_ip
 from esm_medic.esm import (
     IAM,
     MSK,
@@ -137,14 +137,6 @@ def cluster_state(ctx: Context) -> Finding:
     return finding("cluster-state", CheckStatus.PASS, f"cluster ACTIVE and it enables {mode}", evidence=evidence)
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _zone_answer(ctx: Context, h: str, zones: list[tuple[str, str]], row: dict[str, Any]) -> bool | None:
     """True / False when a private zone of the VPC answers for ``h`` (proof); None when none does or unreadable."""
     zone = next((z for z in zones if h == z[0] or h.endswith("." + z[0])), None)
@@ -204,7 +196,7 @@ def broker_dns(ctx: Context) -> Finding:
     for host, port in hosts:
         row: dict[str, Any] = {"host": host, "port": port}
         results.append(row)
-        if _is_ip(host):
+        if is_ip(host):
             row.update(addresses=[host], literal=True)
             continue
         h = host.lower().rstrip(".")

@@ -236,7 +236,7 @@ def vpc_dns(ctx: Context) -> Finding:
     evidence: dict[str, Any] = {"vpc_id": ident.vpc_id, **attrs}
     sp = ctx.service_path if not ident.provisioned else None
     relying = sp is not None and sp.relies_on_endpoints
-    names = [h for h, _ in ctx.esm.broker_hosts if not _is_ip(h)] if ctx.esm.source_kind != "msk" else []
+    names = [h for h, _ in ctx.esm.broker_hosts if not netpath.is_ip(h)] if ctx.esm.source_kind != "msk" else []
     needed: list[str] = []
     step = Step.STS
     if relying:
@@ -267,16 +267,6 @@ def vpc_dns(ctx: Context) -> Finding:
         )
     note = f" ({', '.join(off)} off, not needed here)" if off else ""
     return finding("vpc-dns", CheckStatus.PASS, f"VPC DNS is adequate{note}", evidence=evidence)
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 @check("sg-egress-https", Step.STS, "Security groups allow outbound HTTPS")

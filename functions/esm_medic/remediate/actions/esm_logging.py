@@ -24,6 +24,7 @@ from esm_medic.remediate.base import (
     PlannedCall,
     RollbackResult,
     VerifyResult,
+    params_schema,
 )
 from esm_medic.remediate.registry import register
 
@@ -59,19 +60,16 @@ def offer(item: Mapping[str, Any], level: str = "INFO") -> dict[str, Any] | None
 @register("enable-esm-system-logs")
 class EnableEsmSystemLogs(Action):
     title = "Turn on the ESM's system logs (fast detection, the pollers' own network view)"
-    schema: ClassVar[dict[str, Any]] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["uuid"],
-        "properties": {
+    schema: ClassVar[dict[str, Any]] = params_schema(
+        ["uuid"],
+        {
             "uuid": {
                 "type": "string",
                 "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
             },
             "level": {"enum": list(LEVELS), "default": "INFO"},
         },
-    }
+    )
     permissions = ("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping")
     default_safety = "approve"
     creates_resources: ClassVar[dict[str, str]] = {}
@@ -141,12 +139,7 @@ class EnableEsmSystemLogs(Action):
             self._set(level)
             self.add_created("set_level", level)
         item = self._item() or {}
-        return ApplyResult(
-            changed=bool(level),
-            before=plan.before,
-            after={"uuid": self.uuid, "level": current_level(item)},
-            created={k: list(v) for k, v in self.created.items()},
-        )
+        return self.applied(plan, changed=bool(level), after={"uuid": self.uuid, "level": current_level(item)})
 
     def verify(self, record: ActionRecord) -> VerifyResult:
         item = self._item()

@@ -32,6 +32,7 @@ from esm_medic.remediate.base import (
     PlannedCall,
     RollbackResult,
     VerifyResult,
+    params_schema,
 )
 from esm_medic.remediate.registry import register
 
@@ -146,12 +147,9 @@ def json_diff(before: Any, after: Any, name: str) -> list[str]:
 @register("grant-iam-permissions")
 class GrantIamPermissions(Action):
     title = "Inline policy with the missing execution-role permissions"
-    schema: ClassVar[dict[str, Any]] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["role_name", "statements"],
-        "properties": {
+    schema: ClassVar[dict[str, Any]] = params_schema(
+        ["role_name", "statements"],
+        {
             "role_name": {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$"},
             "statements": {
                 "type": "array",
@@ -180,7 +178,7 @@ class GrantIamPermissions(Action):
                 },
             },
         },
-    }
+    )
     permissions = (
         "iam:GetRole",
         "iam:ListRolePolicies",
@@ -291,7 +289,7 @@ class GrantIamPermissions(Action):
                 self.add_created(kind, i)
         if not plan.mutating_calls or not doc:
             after = dict(plan.before, document=doc) if self.created else dict(plan.before)
-            return ApplyResult(changed=False, before=plan.before, after=after, created=dict(self.created))
+            return self.applied(plan, changed=False, after=after)
         self.write(
             "iam",
             "put_role_policy",
@@ -301,7 +299,7 @@ class GrantIamPermissions(Action):
         )
         self.add_created("inline_policy_names", self.policy_name)
         after = {"role_name": self.role_name, "policy_name": self.policy_name, "document": doc}
-        return ApplyResult(changed=True, before=plan.before, after=after, created=dict(self.created))
+        return self.applied(plan, changed=True, after=after)
 
     def verify(self, record: ActionRecord) -> VerifyResult:
         expected = (record.after or {}).get("document")

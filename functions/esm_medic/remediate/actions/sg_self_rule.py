@@ -28,6 +28,7 @@ from esm_medic.remediate.base import (
     RollbackResult,
     VerifyResult,
     failure_from,
+    params_schema,
     tag_map,
     tags_for,
 )
@@ -85,12 +86,9 @@ def _label(direction: str, port: int, group_id: str) -> str:
 @register("add-sg-self-rule")
 class AddSgSelfRule(Action):
     title = "Self-referencing security-group rule on the broker port(s)"
-    schema: ClassVar[dict[str, Any]] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["group_id", "ports"],
-        "properties": {
+    schema: ClassVar[dict[str, Any]] = params_schema(
+        ["group_id", "ports"],
+        {
             "group_id": {"type": "string", "pattern": "^sg-[0-9a-f]{8,17}$"},
             "ports": {
                 "type": "array",
@@ -108,7 +106,7 @@ class AddSgSelfRule(Action):
             },
             "vpc_id": {"type": "string", "pattern": "^vpc-[0-9a-f]{8,17}$"},
         },
-    }
+    )
     permissions = (
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeSecurityGroupRules",
@@ -278,13 +276,7 @@ class AddSgSelfRule(Action):
                 self.add_created(KIND[direction], rid)
             changed = True
         after = self._snapshot(self._rules())
-        return ApplyResult(
-            changed=changed,
-            before=plan.before,
-            after={"group_id": self.group_id, "rules": after},
-            created={k: list(v) for k, v in self.created.items()},
-            notes=notes,
-        )
+        return self.applied(plan, changed=changed, after={"group_id": self.group_id, "rules": after}, notes=notes)
 
     def _find_ours(self, direction: str, port: int) -> list[str]:
         out = []

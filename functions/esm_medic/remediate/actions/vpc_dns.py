@@ -18,6 +18,7 @@ from esm_medic.remediate.base import (
     PlannedCall,
     RollbackResult,
     VerifyResult,
+    params_schema,
 )
 from esm_medic.remediate.registry import register
 from esm_medic.remediate.scope import NetworkScope
@@ -26,19 +27,30 @@ ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")  # the order they must b
 _KEY = {"enableDnsSupport": "EnableDnsSupport", "enableDnsHostnames": "EnableDnsHostnames"}
 
 
+def dns_attributes(action: Action, vpc_id: str) -> dict[str, bool] | None:
+    """The VPC's DNS attributes as ``{attribute: on}`` (read through ``action``), or None when the VPC is gone."""
+    out: dict[str, bool] = {}
+    for attr in ATTRIBUTES:
+        try:
+            resp = action.read("ec2", "describe_vpc_attribute", VpcId=vpc_id, Attribute=attr)
+        except ActionFailed as exc:
+            if exc.aws_code.endswith("NotFound"):
+                return None
+            raise
+        out[attr] = bool((resp.get(_KEY[attr]) or {}).get("Value"))
+    return out
+
+
 @register("enable-vpc-dns")
 class EnableVpcDns(Action):
     title = "Turn on the VPC's DNS support / DNS hostnames"
-    schema: ClassVar[dict[str, Any]] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["vpc_id", "attributes"],
-        "properties": {
+    schema: ClassVar[dict[str, Any]] = params_schema(
+        ["vpc_id", "attributes"],
+        {
             "vpc_id": {"type": "string", "pattern": "^vpc-[0-9a-f]{8,17}$"},
             "attributes": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(ATTRIBUTES)}},
         },
-    }
+    )
     permissions = ("ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute")
     default_safety = "approve"
     creates_resources: ClassVar[dict[str, str]] = {}
@@ -56,16 +68,7 @@ class EnableVpcDns(Action):
         return str(self.params["vpc_id"])
 
     def _values(self) -> dict[str, bool] | None:
-        out: dict[str, bool] = {}
-        for attr in ATTRIBUTES:
-            try:
-                resp = self.read("ec2", "describe_vpc_attribute", VpcId=self.vpc_id, Attribute=attr)
-            except ActionFailed as exc:
-                if exc.aws_code.endswith("NotFound"):
-                    return None
-                raise
-            out[attr] = bool((resp.get(_KEY[attr]) or {}).get("Value"))
-        return out
+        return dns_attributes(self, self.vpc_id)
 
     def _set(self, attr: str, value: bool) -> None:
         self.write(
@@ -115,12 +118,7 @@ class EnableVpcDns(Action):
             changed_attrs.append(attr)
             self.add_created("changed_attributes", attr)
         after = self._values() or {}
-        return ApplyResult(
-            changed=bool(changed_attrs),
-            before=plan.before,
-            after={"vpc_id": self.vpc_id, "attributes": after},
-            created={k: list(v) for k, v in self.created.items()},
-        )
+        return self.applied(plan, changed=bool(changed_attrs), after={"vpc_id": self.vpc_id, "attributes": after})
 
     def verify(self, record: ActionRecord) -> VerifyResult:
         values = self._values() or {}

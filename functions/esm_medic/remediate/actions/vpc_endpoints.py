@@ -54,6 +54,7 @@ from esm_medic.remediate.base import (
     Plan,
     PlannedCall,
     failure_from,
+    params_schema,
     tag_map,
 )
 from esm_medic.remediate.registry import register
@@ -75,12 +76,9 @@ __all__ = [
 @register("create-vpc-endpoints")
 class CreateVpcEndpoints(EndpointAction):
     title = "Interface VPC endpoints (PrivateLink) for STS / Lambda / Secrets Manager"
-    schema: ClassVar[dict[str, Any]] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["vpc_id", "subnet_ids", "services", "source_group_ids"],
-        "properties": {
+    schema: ClassVar[dict[str, Any]] = params_schema(
+        ["vpc_id", "subnet_ids", "services", "source_group_ids"],
+        {
             "vpc_id": {"type": "string", "pattern": "^vpc-[0-9a-f]{8,17}$"},
             "subnet_ids": {
                 "type": "array",
@@ -104,7 +102,7 @@ class CreateVpcEndpoints(EndpointAction):
                 "items": {"type": "string", "pattern": "^sg-[0-9a-f]{8,17}$"},
             },
         },
-    }
+    )
     permissions = (
         "ec2:DescribeVpcAttribute",
         "ec2:DescribeSubnets",
@@ -417,7 +415,7 @@ class CreateVpcEndpoints(EndpointAction):
         state = plan.state
         to_create = list(state.get("to_create") or [])
         if not to_create:
-            return ApplyResult(changed=False, before=plan.before, after=plan.before, created=dict(self.created))
+            return self.applied(plan, changed=False, after=dict(plan.before))
         sg_id = str(state.get("sg_id") or "")
         changed = False
         if not sg_id:
@@ -461,12 +459,8 @@ class CreateVpcEndpoints(EndpointAction):
             changed = True
         made = set(self.created.get("vpc_endpoint_ids", []))
         after = [normalize_endpoint(e) for e in self._endpoints() if e.get("VpcEndpointId") in made]
-        return ApplyResult(
-            changed=changed,
-            before=plan.before,
-            after={"vpc_id": self.vpc_id, "endpoints": after, "security_group_ids": [sg_id]},
-            created={k: list(v) for k, v in self.created.items()},
-        )
+        after_state = {"vpc_id": self.vpc_id, "endpoints": after, "security_group_ids": [sg_id]}
+        return self.applied(plan, changed=changed, after=after_state)
 
     def _create_endpoint(self, svc: str, region: str, sg_id: str, subnet_ids: list[str]) -> str:
         name = service_name(region, svc)

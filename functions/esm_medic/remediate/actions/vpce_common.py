@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from esm_medic.aws import error_code, is_access_denied, is_not_found
+from esm_medic.remediate.actions.vpc_dns import dns_attributes
 from esm_medic.remediate.base import (
     INCIDENT_TAG,
     Action,
@@ -67,16 +68,7 @@ class EndpointAction(Action):
 
     # ------------------------------------------------------------------ reads
     def _vpc_dns(self) -> dict[str, bool] | None:
-        out = {}
-        for attr, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
-            try:
-                resp = self.read("ec2", "describe_vpc_attribute", VpcId=self.vpc_id, Attribute=attr)
-            except ActionFailed as exc:
-                if exc.aws_code.endswith("NotFound"):
-                    return None
-                raise
-            out[attr] = bool((resp.get(key) or {}).get("Value"))
-        return out
+        return dns_attributes(self, self.vpc_id)
 
     def _endpoints(self) -> list[dict[str, Any]]:
         return self.read_all(
