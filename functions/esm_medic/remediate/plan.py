@@ -10,8 +10,12 @@ Public API:
 - :func:`preview` — read-only: every automatic fix of the plan planned by :func:`engine.plan_fix`, one combined
   diff, and whether any of them needs approval (an approval covers the whole plan).
 - :func:`apply_plan` — apply the plan under the engine's lock, policy, budget and audit; returns ``{"status":
-  "ok" | "stale" | "partial" | "unchanged" | "needs-approval", "applied", "rolled_back", "not_applied",
+  "ok" | "stale" | "partial" | "unchanged" | "needs-approval", "applied", "rolled_back", "not_applied", "noop",
   "remaining", "ticket_reason", "diagnosis"}``.
+
+An approval covers exactly the items it was shown: with ``bindings`` (item fingerprint -> ``planned_action_id`` /
+``approved_plan``), an item outside it (e.g. one a re-diagnosis found) is applied only when the policy needs no
+human for it; otherwise it is not applied and goes to the ticket.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from esm_medic.aws import Aws
 from esm_medic.config import Settings
 from esm_medic.models import CheckStatus, Diagnosis, PlanItem
 from esm_medic.remediate import engine
+from esm_medic.remediate.base import fingerprint
 from esm_medic.steps import SETUP_ORDER, step_index
 
 Rediagnose = Callable[[], Diagnosis]
@@ -36,6 +41,15 @@ _NOT_APPLIED = frozenset(
 def _key(item: PlanItem) -> tuple[str, str]:
     p = item.fix_params
     return item.fix, str(p.get("group_id") or p.get("vpc_id") or p.get("role_name") or "")
+
+
+def item_fingerprint(item: PlanItem | Mapping[str, Any]) -> str:
+    """The engine's fingerprint of a plan item's fix (what an approval is bound to)."""
+    if isinstance(item, PlanItem):
+        return fingerprint(item.fix, item.fix_params)
+    return fingerprint(
+        str(item.get("fix") or item.get("action") or ""), item.get("fix_params") or item.get("params") or {}
+    )
 
 
 def _as_request(d: Diagnosis, item: PlanItem) -> dict[str, Any]:
@@ -101,39 +115,59 @@ def apply_plan(
     incident_id: str | None = None,
     sleep: Callable[[float], None] | None = None,
     max_fixes: int = 8,
+    lock_owner: str | None = None,
+    bindings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Apply the plan fix by fix; ``rediagnose()`` re-runs the checks (e.g. ``lambda: diagnose(aws, uuid)``).
-    ``diagnosis`` may be a :class:`Diagnosis` or its ``to_dict()`` (a workflow payload)."""
+    ``diagnosis`` may be a :class:`Diagnosis` or its ``to_dict()`` (a workflow payload).
+
+    ``bindings`` (None: ``approved`` covers every item) maps :func:`item_fingerprint` to the engine keywords that
+    bind the approval of that item (``planned_action_id`` or ``approved_plan``); an item not in it is applied
+    unapproved. A held lock stops the plan (the other run is working on this ESM)."""
     diagnosis = diagnosis if isinstance(diagnosis, Diagnosis) else Diagnosis.from_dict(diagnosis)
     current = diagnosis
     tried: set[tuple[str, str]] = set()
     applied: list[dict[str, Any]] = []
     rolled_back: list[dict[str, Any]] = []
     not_applied: list[dict[str, Any]] = []
+    noop: list[dict[str, Any]] = []
     incident = incident_id or engine.default_incident_id(diagnosis.uuid)
     for _ in range(max_fixes):
         item = next((p for p in current.plan if not p.ticket_only and _key(p) not in tried), None)
         if item is None:
             break
         tried.add(_key(item))
+        bound: dict[str, Any] = {}
+        item_approved = approved
+        if bindings is not None:
+            bound = dict(bindings.get(item_fingerprint(item)) or {})
+            item_approved = approved and bool(bound)
         res = engine.apply_fix(
             aws,
             _as_request(current, item),
             incident_id=incident,
             settings=settings,
-            approved=approved,
-            approver=approver,
+            approved=item_approved,
+            approver=approver if item_approved else None,
             mode_override=mode_override,
             restart=restart,
             sleep=sleep,
+            lock_owner=lock_owner,
+            **bound,
         )
         row = {"fix": item.fix, "hypotheses": item.hypotheses, "status": res.get("status")}
-        row.update({k: res[k] for k in ("action_id", "error") if res.get(k)})
+        row["fingerprint"] = item_fingerprint(item)
+        row.update({k: res[k] for k in ("action_id", "error", "throttled", "lock_holder") if res.get(k)})
+        for k in ("before", "after", "created"):
+            row[k] = res.get(k) or {}
         if res.get("status") == "noop":
+            noop.append(row)
             continue
         if res.get("status") != "applied":
             row["reason"] = res.get("error") or "; ".join((res.get("decision") or {}).get("reasons") or [])
             not_applied.append(row)
+            if res.get("status") == "locked":
+                break
             continue
         after = rediagnose()
         checks = {c for h in current.hypotheses if h.id in item.hypotheses for c in h.evidence}
@@ -145,7 +179,9 @@ def apply_plan(
         undo = engine.rollback(aws, str(res.get("action_id") or ""), settings=settings, actor=approver, sleep=sleep)
         row["rollback"] = undo.get("status")
         rolled_back.append(row)
-    return _outcome(current, applied, rolled_back, not_applied)
+    out = _outcome(current, applied, rolled_back, not_applied)
+    out["noop"] = noop
+    return out
 
 
 def _outcome(
@@ -191,4 +227,4 @@ def summary(result: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["apply_plan", "preview", "progress", "summary"]
+__all__ = ["apply_plan", "item_fingerprint", "preview", "progress", "summary"]
