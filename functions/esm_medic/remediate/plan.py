@@ -2,8 +2,10 @@
 
 After each applied fix the checks run again (a fresh diagnosis). A fix is kept when it moved the ESM further along
 its set-up (its reported step advanced, or it became healthy) or removed a proven fault (the checks behind the fix
-no longer fail); a fix that changed neither is rolled back. The next fix comes from the fresh diagnosis's plan
-(so a cause that was masked shows up once its masker is fixed). What remains is returned for a ticket.
+no longer fail); a fix that changed neither is rolled back. A fix whose checks fail only on a resource still in
+transition (an endpoint ``pending``) is waited for (``settle_seconds``), then kept as ``settling``. The next fix
+comes from the fresh diagnosis's plan (so a cause that was masked shows up once its masker is fixed). What remains
+is returned for a ticket.
 
 Public API:
 
@@ -20,6 +22,7 @@ human for it; otherwise it is not applied and goes to the ticket.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +35,10 @@ from esm_medic.steps import SETUP_ORDER, step_index
 
 Rediagnose = Callable[[], Diagnosis]
 STALE = "status-stale"
+#: resource states on the way to a usable one (an interface endpoint is 'pending' for a minute or two)
+SETTLING_STATES = frozenset({"pending", "pendingacceptance", "creating", "provisioning", "updating", "modifying"})
+#: how long a fix's settling resources are waited for before it is kept as 'settling' (never rolled back for it)
+SETTLE_SECONDS = 60.0
 #: decisions that stop a fix without an error (the plan goes on with the next one)
 _NOT_APPLIED = frozenset(
     {"needs-approval", "ticket", "notify", "off", "shadow", "refused", "locked", "budget-exceeded", "failed", "invalid"}
@@ -78,6 +85,30 @@ def _still_failing(d: Diagnosis, checks: set[str]) -> bool:
     return any(f.check in checks and f.status == CheckStatus.FAIL for f in d.findings)
 
 
+def _moved(before: Diagnosis, after: Diagnosis, checks: set[str]) -> bool:
+    """The fix moved the ESM further along its set-up, or removed the proven fault behind it."""
+    return progress(after) > progress(before) or (bool(checks) and not _still_failing(after, checks))
+
+
+def _in_transition(value: Any, depth: int = 0) -> bool:
+    if depth > 6:
+        return False
+    if isinstance(value, Mapping):
+        return any(
+            (str(k).lower() in ("state", "status") and str(v).lower() in SETTLING_STATES)
+            or _in_transition(v, depth + 1)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(_in_transition(v, depth + 1) for v in value)
+    return False
+
+
+def _settling(d: Diagnosis, checks: set[str]) -> bool:
+    """A check behind the fix fails only on a resource still in transition (its evidence lists a 'pending' one)."""
+    return any(f.check in checks and f.status == CheckStatus.FAIL and _in_transition(f.evidence) for f in d.findings)
+
+
 def preview(
     aws: Aws, diagnosis: Diagnosis, *, settings: Settings | None = None, mode_override: str | None = None
 ) -> dict[str, Any]:
@@ -115,6 +146,7 @@ def apply_plan(
     incident_id: str | None = None,
     sleep: Callable[[float], None] | None = None,
     max_fixes: int = 8,
+    settle_seconds: float = SETTLE_SECONDS,
     lock_owner: str | None = None,
     bindings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -132,6 +164,7 @@ def apply_plan(
     not_applied: list[dict[str, Any]] = []
     noop: list[dict[str, Any]] = []
     incident = incident_id or engine.default_incident_id(diagnosis.uuid)
+    poll = max(0.05, (settings or Settings.from_env()).poll_seconds)
     for _ in range(max_fixes):
         item = next((p for p in current.plan if not p.ticket_only and _key(p) not in tried), None)
         if item is None:
@@ -169,10 +202,17 @@ def apply_plan(
             if res.get("status") == "locked":
                 break
             continue
-        after = rediagnose()
         checks = {c for h in current.hypotheses if h.id in item.hypotheses for c in h.evidence}
-        moved = progress(after) > progress(current) or (bool(checks) and not _still_failing(after, checks))
-        if moved:
+        after = rediagnose()
+        waited = 0.0
+        # what the fix made may still be settling (an endpoint 'pending'): its checks fail for now; wait for it
+        while not _moved(current, after, checks) and _settling(after, checks) and waited < settle_seconds:
+            (sleep or time.sleep)(poll)
+            waited += poll
+            after = rediagnose()
+        if _moved(current, after, checks) or _settling(after, checks):
+            if not _moved(current, after, checks):
+                row["settling"] = True  # still being created: kept; the verification judges it
             applied.append(row)
             current = after
             continue
