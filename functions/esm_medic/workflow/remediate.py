@@ -104,7 +104,7 @@ def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings |
         status=status,
         execution=str(payload.get("execution") or ""),
         action_ids=[action_id] if applied and action_id else [],
-        fixes=[{"action": result.get("action"), "action_id": action_id}] if applied and action_id else [],
+        fixes=[{"fix": result.get("action"), "action_id": action_id}] if applied and action_id else [],
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
     ).to_dict()
 

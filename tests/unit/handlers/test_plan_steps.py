@@ -469,3 +469,72 @@ def test_a_fix_whose_resources_are_still_settling_is_waited_for_not_rolled_back(
     assert len(seen) == rediagnoses and len(naps) == rediagnoses - 1
     assert bool(out["applied"]) is kept and undone == ([] if kept else ["act-1"])
     assert bool(out["applied"] and out["applied"][0].get("settling")) is settling
+
+
+def test_a_retried_remediation_finds_the_fixes_its_first_attempt_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task retried after a later fix failed finds the earlier fixes in place (noop): they come back from the
+    incident's audit rows, so they are verified and rolled back with the rest; another incident's are not."""
+    from esm_medic.remediate.records import ActionRecord
+
+    def row(action_id: str, action: str, status: str, incident: str = "inc-1") -> ActionRecord:
+        return ActionRecord(
+            action_id=action_id, uuid=UUID, incident_id=incident, actor="x", action=action, status=status
+        )
+
+    rows = [
+        row("act-old", "add-sg-self-rule", "applied", incident="inc-0"),
+        row("act-1", "add-sg-self-rule", "applied"),
+        row("act-2", "create-vpc-endpoints", "applied"),
+        row("act-2", "create-vpc-endpoints", "rolled-back"),
+    ]
+
+    class Audit:
+        def __init__(self, aws: Any, table: str) -> None:
+            pass
+
+        def rows_for(self, uuid: str) -> list[ActionRecord]:
+            return rows
+
+    monkeypatch.setattr(remediate_mod, "AuditLog", Audit)
+    noop = [{"fix": "add-sg-self-rule", "hypotheses": ["a"]}, {"fix": "create-vpc-endpoints", "hypotheses": ["b"]}]
+    found = remediate_mod._earlier(None, Settings.from_env(), UUID, "inc-1", noop)  # type: ignore[arg-type]
+    assert [(f["fix"], f["action_id"], f["earlier"]) for f in found] == [("add-sg-self-rule", "act-1", True)]
+    assert remediate_mod._earlier(None, Settings.from_env(), UUID, "inc-1", []) == []  # type: ignore[arg-type]
+
+
+class EsmReads:
+    """The adapter as verify_step uses it: the ESM item, and updates (re-enable)."""
+
+    def __init__(self, state: str, result: str) -> None:
+        self.item = {"UUID": UUID, "State": state, "LastProcessingResult": result, "StateTransitionReason": "User"}
+
+    def call(self, service: str, operation: str, **kw: Any) -> dict[str, Any]:
+        return dict(self.item)
+
+
+@pytest.mark.parametrize(("state", "budget"), [("Enabled", 3), ("Enabling", 9)])
+def test_a_stale_status_uses_the_normal_budget_and_a_settling_esm_at_most_three_times_it(
+    fake: FakeEngine, state: str, budget: int
+) -> None:
+    """An ESM still showing its old error (the account looks fixed, the ESM has not reported since) is looked at
+    ``max_attempts`` times, with one restart of polling; only Enabling / Updating looks are free, up to 3x."""
+    old = "PROBLEM: Connection error. Please check your event source connection configuration."
+    aws = EsmReads(state, old)
+    prev: dict[str, Any] = {}
+    record = {"action_ids": ["act-1", "act-2"], "action_id": "act-2"}
+    for _ in range(1, 20):
+        payload = {
+            "uuid": UUID,
+            "previous": prev,
+            "diagnosis": {**DIAGNOSIS, "esm_status": {"State": "Enabled", "LastProcessingResult": old}},
+            "action_record": record,
+            "max_attempts": 3,
+            "base_wait_seconds": 0,
+            "max_wait_seconds": 0,
+        }
+        prev = verify_mod.verify_step(aws, payload, settings=Settings.from_env())  # type: ignore[arg-type]
+        if prev["exhausted"]:
+            break
+    assert prev["attempts"] == budget and not prev["recovered"]
+    assert [c for c in fake.calls if c[0] == "verify"] == [("verify", "act-2")]  # one verdict, on the newest fix
+    assert len([c for c in fake.calls if c[0] == "restart"]) == (1 if state == "Enabled" else 0)
