@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from esm_medic.config import Settings
-from esm_medic.models import Diagnosis
+from esm_medic.models import Diagnosis, PlanItem
 from esm_medic.remediate import engine
 from esm_medic.remediate.audit import AuditError, AuditLog
 from esm_medic.remediate.plan import apply_plan
@@ -204,6 +204,18 @@ def _apply_whole_plan(aws: Aws, payload: Mapping[str, Any], settings: Settings, 
     plan = obj(payload, "plan")
     items = [i for i in plan.get("items") or [] if isinstance(i, Mapping)]
     diagnosis = Diagnosis.from_dict({**obj(payload, "diagnosis"), "uuid": uuid})
+    if not diagnosis.plan:  # a diagnosis that lost its plan on the way: the decided items are the plan
+        diagnosis.plan = [
+            PlanItem(
+                order=int(i.get("order") or n),
+                fix=str(i.get("action") or ""),
+                fix_params=dict(i.get("params") or {}),
+                hypotheses=[str(h) for h in i.get("hypotheses") or []],
+                safety=str(i.get("safety") or "approve"),
+                summary=str(i.get("summary") or ""),
+            )
+            for n, i in enumerate(items, 1)
+        ]
     approval = obj(payload, "approval")
     approved = approval.get("approved") is True
     approver = str(approval.get("approver") or "") or None

@@ -348,6 +348,16 @@ def test_a_plan_that_applied_nothing_raises_the_named_error(
     assert not [c for c in fake.calls if c[0] == "restart"]
 
 
+def test_a_diagnosis_without_its_plan_applies_the_decided_items(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeEngine
+) -> None:
+    monkeypatch.setattr(
+        remediate_mod, "obj", lambda d, k: {**common.obj(d, k), "plan": []} if k == "diagnosis" else common.obj(d, k)
+    )
+    out = remediate(monkeypatch, fake, {"applied": [{"fix": "add-sg-self-rule", "action_id": "act-1"}]})
+    assert [(p.fix, p.hypotheses) for p in out["_got"]["diagnosis"].plan] == [("add-sg-self-rule", [])]
+
+
 def test_a_plan_already_in_place_restarts_and_verifies(monkeypatch: pytest.MonkeyPatch, fake: FakeEngine) -> None:
     monkeypatch.setattr(remediate_mod, "_earlier", lambda *a: [])
     out = remediate(monkeypatch, fake, {"noop": [{"fix": "add-sg-self-rule"}], "status": "unchanged"})
