@@ -98,8 +98,8 @@ def rollback_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | 
     elif mode == "verify-failed" and partial:
         out.kept = kept
         out.reason = (
-            f"The fixes that moved the ESM further were kept: {_named(kept)}. What remains needs a person: "
-            f"{record.get('ticket_reason') or 'see the plan'}"
+            f"The fixes that moved the ESM further were kept: {_named(kept)}. What remains is "
+            f"{record.get('ticket_reason') or 'left for a person (see the plan)'}"
         )
     else:
         if mode == "verify-failed":
