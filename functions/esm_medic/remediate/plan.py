@@ -41,7 +41,19 @@ SETTLING_STATES = frozenset({"pending", "pendingacceptance", "creating", "provis
 SETTLE_SECONDS = 60.0
 #: decisions that stop a fix without an error (the plan goes on with the next one)
 _NOT_APPLIED = frozenset(
-    {"needs-approval", "ticket", "notify", "off", "shadow", "refused", "locked", "budget-exceeded", "failed", "invalid"}
+    {
+        "needs-approval",
+        "ticket",
+        "notify",
+        "off",
+        "shadow",
+        "refused",
+        "locked",
+        "budget-exceeded",
+        "failed",
+        "invalid",
+        "time-budget",
+    }
 )
 
 
@@ -147,6 +159,7 @@ def apply_plan(
     sleep: Callable[[float], None] | None = None,
     max_fixes: int = 8,
     settle_seconds: float = SETTLE_SECONDS,
+    deadline: float | None = None,
     lock_owner: str | None = None,
     bindings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -155,7 +168,8 @@ def apply_plan(
 
     ``bindings`` (None: ``approved`` covers every item) maps :func:`item_fingerprint` to the engine keywords that
     bind the approval of that item (``planned_action_id`` or ``approved_plan``); an item not in it is applied
-    unapproved. A held lock stops the plan (the other run is working on this ESM)."""
+    unapproved. A held lock stops the plan (the other run is working on this ESM). No fix is started after
+    ``deadline`` (a ``time.monotonic()`` value): what is left goes to the ticket as ``time-budget``."""
     diagnosis = diagnosis if isinstance(diagnosis, Diagnosis) else Diagnosis.from_dict(diagnosis)
     current = diagnosis
     tried: set[tuple[str, str]] = set()
@@ -170,6 +184,11 @@ def apply_plan(
         if item is None:
             break
         tried.add(_key(item))
+        if deadline is not None and time.monotonic() >= deadline:  # no time left to apply, re-check and undo it
+            not_applied.append(
+                {"fix": item.fix, "hypotheses": item.hypotheses, "status": "time-budget", "reason": "out of time"}
+            )
+            continue
         bound: dict[str, Any] = {}
         item_approved = approved
         if bindings is not None:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: lock owners written by workflow executions (``execution:<name>``); other runs (the CLI) write ``run-<id>``
 EXECUTION_OWNER = "execution:"
 HELD_BY_EXECUTION = re.compile(r"held by execution ([A-Za-z0-9_-]+)")
+#: no new fix of a plan is started after this long (the function's timeout leaves room for the last fix, its
+#: re-check or rollback, and the restart); the fixes left go to the ticket
+PLAN_TIME_BUDGET_SECONDS = 540.0
 
 
 def remediate_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | None = None) -> dict[str, Any]:
@@ -232,6 +235,7 @@ def _apply_whole_plan(aws: Aws, payload: Mapping[str, Any], settings: Settings, 
         incident_id=incident_id,
         lock_owner=_owner(payload),
         bindings=bindings,
+        deadline=started + PLAN_TIME_BUDGET_SECONDS,
     )
     applied = _earlier(aws, settings, uuid, incident_id, out["noop"]) + list(out["applied"])
     not_applied = list(out["not_applied"])

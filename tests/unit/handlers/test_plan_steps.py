@@ -548,3 +548,25 @@ def test_a_stale_status_uses_the_normal_budget_and_a_settling_esm_at_most_three_
     assert prev["attempts"] == budget and not prev["recovered"]
     assert [c for c in fake.calls if c[0] == "verify"] == [("verify", "act-2")]  # one verdict, on the newest fix
     assert len([c for c in fake.calls if c[0] == "restart"]) == (1 if state == "Enabled" else 0)
+
+
+def test_no_fix_starts_after_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    started: list[str] = []
+    monkeypatch.setattr(
+        "esm_medic.remediate.engine.apply_fix",
+        lambda aws, request, **k: started.append(request["root_cause"]["fix"]) or {"status": "applied"},
+    )
+    two = [plan_item(1, "add-sg-self-rule", {"group_id": "sg-1"}, "a"), plan_item(2, "create-vpc-endpoints", {}, "b")]
+    out = plan_mod.apply_plan(
+        None,  # type: ignore[arg-type]
+        diagnosis_obj(two),
+        rediagnose=lambda: diagnosis_obj(two),
+        deadline=time.monotonic() - 1,
+    )
+    assert started == [] and [r["status"] for r in out["not_applied"]] == ["time-budget", "time-budget"]
+    assert {r["fix"] for r in out["remaining"] if r.get("not_applied") == "time-budget"} == {
+        "add-sg-self-rule",
+        "create-vpc-endpoints",
+    }
