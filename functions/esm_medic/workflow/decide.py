@@ -331,7 +331,7 @@ def whole_plan(
         out = {
             "action": parts[0]["action"],
             "fix": " + ".join(p["action"] for p in parts),
-            "params": parts[0]["params"],
+            "params": {},  # each item has its own (items[].params); the diff shows them all
             "fingerprint": hashlib.sha256("|".join(p["fingerprint"] for p in parts).encode()).hexdigest()[:32],
             "summary": "; ".join(f"{i}. {p['summary'] or p['action']}" for i, p in enumerate(parts, 1))[:1500],
             "safety": _strictest([p["safety"] for p in parts]),
