@@ -31,11 +31,13 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         ("read", "remediate", "state", "audit", "ssm"),
         description="Policy: mode, budget, kill switch; writes the planned audit row",
     ),
+    # a plan of several fixes re-diagnoses after each (the diagnosis's reads, secret shape included) and may wait
+    # for new endpoints; no new fix starts after 540 s (workflow/remediate.py PLAN_TIME_BUDGET_SECONDS)
     "remediate": FunctionSpec(
-        300,
+        900,
         512,
-        ("read", "remediate", "esm-restart", "state", "audit", "idempotency", "ssm"),
-        description="Apply a planned fix",
+        ("read", "secrets-shape", "remediate", "esm-restart", "state", "audit", "idempotency", "ssm"),
+        description="Apply the plan fix by fix",
     ),
     "verify": FunctionSpec(180, 256, ("read", "esm-restart", "state", "audit"), description="Prove recovery"),
     "rollback": FunctionSpec(

@@ -203,6 +203,52 @@ def test_state_keeps_the_documented_shape(definition: dict[str, Any]) -> None:
         assert f"$.{key}" in written, f"no state writes $.{key}"
 
 
+def _selected(state: dict[str, Any]) -> dict[str, str]:
+    """ResultSelector key -> the Payload field it reads."""
+    return {k.removesuffix(".$"): v.removeprefix("$.Payload.") for k, v in state["ResultSelector"].items()}
+
+
+@pytest.mark.parametrize(
+    ("states", "result"),
+    [
+        (("Remediate",), "RemediateResult"),
+        (("Verify",), "VerifyResult"),
+        (("Rollback", "RollbackAfterError"), "RollbackResult"),
+    ],
+)
+def test_step_results_are_read_as_the_typed_results_write_them(
+    definition: dict[str, Any], states: tuple[str, ...], result: str
+) -> None:
+    """Every Payload field a ResultSelector reads is a field of the step's typed result (a missing one fails the
+    execution at run time), and every field of the result reaches the state."""
+    from dataclasses import fields
+
+    from esm_medic.workflow import payloads
+
+    names = {f.name for f in fields(getattr(payloads, result))}
+    for name in states:
+        selected = _selected(definition["States"][name])
+        assert set(selected.values()) == names, (name, set(selected.values()) ^ names)
+        assert all(k == v for k, v in selected.items()), name
+
+
+def test_the_whole_plan_reaches_decide_remediate_verify_and_rollback(definition: dict[str, Any]) -> None:
+    """The diagnosis carries its ranked hypotheses and ordered plan (Decide plans every item, Remediate re-checks
+    them); the remediation record carries every applied action id, which Verify and Rollback read."""
+    states = definition["States"]
+    diagnosis = _selected(states["Diagnose"])
+    assert {"plan", "hypotheses"} <= set(diagnosis)
+    assert states["Decide"]["Parameters"]["Payload"]["diagnosis.$"] == "$.diagnosis"
+    assert states["Remediate"]["Parameters"]["Payload"]["diagnosis.$"] == "$.diagnosis"
+    assert states["Remediate"]["Parameters"]["Payload"]["plan.$"] == "$.plan"
+    assert states["Remediate"]["Parameters"]["Payload"]["approval.$"] == "$.approval"
+    assert {"action_ids", "fixes", "remaining", "plan_status", "ticket_reason"} <= set(_selected(states["Remediate"]))
+    for name in ("Verify", "Rollback"):
+        assert states[name]["Parameters"]["Payload"]["action_record.$"] == "$.action_record"
+    assert states["CarryPlan"]["InputPath"] == "$.decision.plan"
+    assert states["RequestApproval"]["Parameters"]["Payload"]["plan.$"] == "$.plan"
+
+
 # ---------------------------------------------------------------------------------------------- substitutions
 def _infra_tunables() -> set[str]:
     """TUNABLES of infra/stack.py, read with ast (importing it would load aws_cdk)."""

@@ -1,4 +1,5 @@
-"""Remediate task: apply the plan through the engine (lock, policy, budget, audit, restart polling).
+"""Remediate task: apply the whole plan through the engine, fix by fix (lock, policy, budget, audit, a re-check after
+each fix), then restart polling once.
 
 Idempotent twice over: Powertools idempotency on the IDEMPOTENCY table keyed by uuid + incident + fix + plan
 fingerprint (a retried or duplicated execution gets the stored result, no second change), and the engine re-plans
@@ -68,7 +69,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         count("RemediationJoined", step=step)
         return {**result, "joined": True, "joined_execution": owner, "applied": False, "changed": False}
     if result.get("changed"):
-        count("FixesApplied", step=step, action=str(result.get("action")))
+        for fix in result.get("fixes") or [{"fix": result.get("action")}]:  # one per applied fix of the plan
+            count("FixesApplied", step=step, action=str(fix.get("fix")))
     else:
         count("FixNoop", step=step, action=str(result.get("action")))
     if result.get("status") == "budget-exceeded":

@@ -284,6 +284,10 @@ def _default_summary(kind: str, ctx: Mapping[str, Any], what: str) -> str:
 def _details(kind: str, ctx: Mapping[str, Any], plan: Mapping[str, Any]) -> str:
     parts: list[str] = []
     if plan and kind in ("pending-approval", "shadow", "notify", "failed"):
+        diff = plan.get("diff")
+        if isinstance(diff, Sequence) and not isinstance(diff, str) and diff:
+            changed = "\n".join(redact_text(str(line)) for line in list(diff)[:60])
+            parts.append("Changes (one diff for the whole plan):\n```\n" + changed + "\n```")
         params = plan.get("params") or plan.get("fix_params")
         if isinstance(params, Mapping) and params:
             parts.append("Plan parameters:\n```\n" + json.dumps(redact(params), indent=1, sort_keys=True) + "\n```")

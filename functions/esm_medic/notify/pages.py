@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from esm_medic.notify.redact import redact
+from esm_medic.notify.redact import redact, redact_text
 
 _PAGE_STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}"
@@ -58,7 +58,14 @@ def render_approval_page(
     plan = view.get("plan")
     plan_html = ""
     if isinstance(plan, Mapping) and plan:
-        plan_html = (
+        diff = plan.get("diff")
+        if isinstance(diff, list) and diff:
+            plan_html = (
+                "<h3>Changes (one diff for the whole plan)</h3><pre>"
+                + escape(redact_text("\n".join(str(line) for line in diff[:60])))
+                + "</pre>"
+            )
+        plan_html += (
             "<details><summary>Full plan</summary><pre>"
             + escape(json.dumps(redact(plan), indent=2, sort_keys=True, default=str)[:20000])
             + "</pre></details>"

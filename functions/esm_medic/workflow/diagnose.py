@@ -45,6 +45,8 @@ def compact_diagnosis(d: Mapping[str, Any]) -> DiagnosisResult:
         function_arn=str(esm.get("function") or esm.get("FunctionArn") or ""),
         esm=esm,
         api_calls=int(d.get("api_calls") or 0),
+        hypotheses=[dict(h) for h in d.get("hypotheses") or [] if isinstance(h, Mapping)],
+        plan=[dict(p) for p in d.get("plan") or [] if isinstance(p, Mapping)],
     )
     if _json_size(out.to_dict()) > MAX_DIAGNOSIS_BYTES:
         for f in out.findings:

@@ -185,6 +185,8 @@ class DiagnosisResult(_AsDict):
     function_arn: str
     esm: dict[str, Any]
     api_calls: int = 0
+    hypotheses: list[dict[str, Any]] = field(default_factory=list)  # ranked, each with its evidence and fix
+    plan: list[dict[str, Any]] = field(default_factory=list)  # the ordered fixes (ticket-only parts named)
     elapsed_ms: float | None = None
 
     @classmethod
@@ -200,6 +202,8 @@ class DiagnosisResult(_AsDict):
             function_arn=str(data.get("function_arn") or ""),
             esm=_dict(data.get("esm")),
             api_calls=int(data.get("api_calls") or 0),
+            hypotheses=[dict(h) for h in _list(data.get("hypotheses")) if isinstance(h, Mapping)],
+            plan=[dict(p) for p in _list(data.get("plan")) if isinstance(p, Mapping)],
             elapsed_ms=_ms(data.get("elapsed_ms")),
         )
 
@@ -389,3 +393,71 @@ class RecordResult:
 
 
 # --- remediate / verify / rollback results ---
+
+
+@dataclass
+class RemediateResult:
+    """What the ``remediate`` step returns (``$.action_record``). ``action_id`` is the newest applied action;
+    ``action_ids`` every action this execution applied, in order; ``fixes`` one row per applied fix."""
+
+    action: str | None
+    action_id: str | None
+    applied: bool
+    changed: bool
+    noop: bool
+    restarted: bool
+    status: str
+    execution: str
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    created: dict[str, Any] = field(default_factory=dict)
+    joined: bool = False
+    joined_execution: str | None = None
+    action_ids: list[str] = field(default_factory=list)
+    fixes: list[dict[str, Any]] = field(default_factory=list)
+    rolled_back: list[dict[str, Any]] = field(default_factory=list)  # applied, changed nothing, undone at once
+    remaining: list[dict[str, Any]] = field(default_factory=list)  # left for the ticket
+    plan_status: str = ""  # apply_plan's status: ok | stale | partial | unchanged | needs-approval ("" for one fix)
+    ticket_reason: str = ""
+    elapsed_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VerifyResult:
+    """What the ``verify`` step returns (``$.verification``)."""
+
+    recovered: bool
+    exhausted: bool
+    attempts: int
+    status: dict[str, str]
+    step: str | None
+    entry: str | None
+    next_wait_seconds: int
+    restarts: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RollbackResult:
+    """What the ``rollback`` step returns (``$.rollback``). ``kept`` names the fixes left in place (they moved the
+    ESM further) with the command that undoes each."""
+
+    rolled_back: bool
+    reason: str
+    before_step: str
+    now_step: str
+    removed: dict[str, list[str]] = field(default_factory=dict)
+    restored: dict[str, Any] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -12,6 +12,7 @@ from esm_medic.remediate import engine
 from esm_medic.remediate.budget import failed_verifications
 from esm_medic.workflow.classify import classify_status
 from esm_medic.workflow.common import logger, obj, status_of
+from esm_medic.workflow.payloads import VerifyResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
@@ -88,34 +89,50 @@ def verify_step(aws: Aws, payload: Mapping[str, Any], *, settings: Settings | No
         entry["note"] = note
     verdict: dict[str, Any] | None = None
     if recovered or exhausted:
-        verdict = _final_verdict(aws, settings, uuid, str(record.get("action_id") or ""), item, exhausted)
+        verdict = _final_verdict(aws, settings, uuid, applied_ids(record), item, exhausted)
         entry["verdict"] = verdict
     history.append(entry)
-    return {
-        "recovered": recovered,
-        "exhausted": exhausted,
-        "attempts": attempts,
-        "status": status,
-        "step": c.get("step"),
-        "entry": c.get("entry"),
-        "next_wait_seconds": int(wait),
-        "restarts": restarts,
-        "history": history,
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
-    }
+    return VerifyResult(
+        recovered=recovered,
+        exhausted=exhausted,
+        attempts=attempts,
+        status=status,
+        step=c.get("step"),
+        entry=c.get("entry"),
+        next_wait_seconds=int(wait),
+        restarts=restarts,
+        history=history,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+    ).to_dict()
+
+
+def applied_ids(record: Mapping[str, Any]) -> list[str]:
+    """Every action this execution applied, oldest first (``action_ids``; a one-fix record has ``action_id``)."""
+    ids = [str(a) for a in record.get("action_ids") or [] if a]
+    if not ids and record.get("action_id"):
+        ids = [str(record["action_id"])]
+    return ids
 
 
 def _final_verdict(
-    aws: Aws, settings: Settings, uuid: str, action_id: str, item: Mapping[str, Any], exhausted: bool
+    aws: Aws, settings: Settings, uuid: str, action_ids: list[str], item: Mapping[str, Any], exhausted: bool
 ) -> dict[str, Any]:
-    """Record the verdict once: through the engine when an action was applied (audit row + counter). When the
-    workflow's window is over but the engine would still wait (its grace period is longer than the window), or no
-    action was applied, the failed-verification counter is counted here so the policy's fallback still works."""
+    """Record the verdict once: through the engine when actions were applied (audit rows + counter). A recovery
+    is recorded on every applied action; a failure on the newest only (one failed verification of the ESM, not
+    one per fix; the rollback that follows records the rest). When the workflow's window is over but the engine
+    would still wait (its grace period is longer than the window), or no action was applied, the
+    failed-verification counter is counted here so the policy's fallback still works."""
     verdict: dict[str, Any] = {"status": "verify-failed" if exhausted else "verified"}
-    if action_id:
-        v = engine.verify_fix(aws, action_id, settings=settings, esm=dict(item))
+    if action_ids:
         keys = ("status", "resource_ok", "failed_verifications", "fallback_to_ticket", "error")
-        verdict = {k: v.get(k) for k in keys}
+        others = [] if exhausted else action_ids[:-1]
+        for older in others:
+            v = engine.verify_fix(aws, older, settings=settings, esm=dict(item))
+            verdict.setdefault("actions", {})[older] = v.get("status")
+        v = engine.verify_fix(aws, action_ids[-1], settings=settings, esm=dict(item))
+        verdict = {**{k: v.get(k) for k in keys}, **({"actions": verdict["actions"]} if others else {})}
+        if others:
+            verdict["actions"][action_ids[-1]] = v.get("status")
         if not (exhausted and v.get("status") == "pending"):
             return verdict
         verdict["note"] = "the verification window ended while the engine's grace period was still running"
