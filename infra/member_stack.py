@@ -96,12 +96,12 @@ class EsmMedicMemberStack(cdk.Stack):
             max_session_duration=cdk.Duration.hours(1),
         )
         self.diagnosis_role.add_to_policy(iam.PolicyStatement(actions=list(READ_ACTIONS), resources=["*"]))
-        self.diagnosis_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:AmazonMSK_*"],
-            )
+        # the secret's shape (keys, PEM headers; never logged), for MSK's AmazonMSK_ secrets
+        secret_shape = iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue"],
+            resources=[f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:AmazonMSK_*"],
         )
+        self.diagnosis_role.add_to_policy(secret_shape)
         self.remediation_role = iam.Role(
             self,
             "RemediationRole",
@@ -118,6 +118,8 @@ class EsmMedicMemberStack(cdk.Stack):
                 resources=["*"],
             )
         )
+        # the remediate step re-diagnoses after each fix of a plan, secret shape included
+        self.remediation_role.add_to_policy(secret_shape)
         cdk.CfnOutput(self, "DiagnosisRoleArn", value=self.diagnosis_role.role_arn)
         cdk.CfnOutput(self, "RemediationRoleArn", value=self.remediation_role.role_arn)
 
