@@ -204,4 +204,5 @@ def test_apply_is_idempotent() -> None:
         "patch_ec2",
         "patch_control",
         "patch_regions",
+        "patch_sts",
     ]

@@ -215,14 +215,19 @@ def test_route53_change_pending_then_insync(slow: float, sandbox_aws: Any) -> No
 
 
 # ---------------------------------------------------------------------------------------------- MSK
-def test_cluster_creating_then_active_with_real_shapes(slow: float, msk_stack: Any, sandbox_aws: Any) -> None:
+def test_cluster_creating_then_active_with_real_shapes(
+    slow: float, msk_stack: Any, sandbox_aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the sandbox's clock stands still while the stack is built (a loaded box would otherwise outrun the window)
+    clock = [time.monotonic()]
+    monkeypatch.setattr(timing, "now", lambda: clock[0])
     stack = msk_stack(name="billing")
     arn = stack.cluster_arn
     assert re.fullmatch(r"arn:aws:kafka:us-east-1:123456789012:cluster/billing/[0-9a-f-]{36}-\d{1,2}", arn), arn
     info = sandbox_aws.call("kafka", "describe_cluster_v2", ClusterArn=arn)["ClusterInfo"]
     assert info["State"] == "CREATING"
     assert info["ActiveOperationArn"].startswith(arn.replace(":cluster/", ":cluster-operation/"))
-    _wait_out()
+    clock[0] += slow * (1 + timing.ENI_LINGER_FACTOR) + 0.1
     info = sandbox_aws.call("kafka", "describe_cluster_v2", ClusterArn=arn)["ClusterInfo"]
     assert info["State"] == "ACTIVE"
     assert "ActiveOperationArn" not in info and "StateInfo" not in info
