@@ -17,25 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from esm_medic.catalogue import Catalogue, Entry, get_catalogue
+from esm_medic.catalogue import Catalogue, get_catalogue
+from esm_medic.catalogue.extract import TRIGGERS, extract_ascii, extract_params
 from esm_medic.catalogue.matcher import Matcher
 
 MAX_TEXT = 4096  # characters of one text that are matched (the rest is kept, not searched)
-
-_PREFIX = re.compile(r"^(?:\s*problem\s*:\s*)+", re.IGNORECASE)
-
-# Generic parameter extractors, run on the raw text only when a cheap substring test says they may match.
-_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:[A-Za-z0-9_+=,.@:/-]+")
-_HOSTPORT = re.compile(r"\b((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}):(\d{2,5})\b")
-_TOPICS = re.compile(r"topics?:?\s*\[([^\]]+)\]", re.IGNORECASE)
-_COLON_DIGIT = re.compile(r":\d")  # cheap guard: most texts have a colon ("PROBLEM:", "Exception:") but no port
 
 STATUS_FIELDS = ("LastProcessingResult", "StateTransitionReason")
 
@@ -106,10 +98,30 @@ class Classification:
 
 def normalize(text: str) -> str:
     """Fold whitespace, strip quotes and any leading ``PROBLEM:`` prefixes. Case is kept (matching ignores it)."""
-    t = " ".join(text[:MAX_TEXT].split()).strip("\"'“”").strip()
-    if t[:7].lower() == "problem":
-        t = _PREFIX.sub("", t, count=1).strip()
+    t = text[:MAX_TEXT]
+    if t.isprintable() and "  " not in t:
+        # every whitespace character but the space is unprintable, so the only whitespace here is single spaces:
+        # folding (" ".join(t.split())) is then a strip
+        return _trim(t)
+    return _trim(" ".join(t.split()))
+
+
+def _trim(t: str) -> str:
+    """``normalize`` for a text whose only whitespace is single spaces: strip, unquote, drop ``PROBLEM:`` prefixes
+    (``^(?:\\s*problem\\s*:\\s*)+`` case-insensitively, without a regex; tests/unit/test_classify_normalize.py)."""
+    t = t.strip().strip("\"'“”").strip()
+    while t[:1] in "pP" and t[:7].lower() == "problem":  # (no other character lower-cases to "p")
+        rest = t[7:].lstrip()
+        if rest[:1] != ":":
+            break
+        t = rest[1:].lstrip()
     return t
+
+
+# Whitespace an ASCII text can hold besides single spaces; when the matcher's pass over the raw text sees none,
+# normalising only trims the ends (``_trim``), so the literals it found are a superset of those of the normalised
+# text: the candidates it gives are then still every pattern that can match.
+_ASCII_SPACING = ("  ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
 class Classifier:
@@ -123,9 +135,29 @@ class Classifier:
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
-        self._entries: list[Entry] = [entry for entry in catalogue.entries for _ in entry.compiled]
-        self._matcher = Matcher([p for entry in catalogue.entries for p in entry.compiled])
-        self._flags = {e.id: (e.auto_fixable, e.fixable) for e in catalogue.entries}
+        pairs = [(entry, p) for entry in catalogue.entries for p in entry.compiled]
+        self._matcher = Matcher([p for _, p in pairs], {**TRIGGERS, "spacing": _ASCII_SPACING})
+        bits = self._matcher.trigger_bits
+        self._arn_bits, self._port_bits, self._topic_bits = bits["arn"], bits["port"], bits["topics"]
+        self._spacing_bits = bits["spacing"]
+        self._extract_bits = self._arn_bits | self._port_bits | self._topic_bits
+        # what a match of pattern i puts in its Classification, computed once
+        self._results = tuple(
+            (
+                e.id,
+                e.step,
+                e.kind,
+                e.confidence,
+                e.title,
+                e.auto_fixable,
+                e.fixable,
+                e.transient,
+                e.runbook,
+                e.generic,
+                bool(p.groupindex),
+            )
+            for e, p in pairs
+        )
         self._memo: dict[str, Classification] = {}
         self._memo_bytes = 0
         self._memo_lock = threading.Lock()
@@ -160,12 +192,6 @@ class Classifier:
         """Approximate bytes held by the memo (bounded by ``MEMO_MAX_BYTES``)."""
         return self._memo_bytes
 
-    def _match(self, norm: str) -> tuple[Entry, Any] | None:
-        hit = self._matcher.first(norm)
-        if hit is None:
-            return None
-        return self._entries[hit[0]], hit[1]
-
     def _failed(self, text: str) -> Classification:
         return Classification(
             None,
@@ -178,11 +204,38 @@ class Classifier:
         )
 
     def _classify_text_uncached(self, text: str) -> Classification:
-        version = self.catalogue.version
-        if not text or text.isspace():
-            return Classification(None, "unknown", "empty", 0.0, text, catalogue_version=version)
-        norm = normalize(text)
-        hit = self._matcher.first(norm)
+        matcher = self._matcher
+        t = text[:MAX_TEXT]
+        ascii_text = t.isascii()
+        if ascii_text:
+            # one pass over the raw text; unless it holds odd spacing, normalising only trims the ends
+            found = 0
+            for _end, bit in matcher.iter(t.lower()):  # matcher.scan, inline
+                found |= bit
+            if found & self._spacing_bits:
+                norm = _trim(" ".join(t.split()))
+                lowered = norm.lower()
+                found = matcher.scan(lowered)
+            else:
+                norm = _trim(t)
+                lowered = norm.lower()
+        else:
+            norm = normalize(text)
+            lowered = norm.lower()
+            found = matcher.scan(lowered)
+            ascii_text = norm.isascii()
+        if not norm and (not text or text.isspace()):
+            return Classification(None, "unknown", "empty", 0.0, text, catalogue_version=self.catalogue.version)
+        hit = matcher.match(norm, lowered, found, ascii_text)
+        if ascii_text:  # the scan saw every literal an extractor needs: those that cannot find anything are skipped
+            if found & self._extract_bits:
+                params = extract_ascii(
+                    norm, lowered, found & self._arn_bits, found & self._port_bits, found & self._topic_bits
+                )
+            else:
+                params = {}
+        else:
+            params = extract_params(norm)
         if hit is None:
             return Classification(
                 None,
@@ -192,35 +245,34 @@ class Classifier:
                 text,
                 title="Not in the catalogue",
                 normalized=norm,
-                params=extract_params(norm),
-                catalogue_version=version,
+                params=params,
+                catalogue_version=self.catalogue.version,
             )
-        index, m = hit
-        entry = self._entries[index]
-        params = extract_params(norm)
-        groups = m.groupdict()
-        if groups:
-            params.update({k: v for k, v in groups.items() if v})
-        if entry.generic:
+        index, span, m = hit
+        entry_id, step, kind, confidence, title, auto_fixable, fixable, transient, runbook, generic, groups = (
+            self._results[index]
+        )
+        if groups and m is not None:
+            params.update({k: v for k, v in m.groupdict().items() if v})
+        if generic:
             params["_generic"] = "1"
-        flags = self._flags[entry.id]
         return Classification(
-            entry.id,
-            entry.step,
-            entry.kind,
-            entry.confidence,
+            entry_id,
+            step,
+            kind,
+            confidence,
             text,
             "text",
-            entry.title,
+            title,
             norm,
-            m.span(),
-            m.group(0),
+            span,
+            norm[span[0] : span[1]],
             params,
-            flags[0],
-            flags[1],
-            entry.transient,
-            entry.runbook,
-            version,
+            auto_fixable,
+            fixable,
+            transient,
+            runbook,
+            self.catalogue.version,
         )
 
     # ------------------------------------------------------------------ structured input
@@ -390,32 +442,6 @@ def _short(obj: Any) -> str:
         return repr(obj)[:200]
     except Exception:
         return "<unprintable>"
-
-
-def extract_params(text: str) -> dict[str, str]:
-    """Pull broker host/port, ARNs and topic names out of free text (empty dict when there are none)."""
-    params: dict[str, str] = {}
-    if "arn:" in text:
-        for arn in _ARN.findall(text):
-            service = arn.split(":")[2]
-            key = {
-                "secretsmanager": "secret_arn",
-                "kms": "kms_key_arn",
-                "kafka": "cluster_arn",
-                "iam": "role_arn",
-                "sts": "principal_arn",
-                "ec2": "resource_arn",
-            }.get(service, f"{service}_arn")
-            params.setdefault(key, arn.rstrip(".,;"))
-    if ":" in text and _COLON_DIGIT.search(text):
-        m = _HOSTPORT.search(text)
-        if m:
-            params["host"], params["port"] = m.group(1), m.group(2)
-    if "[" in text:
-        t = _TOPICS.search(text)
-        if t:
-            params["topic"] = t.group(1).split(",")[0].strip()
-    return params
 
 
 @lru_cache(maxsize=1)
