@@ -36,28 +36,79 @@ STATUS_FIELDS = ("LastProcessingResult", "StateTransitionReason")
 _RANK_ERROR, _RANK_GENERIC, _RANK_UNKNOWN, _RANK_HEALTHY, _RANK_EMPTY = 4, 3, 2, 1, 0
 
 
-@dataclass(slots=True)
-class Classification:
-    """One classification. Treat as immutable: results are memoised and shared (``dataclasses.replace`` to vary)."""
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a classification says apart from the text it read; every text that matches one catalogue pattern
+    shares one ``Verdict`` (built once, when the classifier is)."""
 
     entry: str | None
     step: str
     kind: str  # error | healthy | unknown | empty
     confidence: float
-    text: str
-    field: str = "text"
     title: str = ""
-    normalized: str = ""
-    span: tuple[int, int] | None = None
-    matched: str = ""
-    params: Mapping[str, str] = dataclasses.field(default_factory=dict)
     auto_fixable: bool = False
     fixable: bool = False
     transient: bool = False
     runbook: str | None = None
+
+
+_EMPTY = Verdict(None, "unknown", "empty", 0.0)
+_NOT_IN_CATALOGUE = Verdict(None, "unknown", "unknown", 0.0, "Not in the catalogue")
+_UNCLASSIFIABLE = Verdict(None, "unknown", "unknown", 0.0, "Unclassifiable input")
+
+
+@dataclass(slots=True)
+class Classification:
+    """One classification: the ``verdict`` (entry, step, kind, confidence, title, fix flags, runbook; read them as
+    attributes) and what was read. Treat as immutable: results are memoised and shared (``dataclasses.replace``
+    to vary)."""
+
+    verdict: Verdict
+    text: str
+    field: str = "text"
+    normalized: str = ""
+    span: tuple[int, int] | None = None
+    matched: str = ""
+    params: Mapping[str, str] = dataclasses.field(default_factory=dict)
     catalogue_version: str = ""
     uuid: str = ""
     also: tuple[Mapping[str, Any], ...] = ()  # the other fields' classifications (entry, step, field, text)
+
+    @property
+    def entry(self) -> str | None:
+        return self.verdict.entry
+
+    @property
+    def step(self) -> str:
+        return self.verdict.step
+
+    @property
+    def kind(self) -> str:
+        return self.verdict.kind
+
+    @property
+    def confidence(self) -> float:
+        return self.verdict.confidence
+
+    @property
+    def title(self) -> str:
+        return self.verdict.title
+
+    @property
+    def auto_fixable(self) -> bool:
+        return self.verdict.auto_fixable
+
+    @property
+    def fixable(self) -> bool:
+        return self.verdict.fixable
+
+    @property
+    def transient(self) -> bool:
+        return self.verdict.transient
+
+    @property
+    def runbook(self) -> str | None:
+        return self.verdict.runbook
 
     @property
     def healthy(self) -> bool:
@@ -141,23 +192,15 @@ class Classifier:
         self._arn_bits, self._port_bits, self._topic_bits = bits["arn"], bits["port"], bits["topics"]
         self._spacing_bits = bits["spacing"]
         self._extract_bits = self._arn_bits | self._port_bits | self._topic_bits
-        # what a match of pattern i puts in its Classification, computed once
-        self._results = tuple(
-            (
-                e.id,
-                e.step,
-                e.kind,
-                e.confidence,
-                e.title,
-                e.auto_fixable,
-                e.fixable,
-                e.transient,
-                e.runbook,
-                e.generic,
-                bool(p.groupindex),
+        # what a match of pattern i puts in its Classification, computed once: the verdict, whether the entry is
+        # generic, whether the pattern has named groups
+        verdicts = {
+            e.id: Verdict(
+                e.id, e.step, e.kind, e.confidence, e.title, e.auto_fixable, e.fixable, e.transient, e.runbook
             )
-            for e, p in pairs
-        )
+            for e in catalogue.entries
+        }
+        self._results = tuple((verdicts[e.id], e.generic, bool(p.groupindex)) for e, p in pairs)
         self._memo: dict[str, Classification] = {}
         self._memo_bytes = 0
         self._memo_lock = threading.Lock()
@@ -193,15 +236,7 @@ class Classifier:
         return self._memo_bytes
 
     def _failed(self, text: str) -> Classification:
-        return Classification(
-            None,
-            "unknown",
-            "unknown",
-            0.0,
-            _short(text),
-            title="Unclassifiable input",
-            catalogue_version=self.catalogue.version,
-        )
+        return Classification(_UNCLASSIFIABLE, _short(text), catalogue_version=self.catalogue.version)
 
     def _classify_text_uncached(self, text: str) -> Classification:
         matcher = self._matcher
@@ -225,7 +260,7 @@ class Classifier:
             found = matcher.scan(lowered)
             ascii_text = norm.isascii()
         if not norm and (not text or text.isspace()):
-            return Classification(None, "unknown", "empty", 0.0, text, catalogue_version=self.catalogue.version)
+            return Classification(_EMPTY, text, catalogue_version=self.catalogue.version)
         hit = matcher.match(norm, lowered, found, ascii_text)
         if ascii_text:  # the scan saw every literal an extractor needs: those that cannot find anything are skipped
             if found & self._extract_bits:
@@ -237,42 +272,15 @@ class Classifier:
         else:
             params = extract_params(norm)
         if hit is None:
-            return Classification(
-                None,
-                "unknown",
-                "unknown",
-                0.0,
-                text,
-                title="Not in the catalogue",
-                normalized=norm,
-                params=params,
-                catalogue_version=self.catalogue.version,
-            )
+            return Classification(_NOT_IN_CATALOGUE, text, "text", norm, None, "", params, self.catalogue.version)
         index, span, m = hit
-        entry_id, step, kind, confidence, title, auto_fixable, fixable, transient, runbook, generic, groups = (
-            self._results[index]
-        )
+        verdict, generic, groups = self._results[index]
         if groups and m is not None:
             params.update({k: v for k, v in m.groupdict().items() if v})
         if generic:
             params["_generic"] = "1"
         return Classification(
-            entry_id,
-            step,
-            kind,
-            confidence,
-            text,
-            "text",
-            title,
-            norm,
-            span,
-            norm[span[0] : span[1]],
-            params,
-            auto_fixable,
-            fixable,
-            transient,
-            runbook,
-            self.catalogue.version,
+            verdict, text, "text", norm, span, norm[span[0] : span[1]], params, self.catalogue.version
         )
 
     # ------------------------------------------------------------------ structured input
@@ -282,15 +290,8 @@ class Classifier:
         try:
             return self._classify_any(obj)
         except Exception as exc:  # never let odd input escape as an exception
-            return Classification(
-                None,
-                "unknown",
-                "unknown",
-                0.0,
-                _short(obj),
-                title=f"Unclassifiable input ({type(exc).__name__})",
-                catalogue_version=self.catalogue.version,
-            )
+            verdict = Verdict(None, "unknown", "unknown", 0.0, f"Unclassifiable input ({type(exc).__name__})")
+            return Classification(verdict, _short(obj), catalogue_version=self.catalogue.version)
 
     def _classify_any(self, obj: Any, depth: int = 0) -> Classification:
         if isinstance(obj, bytes | bytearray):
@@ -308,7 +309,7 @@ class Classifier:
         if isinstance(obj, list | tuple) and obj and depth < 4:
             results = [self._classify_any(o, depth + 1) for o in obj[:50]]
             return max(results, key=lambda c: c.rank)
-        return Classification(None, "unknown", "empty", 0.0, _short(obj), catalogue_version=self.catalogue.version)
+        return Classification(_EMPTY, _short(obj), catalogue_version=self.catalogue.version)
 
     def _classify_mapping(self, obj: Mapping[str, Any], depth: int) -> Classification:
         keys = _keymap(obj)
@@ -368,7 +369,7 @@ class Classifier:
         return _replace(c, uuid=uuid or c.uuid)
 
     def _empty(self, uuid: str) -> Classification:
-        return Classification(None, "unknown", "empty", 0.0, "", uuid=uuid, catalogue_version=self.catalogue.version)
+        return Classification(_EMPTY, "", uuid=uuid, catalogue_version=self.catalogue.version)
 
     def classify_many(self, items: Iterable[Any]) -> Iterator[Classification]:
         for item in items:
@@ -457,6 +458,7 @@ def classify(obj: Any) -> Classification:
 __all__ = [
     "Classification",
     "Classifier",
+    "Verdict",
     "classify",
     "default_classifier",
     "extract_params",
