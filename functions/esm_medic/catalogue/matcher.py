@@ -14,8 +14,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
 
 import ahocorasick
+
+
+@lru_cache(maxsize=1024)
+def _parse(pattern: str) -> Any:
+    """The parse tree of a pattern (``re._parser``, stdlib), read by the functions below; parsed once per pattern."""
+    import re._parser as sre_parse
+
+    return sre_parse.parse(pattern)
 
 
 def required_literals(pattern: str) -> tuple[str, ...]:
@@ -40,7 +50,7 @@ def required_literals(pattern: str) -> tuple[str, ...]:
         return tuple(branches) if all(branches) else ()
 
     try:
-        parsed = sre_parse.parse(pattern)
+        parsed = _parse(pattern)
     except re.error:
         return ()
     whole = longest(parsed)
@@ -86,7 +96,7 @@ def required_clauses(pattern: str) -> tuple[frozenset[str], ...]:
         return frozenset(lits) if all(lits) else None
 
     try:
-        parsed = sre_parse.parse(pattern)
+        parsed = _parse(pattern)
     except re.error:
         return ()
     clauses = [frozenset({r}) for r in runs(parsed)]
@@ -103,12 +113,46 @@ def required_clauses(pattern: str) -> tuple[frozenset[str], ...]:
     return tuple(dict.fromkeys(clauses))
 
 
+def literal_hint(pattern: str) -> tuple[str, int] | None:
+    """(the longest top-level literal run, lower-cased; the most characters a match can have before it), or None
+    when there is no such run or what comes before it is unbounded. A match cannot start more than that many
+    characters before the first occurrence of the run, so (on an ASCII text, where lower-casing keeps positions)
+    a search may start there, with the same result: ``re`` still sees the text before the start position for
+    look-behinds and ``\\b``, and ``^`` could only have matched at 0."""
+    import re._parser as sre_parse
+    from re._constants import MAXREPEAT
+
+    try:
+        parsed = _parse(pattern)
+    except re.error:
+        return None
+    items = list(parsed)
+    runs: list[tuple[int, str]] = []
+    start, cur = 0, ""
+    for k, (op, av) in enumerate(items):
+        if op is sre_parse.LITERAL:
+            if not cur:
+                start = k
+            cur += chr(av)
+        else:
+            if cur:
+                runs.append((start, cur))
+            cur = ""
+    if cur:
+        runs.append((start, cur))
+    if not runs:
+        return None
+    k, run = max(runs, key=lambda r: len(r[1]))
+    lead = sre_parse.SubPattern(parsed.state, items[:k]).getwidth()[1] if k else 0
+    return (run.lower(), lead) if lead < MAXREPEAT else None
+
+
 def _pure_literal(pattern: str) -> str | None:
     """The lower-cased text of a pattern that is one plain literal (no metacharacters), else None."""
     import re._parser as sre_parse
 
     try:
-        parsed = list(sre_parse.parse(pattern))
+        parsed = list(_parse(pattern))
     except re.error:
         return None
     if parsed and all(op is sre_parse.LITERAL for op, _ in parsed):
@@ -171,6 +215,7 @@ class Matcher:
         self._primary = primary
         self._clauses = tuple(clauses)
         self._literal = tuple(_pure_literal(p.pattern) if not p.groupindex else None for p in self.patterns)
+        self._hints = tuple(literal_hint(p.pattern) for p in self.patterns)
         self._automaton = ahocorasick.Automaton()
         # pyahocorasick looks a character up among a node's children in the order they were added: adding the
         # literals in the order of their characters' usual frequency in English text makes the common lookups short
@@ -180,7 +225,7 @@ class Matcher:
             self._automaton.make_automaton()
         # (end index, literal bit) for each literal occurrence in a lower-cased text; ``scan`` ORs the bits
         self.iter: Callable[[str], Iterable[tuple[int, int]]] = self._automaton.iter if lit_ids else _no_hits
-        self._plans: dict[int, tuple[tuple[int, str | None], ...]] = {}
+        self._plans: dict[int, tuple[_Step, ...]] = {}
 
     def scan(self, lowered: str) -> int:
         """The literals present in ``lowered`` (a lower-cased text), one bit each, in one pass."""
@@ -202,23 +247,25 @@ class Matcher:
             mask |= primary.get(low, 0)
         return mask
 
-    def plan(self, found: int, ascii_text: bool) -> tuple[tuple[int, str | None], ...]:
+    def plan(self, found: int, ascii_text: bool) -> tuple[_Step, ...]:
         """The candidates, in order, for a text whose literal set is ``found``: (pattern index, the literal to
-        ``find`` when the pattern is one plain literal and the text ASCII, else None for a regex search)."""
+        ``find`` when the pattern is one plain literal, the literal to start the search from and how far before
+        it a match can start), the last three only for an ASCII text."""
         key = found << 1 | ascii_text
         plan = self._plans.get(key)
         if plan is not None:
             return plan
         mask = self._candidate_mask(found)
-        out: list[tuple[int, str | None]] = []
+        out: list[_Step] = []
         while mask:
             low = mask & -mask
             mask ^= low
             i = low.bit_length() - 1
             if not ascii_text:
-                out.append((i, None))
+                out.append((i, None, None, 0))
             elif all(c & found for c in self._clauses[i]):
-                out.append((i, self._literal[i]))
+                hint = self._hints[i]
+                out.append((i, self._literal[i], *(hint or (None, 0))))
         plan = tuple(out)
         if len(self._plans) >= _PLAN_CACHE_MAX:
             self._plans.clear()
@@ -250,16 +297,25 @@ class Matcher:
         if plan is None:
             plan = self.plan(found, ascii_text)
         patterns = self.patterns
-        for i, lit in plan:
+        for i, lit, hint, lead in plan:
             if lit is not None:
                 start = lowered.find(lit)
                 if start >= 0:
                     return i, (start, start + len(lit)), None
                 continue
-            m = patterns[i].search(text)
+            if hint is not None:
+                start = lowered.find(hint)
+                if start < 0:  # (``found`` held more than this text)
+                    continue
+                m = patterns[i].search(text, start - lead if start > lead else 0)
+            else:
+                m = patterns[i].search(text)
             if m is not None:
                 return i, m.span(), m
         return None
+
+
+_Step = tuple[int, str | None, str | None, int]
 
 
 def _no_hits(_text: str) -> tuple[()]:
