@@ -159,7 +159,7 @@ def normalize(text: str) -> str:
 
 def _trim(t: str) -> str:
     """``normalize`` for a text whose only whitespace is single spaces: strip, unquote, drop ``PROBLEM:`` prefixes
-    (``^(?:\\s*problem\\s*:\\s*)+`` case-insensitively, without a regex; tests/unit/test_classify_normalize.py)."""
+    (``^(?:\\s*problem\\s*:\\s*)+`` case-insensitively, without a regex; tests/unit/test_classify_fastpaths.py)."""
     t = t.strip().strip("\"'“”").strip()
     while t[:1] in "pP" and t[:7].lower() == "problem":  # (no other character lower-cases to "p")
         rest = t[7:].lstrip()

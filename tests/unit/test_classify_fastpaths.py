@@ -1,7 +1,7 @@
-"""The fast paths of normalisation and parameter extraction give exactly what the plain definitions give:
-``normalize`` against the regex-and-split definition, ``extract_ascii`` against ``extract_params``, and the whole
-classification against the frozen earlier classifier on spacing, quoting and prefix edge cases (unicode
-whitespace, very long texts, empty texts)."""
+"""The classifier's fast paths give exactly what the plain definitions give: ``normalize`` against the
+regex-and-split definition, ``extract_ascii`` against ``extract_params``, a search started from a pattern's literal
+hint against the full search, and the whole classification against the frozen earlier classifier on spacing,
+quoting and prefix edge cases (unicode whitespace, very long texts, empty texts)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bench import classify_reference
 from esm_medic.catalogue import get_catalogue
 from esm_medic.catalogue.extract import TRIGGERS, extract_ascii, extract_params
+from esm_medic.catalogue.matcher import literal_hint
 from esm_medic.classify import MAX_TEXT, Classifier, normalize
 
 CAT = get_catalogue()
@@ -124,3 +125,30 @@ def test_extraction_with_every_guard_on_finds_the_same():
     text = "User: arn:aws:sts::123456789012:assumed-role/r/x on b-1.kafka.example.com:9096 and 10.0.0.1:9092"
     assert extract_ascii(text, text.lower(), 1, 1, 1) == extract_params(text)
     assert extract_params(text)["host"] == "b-1.kafka.example.com"
+
+
+PATTERNS = [p for e in CAT for p in e.compiled]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(EXAMPLES),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=40),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=40),
+)
+def test_property_searching_from_the_literal_hint_finds_the_same_match(text, before, after):
+    """Every pattern with a hint, on an ASCII text: the search from the hint gives the full search's match."""
+    for variant in (before + text + after, before + text.upper() + text + after):
+        lowered = variant.lower()
+        for pattern in PATTERNS:
+            hint = literal_hint(pattern.pattern)
+            if hint is None:
+                continue
+            lit, lead = hint
+            start = lowered.find(lit)
+            full = pattern.search(variant)
+            if start < 0:
+                assert full is None
+                continue
+            hinted = pattern.search(variant, max(start - lead, 0))
+            assert (hinted and (hinted.span(), hinted.groupdict())) == (full and (full.span(), full.groupdict()))
