@@ -152,3 +152,10 @@ def test_property_searching_from_the_literal_hint_finds_the_same_match(text, bef
                 continue
             hinted = pattern.search(variant, max(start - lead, 0))
             assert (hinted and (hinted.span(), hinted.groupdict())) == (full and (full.span(), full.groupdict()))
+
+
+def test_host_characters_are_those_of_the_host_pattern():
+    from esm_medic.catalogue import extract
+
+    host = re.compile(r"[A-Za-z0-9.-]")
+    assert sorted(extract._HOST_CHARS) == [c for c in ALL_CHARS[:128] if host.fullmatch(c)]

@@ -10,7 +10,6 @@ No boto3 here.
 from __future__ import annotations
 
 import re
-import string
 
 ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:[A-Za-z0-9_+=,.@:/-]+")
 HOSTPORT = re.compile(r"\b((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}):(\d{2,5})\b")
@@ -28,7 +27,7 @@ _ARN_KEYS = {
     "sts": "principal_arn",
     "ec2": "resource_arn",
 }
-_HOST_CHARS = string.ascii_letters + string.digits + ".-"  # every character a HOSTPORT host can hold
+_HOST_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-"  # all a HOSTPORT host can hold
 _PORT_REACH = 7  # a match ends at most 6 characters after its colon (":" and 5 digits); one more for the \b
 
 
