@@ -5,7 +5,9 @@ record, or an EventBridge event carrying any of those (including esm-medic's own
 Never raises on bad input: unknown or malformed input classifies to step ``unknown`` with the raw text kept.
 
 Patterns are compiled once; one Aho-Corasick pass over a text finds the few patterns that can match it
-(``esm_medic.catalogue.matcher``), searched in catalogue order, first match wins. Status fields are found at any
+(``esm_medic.catalogue.matcher``), searched in catalogue order, first match wins. On an ASCII text the same pass
+also tells whether normalising has more to do than trim the ends (odd spacing) and which parameter extractors
+can find anything (``esm_medic.catalogue.extract``). Status fields are found at any
 depth of a CloudTrail record (``requestParameters``, ``responseElements``, ``errorCode`` / ``errorMessage``), in
 camelCase, PascalCase or snake_case, bare or in an EventBridge envelope; a ListEventSourceMappings page is read by
 its items. Named groups in patterns become extracted parameters (topic, group, ...). The memo of repeated texts is
@@ -179,7 +181,8 @@ class Classifier:
     """Compiled matcher over one catalogue.
 
     One Aho-Corasick pass over the lower-cased text finds the patterns whose required literal occurs in it; only
-    those are searched, in catalogue order, first match wins (``esm_medic.catalogue.matcher``). Results for repeated
+    those are searched, in catalogue order, first match wins (``esm_medic.catalogue.matcher``). Everything a
+    match of one pattern puts in its result is built once, here. Results for repeated
     texts are memoised in a memo bounded in entries and in bytes; texts longer than ``MEMO_MAX_TEXT`` are never
     held.
     """

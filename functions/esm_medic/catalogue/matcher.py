@@ -3,10 +3,13 @@
 Every pattern requires some literal text (``required_literals``: the longest top-level literal run, or one literal
 per branch of a top-level alternation). One Aho-Corasick automaton (pyahocorasick) over all those literals finds,
 in one pass over the lower-cased text, which patterns can possibly match; only those are searched, in catalogue
-order, and the first that matches wins. A pattern with no required literal is always searched. The result is
-exactly that of searching every pattern in order (tests/unit/test_classify_equivalence.py checks it against the
-frozen earlier algorithm); ``bench/bench_classify.py`` measures it against the alternatives (a per-pattern literal
-guard, one combined regex, Hyperscan).
+order, and the first that matches wins. A pattern with no required literal is always searched. The ordered list
+of candidates depends only on the set of literals found, so it is computed once per set and remembered; a
+candidate's search starts where its longest literal first occurs, less what the pattern can hold before it
+(``literal_hint``). The result is exactly that of searching every pattern in order
+(tests/unit/test_classify_equivalence.py checks it against the frozen earlier algorithm,
+tests/unit/test_classify_fastpaths.py the shortcuts); ``bench/bench_classify.py`` measures it against the
+alternatives (a per-pattern literal guard, one combined regex, Hyperscan).
 No boto3 here.
 """
 
