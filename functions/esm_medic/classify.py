@@ -189,6 +189,7 @@ class Classifier:
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
+        self._version = catalogue.version
         pairs = [(entry, p) for entry in catalogue.entries for p in entry.compiled]
         self._matcher = Matcher([p for _, p in pairs], {**TRIGGERS, "spacing": _ASCII_SPACING})
         bits = self._matcher.trigger_bits
@@ -275,16 +276,14 @@ class Classifier:
         else:
             params = extract_params(norm)
         if hit is None:
-            return Classification(_NOT_IN_CATALOGUE, text, "text", norm, None, "", params, self.catalogue.version)
+            return Classification(_NOT_IN_CATALOGUE, text, "text", norm, None, "", params, self._version)
         index, span, m = hit
         verdict, generic, groups = self._results[index]
         if groups and m is not None:
             params.update({k: v for k, v in m.groupdict().items() if v})
         if generic:
             params["_generic"] = "1"
-        return Classification(
-            verdict, text, "text", norm, span, norm[span[0] : span[1]], params, self.catalogue.version
-        )
+        return Classification(verdict, text, "text", norm, span, norm[span[0] : span[1]], params, self._version)
 
     # ------------------------------------------------------------------ structured input
     def classify(self, obj: Any) -> Classification:

@@ -228,7 +228,8 @@ class Matcher:
             self._automaton.make_automaton()
         # (end index, literal bit) for each literal occurrence in a lower-cased text; ``scan`` ORs the bits
         self.iter: Callable[[str], Iterable[tuple[int, int]]] = self._automaton.iter if lit_ids else _no_hits
-        self._plans: dict[int, tuple[_Step, ...]] = {}
+        # remembered candidate lists by literal set, one memo for ASCII texts and one for the others
+        self._plans: tuple[dict[int, tuple[_Step, ...]], dict[int, tuple[_Step, ...]]] = ({}, {})
 
     def scan(self, lowered: str) -> int:
         """The literals present in ``lowered`` (a lower-cased text), one bit each, in one pass."""
@@ -254,8 +255,8 @@ class Matcher:
         """The candidates, in order, for a text whose literal set is ``found``: (pattern index, the literal to
         ``find`` when the pattern is one plain literal, the literal to start the search from and how far before
         it a match can start), the last three only for an ASCII text."""
-        key = found << 1 | ascii_text
-        plan = self._plans.get(key)
+        plans = self._plans[ascii_text]
+        plan = plans.get(found)
         if plan is not None:
             return plan
         mask = self._candidate_mask(found)
@@ -270,9 +271,9 @@ class Matcher:
                 hint = self._hints[i]
                 out.append((i, self._literal[i], *(hint or (None, 0))))
         plan = tuple(out)
-        if len(self._plans) >= _PLAN_CACHE_MAX:
-            self._plans.clear()
-        self._plans[key] = plan
+        if len(plans) >= _PLAN_CACHE_MAX:
+            plans.clear()
+        plans[found] = plan
         return plan
 
     def first(
@@ -296,7 +297,7 @@ class Matcher:
         """``first`` with everything given, answering (pattern index, span, the ``re.Match`` or None when a plain
         literal was located by ``find``). ``found`` may hold more literals than ``lowered`` does (a scan of a
         longer text that contains it): extra candidates are searched and fail, so the answer is the same."""
-        plan = self._plans.get(found << 1 | ascii_text)
+        plan = self._plans[ascii_text].get(found)
         if plan is None:
             plan = self.plan(found, ascii_text)
         patterns = self.patterns
