@@ -133,7 +133,7 @@ def _time(fn: Callable[[Any], Any], items: list[Any], rounds: int = 3) -> float:
 
 
 def _interleaved(
-    fns: dict[str, Callable[[str], Any]], items: list[str], rounds: int = 5, chunk: int = 1000
+    fns: dict[str, Callable[[str], Any]], items: list[str], rounds: int = 7, chunk: int = 1000
 ) -> dict[str, float]:
     """Seconds per item of each function: the items in chunks, every function timed on a chunk in turn, each
     chunk's best round kept, the bests summed. A load that comes and goes hits every function alike, and a chunk
