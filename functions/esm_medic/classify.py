@@ -5,7 +5,9 @@ record, or an EventBridge event carrying any of those (including esm-medic's own
 Never raises on bad input: unknown or malformed input classifies to step ``unknown`` with the raw text kept.
 
 Patterns are compiled once; one Aho-Corasick pass over a text finds the few patterns that can match it
-(``esm_medic.catalogue.matcher``), searched in catalogue order, first match wins. Status fields are found at any
+(``esm_medic.catalogue.matcher``), searched in catalogue order, first match wins. On an ASCII text the same pass
+also tells whether normalising has more to do than trim the ends (odd spacing) and which parameter extractors
+can find anything (``esm_medic.catalogue.extract``). Status fields are found at any
 depth of a CloudTrail record (``requestParameters``, ``responseElements``, ``errorCode`` / ``errorMessage``), in
 camelCase, PascalCase or snake_case, bare or in an EventBridge envelope; a ListEventSourceMappings page is read by
 its items. Named groups in patterns become extracted parameters (topic, group, ...). The memo of repeated texts is
@@ -17,25 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from esm_medic.catalogue import Catalogue, Entry, get_catalogue
+from esm_medic.catalogue import Catalogue, get_catalogue
+from esm_medic.catalogue.extract import TRIGGERS, extract_ascii, extract_params
 from esm_medic.catalogue.matcher import Matcher
 
 MAX_TEXT = 4096  # characters of one text that are matched (the rest is kept, not searched)
-
-_PREFIX = re.compile(r"^(?:\s*problem\s*:\s*)+", re.IGNORECASE)
-
-# Generic parameter extractors, run on the raw text only when a cheap substring test says they may match.
-_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:[A-Za-z0-9_+=,.@:/-]+")
-_HOSTPORT = re.compile(r"\b((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}):(\d{2,5})\b")
-_TOPICS = re.compile(r"topics?:?\s*\[([^\]]+)\]", re.IGNORECASE)
-_COLON_DIGIT = re.compile(r":\d")  # cheap guard: most texts have a colon ("PROBLEM:", "Exception:") but no port
 
 STATUS_FIELDS = ("LastProcessingResult", "StateTransitionReason")
 
@@ -44,28 +38,79 @@ STATUS_FIELDS = ("LastProcessingResult", "StateTransitionReason")
 _RANK_ERROR, _RANK_GENERIC, _RANK_UNKNOWN, _RANK_HEALTHY, _RANK_EMPTY = 4, 3, 2, 1, 0
 
 
-@dataclass(slots=True)
-class Classification:
-    """One classification. Treat as immutable: results are memoised and shared (``dataclasses.replace`` to vary)."""
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a classification says apart from the text it read; every text that matches one catalogue pattern
+    shares one ``Verdict`` (built once, when the classifier is)."""
 
     entry: str | None
     step: str
     kind: str  # error | healthy | unknown | empty
     confidence: float
-    text: str
-    field: str = "text"
     title: str = ""
-    normalized: str = ""
-    span: tuple[int, int] | None = None
-    matched: str = ""
-    params: Mapping[str, str] = dataclasses.field(default_factory=dict)
     auto_fixable: bool = False
     fixable: bool = False
     transient: bool = False
     runbook: str | None = None
+
+
+_EMPTY = Verdict(None, "unknown", "empty", 0.0)
+_NOT_IN_CATALOGUE = Verdict(None, "unknown", "unknown", 0.0, "Not in the catalogue")
+_UNCLASSIFIABLE = Verdict(None, "unknown", "unknown", 0.0, "Unclassifiable input")
+
+
+@dataclass(slots=True)
+class Classification:
+    """One classification: the ``verdict`` (entry, step, kind, confidence, title, fix flags, runbook; read them as
+    attributes) and what was read. Treat as immutable: results are memoised and shared (``dataclasses.replace``
+    to vary)."""
+
+    verdict: Verdict
+    text: str
+    field: str = "text"
+    normalized: str = ""
+    span: tuple[int, int] | None = None
+    matched: str = ""
+    params: Mapping[str, str] = dataclasses.field(default_factory=dict)
     catalogue_version: str = ""
     uuid: str = ""
     also: tuple[Mapping[str, Any], ...] = ()  # the other fields' classifications (entry, step, field, text)
+
+    @property
+    def entry(self) -> str | None:
+        return self.verdict.entry
+
+    @property
+    def step(self) -> str:
+        return self.verdict.step
+
+    @property
+    def kind(self) -> str:
+        return self.verdict.kind
+
+    @property
+    def confidence(self) -> float:
+        return self.verdict.confidence
+
+    @property
+    def title(self) -> str:
+        return self.verdict.title
+
+    @property
+    def auto_fixable(self) -> bool:
+        return self.verdict.auto_fixable
+
+    @property
+    def fixable(self) -> bool:
+        return self.verdict.fixable
+
+    @property
+    def transient(self) -> bool:
+        return self.verdict.transient
+
+    @property
+    def runbook(self) -> str | None:
+        return self.verdict.runbook
 
     @property
     def healthy(self) -> bool:
@@ -106,26 +151,60 @@ class Classification:
 
 def normalize(text: str) -> str:
     """Fold whitespace, strip quotes and any leading ``PROBLEM:`` prefixes. Case is kept (matching ignores it)."""
-    t = " ".join(text[:MAX_TEXT].split()).strip("\"'“”").strip()
-    if t[:7].lower() == "problem":
-        t = _PREFIX.sub("", t, count=1).strip()
+    t = text[:MAX_TEXT]
+    if t.isprintable() and "  " not in t:
+        # every whitespace character but the space is unprintable, so the only whitespace here is single spaces:
+        # folding (" ".join(t.split())) is then a strip
+        return _trim(t)
+    return _trim(" ".join(t.split()))
+
+
+def _trim(t: str) -> str:
+    """``normalize`` for a text whose only whitespace is single spaces: strip, unquote, drop ``PROBLEM:`` prefixes
+    (``^(?:\\s*problem\\s*:\\s*)+`` case-insensitively, without a regex; tests/unit/test_classify_fastpaths.py)."""
+    t = t.strip().strip("\"'“”").strip()
+    while t[:1] in "pP" and t[:7].lower() == "problem":  # (no other character lower-cases to "p")
+        rest = t[7:].lstrip()
+        if rest[:1] != ":":
+            break
+        t = rest[1:].lstrip()
     return t
+
+
+# Whitespace an ASCII text can hold besides single spaces; when the matcher's pass over the raw text sees none,
+# normalising only trims the ends (``_trim``), so the literals it found are a superset of those of the normalised
+# text: the candidates it gives are then still every pattern that can match.
+_ASCII_SPACING = ("  ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
 
 
 class Classifier:
     """Compiled matcher over one catalogue.
 
     One Aho-Corasick pass over the lower-cased text finds the patterns whose required literal occurs in it; only
-    those are searched, in catalogue order, first match wins (``esm_medic.catalogue.matcher``). Results for repeated
+    those are searched, in catalogue order, first match wins (``esm_medic.catalogue.matcher``). Everything a
+    match of one pattern puts in its result is built once, here. Results for repeated
     texts are memoised in a memo bounded in entries and in bytes; texts longer than ``MEMO_MAX_TEXT`` are never
     held.
     """
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
-        self._entries: list[Entry] = [entry for entry in catalogue.entries for _ in entry.compiled]
-        self._matcher = Matcher([p for entry in catalogue.entries for p in entry.compiled])
-        self._flags = {e.id: (e.auto_fixable, e.fixable) for e in catalogue.entries}
+        self._version = catalogue.version
+        pairs = [(entry, p) for entry in catalogue.entries for p in entry.compiled]
+        self._matcher = Matcher([p for _, p in pairs], {**TRIGGERS, "spacing": _ASCII_SPACING})
+        bits = self._matcher.trigger_bits
+        self._arn_bits, self._port_bits, self._topic_bits = bits["arn"], bits["port"], bits["topics"]
+        self._spacing_bits = bits["spacing"]
+        self._extract_bits = self._arn_bits | self._port_bits | self._topic_bits
+        # what a match of pattern i puts in its Classification, computed once: the verdict, whether the entry is
+        # generic, whether the pattern has named groups
+        verdicts = {
+            e.id: Verdict(
+                e.id, e.step, e.kind, e.confidence, e.title, e.auto_fixable, e.fixable, e.transient, e.runbook
+            )
+            for e in catalogue.entries
+        }
+        self._results = tuple((verdicts[e.id], e.generic, bool(p.groupindex)) for e, p in pairs)
         self._memo: dict[str, Classification] = {}
         self._memo_bytes = 0
         self._memo_lock = threading.Lock()
@@ -160,68 +239,51 @@ class Classifier:
         """Approximate bytes held by the memo (bounded by ``MEMO_MAX_BYTES``)."""
         return self._memo_bytes
 
-    def _match(self, norm: str) -> tuple[Entry, Any] | None:
-        hit = self._matcher.first(norm)
-        if hit is None:
-            return None
-        return self._entries[hit[0]], hit[1]
-
     def _failed(self, text: str) -> Classification:
-        return Classification(
-            None,
-            "unknown",
-            "unknown",
-            0.0,
-            _short(text),
-            title="Unclassifiable input",
-            catalogue_version=self.catalogue.version,
-        )
+        return Classification(_UNCLASSIFIABLE, _short(text), catalogue_version=self.catalogue.version)
 
     def _classify_text_uncached(self, text: str) -> Classification:
-        version = self.catalogue.version
-        if not text or text.isspace():
-            return Classification(None, "unknown", "empty", 0.0, text, catalogue_version=version)
-        norm = normalize(text)
-        hit = self._matcher.first(norm)
+        matcher = self._matcher
+        t = text[:MAX_TEXT]
+        ascii_text = t.isascii()
+        if ascii_text:
+            # one pass over the raw text; unless it holds odd spacing, normalising only trims the ends
+            found = 0
+            for _end, bit in matcher.iter(t.lower()):  # matcher.scan, inline
+                found |= bit
+            if found & self._spacing_bits:
+                norm = _trim(" ".join(t.split()))
+                lowered = norm.lower()
+                found = matcher.scan(lowered)
+            else:
+                norm = _trim(t)
+                lowered = norm.lower()
+        else:
+            norm = normalize(text)
+            lowered = norm.lower()
+            found = matcher.scan(lowered)
+            ascii_text = norm.isascii()
+        if not norm and (not text or text.isspace()):
+            return Classification(_EMPTY, text, catalogue_version=self.catalogue.version)
+        hit = matcher.match(norm, lowered, found, ascii_text)
+        if ascii_text:  # the scan saw every literal an extractor needs: those that cannot find anything are skipped
+            if found & self._extract_bits:
+                params = extract_ascii(
+                    norm, lowered, found & self._arn_bits, found & self._port_bits, found & self._topic_bits
+                )
+            else:
+                params = {}
+        else:
+            params = extract_params(norm)
         if hit is None:
-            return Classification(
-                None,
-                "unknown",
-                "unknown",
-                0.0,
-                text,
-                title="Not in the catalogue",
-                normalized=norm,
-                params=extract_params(norm),
-                catalogue_version=version,
-            )
-        index, m = hit
-        entry = self._entries[index]
-        params = extract_params(norm)
-        groups = m.groupdict()
-        if groups:
-            params.update({k: v for k, v in groups.items() if v})
-        if entry.generic:
+            return Classification(_NOT_IN_CATALOGUE, text, "text", norm, None, "", params, self._version)
+        index, span, m = hit
+        verdict, generic, groups = self._results[index]
+        if groups and m is not None:
+            params.update({k: v for k, v in m.groupdict().items() if v})
+        if generic:
             params["_generic"] = "1"
-        flags = self._flags[entry.id]
-        return Classification(
-            entry.id,
-            entry.step,
-            entry.kind,
-            entry.confidence,
-            text,
-            "text",
-            entry.title,
-            norm,
-            m.span(),
-            m.group(0),
-            params,
-            flags[0],
-            flags[1],
-            entry.transient,
-            entry.runbook,
-            version,
-        )
+        return Classification(verdict, text, "text", norm, span, norm[span[0] : span[1]], params, self._version)
 
     # ------------------------------------------------------------------ structured input
     def classify(self, obj: Any) -> Classification:
@@ -230,15 +292,8 @@ class Classifier:
         try:
             return self._classify_any(obj)
         except Exception as exc:  # never let odd input escape as an exception
-            return Classification(
-                None,
-                "unknown",
-                "unknown",
-                0.0,
-                _short(obj),
-                title=f"Unclassifiable input ({type(exc).__name__})",
-                catalogue_version=self.catalogue.version,
-            )
+            verdict = Verdict(None, "unknown", "unknown", 0.0, f"Unclassifiable input ({type(exc).__name__})")
+            return Classification(verdict, _short(obj), catalogue_version=self.catalogue.version)
 
     def _classify_any(self, obj: Any, depth: int = 0) -> Classification:
         if isinstance(obj, bytes | bytearray):
@@ -256,7 +311,7 @@ class Classifier:
         if isinstance(obj, list | tuple) and obj and depth < 4:
             results = [self._classify_any(o, depth + 1) for o in obj[:50]]
             return max(results, key=lambda c: c.rank)
-        return Classification(None, "unknown", "empty", 0.0, _short(obj), catalogue_version=self.catalogue.version)
+        return Classification(_EMPTY, _short(obj), catalogue_version=self.catalogue.version)
 
     def _classify_mapping(self, obj: Mapping[str, Any], depth: int) -> Classification:
         keys = _keymap(obj)
@@ -316,7 +371,7 @@ class Classifier:
         return _replace(c, uuid=uuid or c.uuid)
 
     def _empty(self, uuid: str) -> Classification:
-        return Classification(None, "unknown", "empty", 0.0, "", uuid=uuid, catalogue_version=self.catalogue.version)
+        return Classification(_EMPTY, "", uuid=uuid, catalogue_version=self.catalogue.version)
 
     def classify_many(self, items: Iterable[Any]) -> Iterator[Classification]:
         for item in items:
@@ -392,32 +447,6 @@ def _short(obj: Any) -> str:
         return "<unprintable>"
 
 
-def extract_params(text: str) -> dict[str, str]:
-    """Pull broker host/port, ARNs and topic names out of free text (empty dict when there are none)."""
-    params: dict[str, str] = {}
-    if "arn:" in text:
-        for arn in _ARN.findall(text):
-            service = arn.split(":")[2]
-            key = {
-                "secretsmanager": "secret_arn",
-                "kms": "kms_key_arn",
-                "kafka": "cluster_arn",
-                "iam": "role_arn",
-                "sts": "principal_arn",
-                "ec2": "resource_arn",
-            }.get(service, f"{service}_arn")
-            params.setdefault(key, arn.rstrip(".,;"))
-    if ":" in text and _COLON_DIGIT.search(text):
-        m = _HOSTPORT.search(text)
-        if m:
-            params["host"], params["port"] = m.group(1), m.group(2)
-    if "[" in text:
-        t = _TOPICS.search(text)
-        if t:
-            params["topic"] = t.group(1).split(",")[0].strip()
-    return params
-
-
 @lru_cache(maxsize=1)
 def default_classifier() -> Classifier:
     return Classifier(get_catalogue())
@@ -431,6 +460,7 @@ def classify(obj: Any) -> Classification:
 __all__ = [
     "Classification",
     "Classifier",
+    "Verdict",
     "classify",
     "default_classifier",
     "extract_params",
