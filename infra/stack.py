@@ -29,7 +29,7 @@ from esm_medic.detect.events.esm_log import FILTER_PATTERN
 from esm_medic.tables import TABLES, TableSpec
 from infra.asset import ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
-from infra.member_stack import MEMBER_FUNCTIONS, grant_member_access
+from infra.member_stack import MEMBER_FUNCTIONS, allow_member_events, grant_member_access
 from infra.observability import Observability
 from infra.settings import Settings
 from infra.settings import load as load_settings
@@ -187,6 +187,8 @@ class EsmMedicStack(cdk.Stack):
 
         # ---------------------------------------------------------------- detection
         self.rules = self._rules()
+        # member accounts' forwarding rules (infra/member_stack.py) put their ESM events on this bus
+        self.member_event_policies = allow_member_events(self, self.settings)
         sweep_minutes = self.settings.sweep_minutes
         if "outbox" in self.functions:
             events.Rule(

@@ -116,4 +116,103 @@ def test_the_grants_match_the_role_each_step_uses() -> None:
 
     for step, purpose in STEP_PURPOSE.items():
         assert MEMBER_FUNCTIONS[step] == {f"esm-medic-{purpose}"}, step
-    assert set(MEMBER_FUNCTIONS) == {*STEP_PURPOSE, "sweeper"}
+    detectors = {"watch", "cloudtrail_error", "esm_logs"}  # read a member's ESM where its event came from
+    assert set(MEMBER_FUNCTIONS) == {*STEP_PURPOSE, "sweeper", *detectors}
+    assert all(MEMBER_FUNCTIONS[d] == {"esm-medic-diagnosis"} for d in detectors)
+
+
+# ---------------------------------------------------------------------------------------------- member events
+def _bus_policies(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v["Properties"] for v in template["Resources"].values() if v["Type"] == "AWS::Events::EventBusPolicy"]
+
+
+def test_the_central_bus_admits_exactly_the_member_accounts(members_template: dict[str, Any]) -> None:
+    (policy,) = _bus_policies(members_template)
+    assert policy["EventBusName"] == "default"
+    st = policy["Statement"]
+    assert st["Effect"] == "Allow" and st["Action"] == "events:PutEvents" and "Condition" not in st
+    principals = json.dumps(st["Principal"]["AWS"])
+    assert sorted(re.findall(r":iam::(\d{12}):root", principals)) == sorted(MEMBERS)
+    assert ":event-bus/default" in json.dumps(st["Resource"])
+
+
+def test_an_organization_bus_policy_requires_the_organization(tmp_path: Path) -> None:
+    template = _synth(tmp_path, {"OrganizationId": "o-abcdefghij"})
+    (policy,) = _bus_policies(template)
+    st = policy["Statement"]
+    assert st["Principal"] == "*" and st["Action"] == "events:PutEvents"
+    assert st["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}}
+    fns, _ = _functions_and_policies(template)
+    watch = next(f for f in fns.values() if f["Properties"]["Handler"].endswith("watch.handler"))
+    assert watch["Properties"]["Environment"]["Variables"]["ESM_MEDIC_ORGANIZATION_ID"] == "o-abcdefghij"
+
+
+def test_no_members_no_bus_policy(template: dict[str, Any]) -> None:
+    assert not _bus_policies(template)
+
+
+def _member_template() -> dict[str, Any]:
+    import aws_cdk as cdk
+
+    from infra.member_stack import EsmMedicMemberStack
+    from infra.settings import load
+
+    app = cdk.App()
+    settings = load({"CentralAccount": "111122223333", "ExternalId": "an-external-id"}, member=True)
+    stack = EsmMedicMemberStack(app, "EsmMedicMember", settings=settings)
+    from aws_cdk.assertions import Template
+
+    return dict(Template.from_stack(stack).to_json())
+
+
+def test_the_member_forwards_every_aws_sourced_detection_rule_to_the_central_bus() -> None:
+    from infra.member_stack import forwarded_pattern
+    from infra.stack import PATTERNS, RULES
+
+    template = _member_template()
+    res = template["Resources"]
+    rules = {k: v["Properties"] for k, v in res.items() if v["Type"] == "AWS::Events::Rule"}
+    forward_role = next(k for k, v in res.items() if v["Type"] == "AWS::IAM::Role" and k.startswith("ForwardRole"))
+    wanted = {r: spec for r, spec in RULES.items() if forwarded_pattern(PATTERNS / spec[0]) is not None}
+    assert set(wanted) == {"ApiChange", "RoleAccessDenied", "MetricAlarm"}  # not esm-medic's own StatusError
+    assert len(rules) == len(wanted)
+    for rule_id, (filename, _target, state) in wanted.items():
+        (props,) = [p for k, p in rules.items() if k.startswith(f"{rule_id}Forward")]
+        assert props["EventPattern"] == json.loads((PATTERNS / filename).read_text()), rule_id
+        assert props["State"] == state, rule_id
+        (target,) = props["Targets"]
+        arn = json.dumps(target["Arn"])
+        assert '{"Ref": "CentralAccount"}' in arn and '{"Ref": "CentralEventBus"}' in arn and ":event-bus/" in arn
+        assert target["RoleArn"] == {"Fn::GetAtt": [forward_role, "Arn"]}
+    trust = res[forward_role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "events.amazonaws.com"}]
+    (policy,) = [
+        v["Properties"]
+        for v in res.values()
+        if v["Type"] == "AWS::IAM::Policy" and v["Properties"]["Roles"] == [{"Ref": forward_role}]
+    ]
+    (st,) = policy["PolicyDocument"]["Statement"]
+    assert st["Action"] == "events:PutEvents" and '{"Ref": "CentralAccount"}' in json.dumps(st["Resource"])
+    assert template["Parameters"]["CentralEventBus"]["Default"] == "default"
+
+
+def test_forwarded_patterns_are_only_aws_sourced(tmp_path: Path) -> None:
+    from infra.member_stack import forwarded_pattern
+
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"source": ["esm-medic"], "detail-type": ["ESM Status Change"]}))
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps({"source": ["aws.lambda", "esm-medic"]}))
+    aws = tmp_path / "aws.json"
+    aws.write_text(json.dumps({"source": ["aws.cloudwatch"]}))
+    assert forwarded_pattern(own) is None and forwarded_pattern(mixed) is None
+    assert forwarded_pattern(tmp_path / "missing.json") is None
+    assert forwarded_pattern(aws) == {"source": ["aws.cloudwatch"]}
+
+
+def test_the_member_template_passes_cdk_nag_and_cfn_lint(tmp_path: Path) -> None:
+    template = _synth(tmp_path, {"CentralAccount": "111122223333", "ExternalId": "an-external-id"})
+    assert template  # the central template (cfn-lint ran on it in _synth)
+    _cfn_lint(tmp_path / "EsmMedicMember.template.json")
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    assert all(p["conclusion"] == "success" and not p["violations"] for p in report["pluginReports"])

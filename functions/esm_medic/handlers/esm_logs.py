@@ -5,6 +5,12 @@ Input: the subscription event ``{"awslogs": {"data": <base64 gzip JSON>}}`` (dec
 de-duplicated with the sweeper's snapshots); ``POLLER_STATUS_EVENT`` records are kept as evidence for the diagnosis
 (see :mod:`esm_medic.detect.esm_logs`).
 
+The ESMs are read in the account that owns the log group (the payload's ``owner``: a member account's logs arrive
+through a cross-account CloudWatch Logs destination, see docs/deploy.md), through the member's diagnosis role
+(:mod:`esm_medic.detect.event_account`); the snapshots, evidence and events stay central. Logs of an account that
+is neither this install's nor a configured member are dropped (``UnlistedAccountEvents``); a member whose role
+cannot be assumed gives ``{"ok": false, "account", "failure"}`` and ``AccountsFailed``.
+
 Output: ``{"ok": true, "records", "processing", "poller_status", "emitted", "duplicates", ...}``; a payload that
 cannot be decoded gives ``{"ok": false, "error": <reason>}`` and the ``MalformedInput`` metric (CloudWatch Logs does
 not retry a Lambda destination's refusal, so raising would only lose the reason). AWS failures past the adapter's
@@ -26,12 +32,13 @@ def _metric(name: str, value: float) -> None:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     from esm_medic.detect.esm_logs import handle_records
     from esm_medic.detect.events import EventRejected
-    from esm_medic.detect.events.esm_log import decode_subscription
+    from esm_medic.detect.events.esm_log import decode_batch
     from esm_medic.detect.settings import SweepSettings
+    from esm_medic.handlers._event_account import account_adapter, not_acted
 
     logger.set_correlation_id(str(getattr(context, "aws_request_id", "") or "esm-logs"))
     try:
-        log_group, records = decode_subscription(event)
+        batch = decode_batch(event)
     except EventRejected as exc:
         logger.error("rejected input", extra={"reason": exc.reason})
         _metric("MalformedInput", 1)
@@ -41,9 +48,13 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     except ValueError as exc:
         logger.error("invalid configuration", extra={"reason": str(exc)})
         return {"ok": False, "error": f"invalid configuration: {exc}"}
+    log_group, records = batch.log_group, batch.records
     if not records:
         return {"ok": True, "log_group": log_group, "records": 0, "emitted": 0}
-    result = handle_records(get_aws(), records, settings=settings)
+    where = account_adapter(get_aws(), batch.owner or None, "esm_logs")
+    if where.aws is None:
+        return not_acted(where, log_group=log_group, records=len(records))
+    result = handle_records(where.aws, records, settings=settings)
     for text in result.errors:
         logger.warning("log path problem", extra={"reason": text})
     _metric("EsmLogRecords", result.records)
@@ -51,7 +62,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     _metric("EsmLogDuplicates", result.duplicates)
     _metric("PollerEvidenceSaved", result.evidence_saved)
     summary = result.summary()
-    logger.info(
-        "esm system logs", extra={"log_group": log_group, **{k: v for k, v in summary.items() if k != "errors"}}
-    )
-    return {"ok": True, "log_group": log_group, **summary}
+    shown = {k: v for k, v in summary.items() if k != "errors"}
+    logger.info("esm system logs", extra={"log_group": log_group, "account": where.account, **shown})
+    return {"ok": True, "log_group": log_group, "account": where.account, **summary}
