@@ -143,6 +143,9 @@ class EsmMedicMemberStack(cdk.Stack):
             description="The central install's event bus (ESM_MEDIC_EVENT_BUS; 'default' unless changed)",
         ).value_as_string
         self.forwarding_rules = self._forwarding_rules(central, bus_name)
+        from infra.member_logs import member_subscription
+
+        self.log_subscription = member_subscription(self, central)
         cdk.CfnOutput(self, "DiagnosisRoleArn", value=self.diagnosis_role.role_arn)
         cdk.CfnOutput(self, "RemediationRoleArn", value=self.remediation_role.role_arn)
 

@@ -29,6 +29,7 @@ from esm_medic.detect.events.esm_log import FILTER_PATTERN
 from esm_medic.tables import TABLES, TableSpec
 from infra.asset import ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
+from infra.member_logs import central_destination
 from infra.member_stack import MEMBER_FUNCTIONS, allow_member_events, grant_member_access
 from infra.observability import Observability
 from infra.settings import Settings
@@ -426,6 +427,8 @@ class EsmMedicStack(cdk.Stack):
             raise ValueError(f"EsmLogSubscription must be account, log-group or off, got {mode!r}")
         if mode == "off":
             return
+        # member accounts' system logs: a cross-account destination and a stream (infra/member_logs.py)
+        central_destination(self, self.settings, fn)
         fn.add_permission(
             "EsmLogsInvokeByLogs",
             principal=iam.ServicePrincipal("logs.amazonaws.com"),

@@ -185,6 +185,19 @@ def test_a_member_access_denial_names_the_member_esms(
     assert ignored["ok"] and ignored["ignored"] and ignored["account"] == UNLISTED
 
 
+def _kinesis(*payloads: dict[str, Any]) -> dict[str, Any]:
+    """A Kinesis batch as the central destination's stream delivers the members' subscription payloads."""
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:kinesis",
+                "kinesis": {"data": p["awslogs"]["data"], "sequenceNumber": f"4959{i:04d}"} if p else {},
+            }
+            for i, p in enumerate(payloads)
+        ]
+    }
+
+
 def test_a_member_system_log_record_is_read_in_the_member(world: dict[str, Any], as_functions: dict[str, Any]) -> None:
     from esm_medic_sandbox import scenarios
 
@@ -195,15 +208,38 @@ def test_a_member_system_log_record_is_read_in_the_member(world: dict[str, Any],
     item = admin.call("lambda", "get_event_source_mapping", UUID=r.uuid)
     message = str(item.get("LastProcessingResult") or "PROBLEM: Connection error.")
 
-    out = esm_logs.handler(_log_payload(r.uuid, MEMBER, message), _Ctx("esm_logs"))
-    assert out["ok"] and out["account"] == MEMBER and out["emitted"] == 1, out
+    # through the stream: the member's payload, an unlisted account's and a broken record
+    batch = _kinesis(_log_payload(r.uuid, MEMBER, message), _log_payload(r.uuid, UNLISTED, message), {})
+    out = esm_logs.handler(batch, _Ctx("esm_logs"))
+    assert out["batchItemFailures"] == [] and out["emitted"] == 1, out
+    member, unlisted, broken = out["payloads"]
+    assert member["ok"] and member["account"] == MEMBER and member["emitted"] == 1
+    assert unlisted["ok"] and unlisted["ignored"] and unlisted["account"] == UNLISTED and unlisted["records"] == 1
+    assert not broken["ok"] and "kinesis.data" in broken["error"]
     arn = _execution_of(workflow, r.uuid)
     assert _input_of(workflow, arn)["account"] == MEMBER
     run = workflow.wait(arn, timeout=120)
     assert run.outcome == "recovered", run.to_dict()
 
-    ignored = esm_logs.handler(_log_payload(r.uuid, UNLISTED, message), _Ctx("esm_logs"))
-    assert ignored["ok"] and ignored["ignored"] and ignored["account"] == UNLISTED and ignored["records"] == 1
+
+def test_a_failed_stream_record_is_reported_for_retry(
+    world: dict[str, Any], as_functions: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esm_medic.detect import esm_logs as path
+    from esm_medic.handlers import esm_logs
+
+    calls: list[int] = []
+
+    def throttled(aws: Any, records: Any, **kwargs: Any) -> Any:
+        calls.append(len(records))
+        raise RuntimeError("ThrottlingException past the adapter's retries")
+
+    monkeypatch.setattr(path, "handle_records", throttled)
+    uuid = "0f0e0d0c-0b0a-4909-8807-060504030201"
+    message = "PROBLEM: Connection error."
+    out = esm_logs.handler(_kinesis(*[_log_payload(uuid, MEMBER, message)] * 3), _Ctx("esm_logs"))
+    assert not out["ok"] and out["batchItemFailures"] == [{"itemIdentifier": "49590000"}]
+    assert calls == [1]  # stopped at the first failure: Lambda retries from there
 
 
 def test_a_refused_member_is_reported_not_raised(world: dict[str, Any], as_functions: dict[str, Any]) -> None:
@@ -222,9 +258,12 @@ def test_a_refused_member_is_reported_not_raised(world: dict[str, Any], as_funct
             watch.handler(_api_change(admin, r.uuid), _Ctx("watch")),
             cloudtrail_error.handler(_denial(role), _Ctx("cloudtrail_error")),
             esm_logs.handler(_log_payload(r.uuid, MEMBER, "PROBLEM: Connection error."), _Ctx("esm_logs")),
+            esm_logs.handler(_kinesis(_log_payload(r.uuid, MEMBER, "PROBLEM: Connection error.")), _Ctx("esm_logs")),
         ]
     finally:
         root.call("ssm", "put_parameter", Name=EXTERNAL_ID_PARAM, Value=EXTERNAL_ID, Overwrite=True)
+    outs[3] = outs[3]["payloads"][0] | {"stream": outs[3]}
+    assert outs[3]["stream"]["batchItemFailures"] == []  # a refused member is not retried: it would block the shard
     for out in outs:
         assert not out["ok"] and out["account"] == MEMBER and out["error_code"] == "AccessDenied", out
         assert "esm-medic-diagnosis" in out["failure"] and "Traceback" not in out["failure"]

@@ -216,3 +216,63 @@ def test_the_member_template_passes_cdk_nag_and_cfn_lint(tmp_path: Path) -> None
     _cfn_lint(tmp_path / "EsmMedicMember.template.json")
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert all(p["conclusion"] == "success" and not p["violations"] for p in report["pluginReports"])
+
+
+# ---------------------------------------------------------------------------------------------- member system logs
+def _of_type(template: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == rtype}
+
+
+def test_the_central_destination_takes_the_members_system_logs(members_template: dict[str, Any]) -> None:
+    from infra.member_logs import DESTINATION_NAME
+
+    (dest,) = _of_type(members_template, "AWS::Logs::Destination").values()
+    props = dest["Properties"]
+    assert props["DestinationName"] == DESTINATION_NAME
+    (stream_id,) = _of_type(members_template, "AWS::Kinesis::Stream")
+    assert props["TargetArn"] == {"Fn::GetAtt": [stream_id, "Arn"]}
+    policy = json.dumps(props["DestinationPolicy"])
+    assert sorted(re.findall(r":iam::(\d{12}):root", policy)) == sorted(MEMBERS)
+    assert "logs:PutSubscriptionFilter" in policy and "PrincipalOrgID" not in policy
+    # CloudWatch Logs assumes the destination role only for the members' (and the install's) log groups
+    role_id = props["RoleArn"]["Fn::GetAtt"][0]
+    (trust,) = members_template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "logs.amazonaws.com"}
+    sources = json.dumps(trust["Condition"]["StringLike"]["aws:SourceArn"])
+    assert all(f":{m}:*" in sources for m in MEMBERS)
+    _, by_role = _functions_and_policies(members_template)
+    writes = {a for st in by_role[role_id] for a in _actions(st)}
+    assert writes and all(a.startswith("kinesis:Put") or a == "kinesis:ListShards" for a in writes)
+    # the stream feeds esm_logs, which reports the failed record so Lambda retries from it
+    (esm,) = _of_type(members_template, "AWS::Lambda::EventSourceMapping").values()
+    assert esm["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [stream_id, "Arn"]}
+    assert esm["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    fns, _ = _functions_and_policies(members_template)
+    target = esm["Properties"]["FunctionName"]["Ref"]
+    assert fns[target]["Properties"]["Handler"].endswith("esm_logs.handler")
+
+
+def test_an_organization_destination_requires_the_organization(tmp_path: Path) -> None:
+    template = _synth(tmp_path, {"OrganizationId": "o-abcdefghij"})
+    (dest,) = _of_type(template, "AWS::Logs::Destination").values()
+    policy = json.dumps(dest["Properties"]["DestinationPolicy"])
+    assert "aws:PrincipalOrgID" in policy and "o-abcdefghij" in policy
+
+
+def test_no_members_no_destination(template: dict[str, Any]) -> None:
+    assert not _of_type(template, "AWS::Logs::Destination") and not _of_type(template, "AWS::Kinesis::Stream")
+
+
+def test_the_member_subscribes_its_system_logs_to_the_central_destination() -> None:
+    from esm_medic.detect.events.esm_log import FILTER_PATTERN
+    from infra.member_logs import DESTINATION_NAME
+
+    template = _member_template()
+    (policy,) = _of_type(template, "AWS::Logs::AccountPolicy").values()
+    assert policy["Condition"] == "EsmSystemLogsOn"
+    assert template["Parameters"]["EsmSystemLogs"]["AllowedValues"] == ["account", "off"]
+    props = policy["Properties"]
+    assert props["PolicyType"] == "SUBSCRIPTION_FILTER_POLICY" and props["Scope"] == "ALL"
+    doc = json.dumps(props["PolicyDocument"])
+    assert '{"Ref": "CentralAccount"}' in doc and f":destination:{DESTINATION_NAME}" in doc
+    assert all(kind in doc for kind in ("ESM_PROCESSING_EVENT", "POLLER_STATUS_EVENT")) and FILTER_PATTERN
