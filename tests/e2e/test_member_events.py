@@ -150,6 +150,12 @@ def test_a_member_api_change_leads_to_the_member_esm_being_fixed(
     rows = [row for row in workflow.audit(r.uuid) if row["action"] not in ("workflow", "")]
     assert rows and {row["account"] for row in rows} == {MEMBER}
 
+    # a direct check (a Step Functions loop) names the account; a malformed one is refused
+    look = watch.handler({"uuid": r.uuid, "account": MEMBER, "record": False}, _Ctx("watch"))
+    assert look["ok"] and look["found"] and look["account"] == MEMBER and not look["error"], look
+    assert not watch.handler({"uuid": r.uuid, "account": "12"}, _Ctx("watch"))["ok"]
+    assert not watch.handler({"uuid": r.uuid}, _Ctx("watch"))["found"]  # not in the install's own account
+
     # the same event from an account that is neither the install's nor a member: ignored, nothing read or put
     executions = len(workflow.executions())
     ignored = watch.handler(_api_change(admin, r.uuid, account=UNLISTED), _Ctx("watch"))

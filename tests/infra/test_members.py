@@ -276,3 +276,23 @@ def test_the_member_subscribes_its_system_logs_to_the_central_destination() -> N
     doc = json.dumps(props["PolicyDocument"])
     assert '{"Ref": "CentralAccount"}' in doc and f":destination:{DESTINATION_NAME}" in doc
     assert all(kind in doc for kind in ("ESM_PROCESSING_EVENT", "POLLER_STATUS_EVENT")) and FILTER_PATTERN
+
+
+def test_with_members_only_this_account_may_start_the_workflow(members_template: dict[str, Any]) -> None:
+    """The bus policy lets members put events: a member's forged esm-medic event must not match the error rule."""
+    from infra.stack import PATTERNS, RULES
+
+    rules = [v["Properties"] for v in _of_type(members_template, "AWS::Events::Rule").values()]
+    for _rule_id, (filename, _target, _state) in RULES.items():
+        pattern = json.loads((PATTERNS / filename).read_text())
+        (deployed,) = [
+            r["EventPattern"]
+            for r in rules
+            if r.get("EventPattern", {}).get("source") == pattern["source"]
+            and r["EventPattern"].get("detail-type") == pattern.get("detail-type")
+            and r["EventPattern"].get("detail") == pattern.get("detail")
+        ]
+        if pattern["source"] == ["esm-medic"]:
+            assert deployed == {**pattern, "account": [{"Ref": "AWS::AccountId"}]}, filename
+        else:
+            assert deployed == pattern, filename  # AWS's own events: a member's, forwarded by its rule
