@@ -9,6 +9,14 @@ that organization:
 - ``esm-medic-remediation``: exactly the actions the remediation registry declares, plus restarting an ESM, plus
   the diagnosis' reads (the workflow's remediate, verify and rollback steps re-read the live state with it).
 
+Forwarding rules: the detection rules whose events AWS raises in the member account (CloudTrail ESM API calls,
+access denials to ESM execution roles, ESM metric alarms: every pattern in ``esm_medic/detect/patterns`` whose
+``source`` is an AWS one, read as data like the central stack does) are created on the member's default bus, in
+the same states, with the central account's bus (``CentralAccount``, ``CentralEventBus``, this region) as their
+target, through a role EventBridge assumes for the cross-account PutEvents. The central bus policy
+(``infra/stack.py``) admits the members' PutEvents; the envelope ``account`` keeps naming the member, so the
+central detectors act there through the diagnosis role.
+
 The central sweeper assumes the diagnosis role in each member account (no Lambda runs in a member account): one
 AssumeRole per member per credential lifetime is cheaper than a scheduled function in every account, and modes,
 budgets and the kill switch stay in one place. The same template serves as a CloudFormation StackSet for an
@@ -20,6 +28,8 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -40,6 +50,10 @@ MEMBER_FUNCTIONS: dict[str, frozenset[str]] = {
     "remediate": frozenset({REMEDIATION_ROLE}),
     "verify": frozenset({REMEDIATION_ROLE}),
     "rollback": frozenset({REMEDIATION_ROLE}),
+    # the fast detectors read a member's ESM where the event came from (watch, CloudTrail denial, system logs)
+    "watch": frozenset({DIAGNOSIS_ROLE}),
+    "cloudtrail_error": frozenset({DIAGNOSIS_ROLE}),
+    "esm_logs": frozenset({DIAGNOSIS_ROLE}),
 }
 #: the SecureString holding the external id the member roles require (created after the deploy, never in a template)
 EXTERNAL_ID_PARAMETER = "/esm-medic/external-id"
@@ -120,8 +134,68 @@ class EsmMedicMemberStack(cdk.Stack):
         )
         # the remediate step re-diagnoses after each fix of a plan, secret shape included
         self.remediation_role.add_to_policy(secret_shape)
+        bus_name = cdk.CfnParameter(
+            self,
+            "CentralEventBus",
+            type="String",
+            default="default",
+            allowed_pattern=r"[/\.\-_A-Za-z0-9]{1,256}",
+            description="The central install's event bus (ESM_MEDIC_EVENT_BUS; 'default' unless changed)",
+        ).value_as_string
+        self.forwarding_rules = self._forwarding_rules(central, bus_name)
+        from infra.member_logs import member_subscription
+
+        self.log_subscription = member_subscription(self, central)
         cdk.CfnOutput(self, "DiagnosisRoleArn", value=self.diagnosis_role.role_arn)
         cdk.CfnOutput(self, "RemediationRoleArn", value=self.remediation_role.role_arn)
+
+    def _forwarding_rules(self, central: str, bus_name: str) -> dict[str, events.Rule]:
+        """The member side of the fast detectors: each AWS-sourced detection rule, forwarding to the central bus."""
+        from infra.stack import PATTERNS, RULES, event_pattern
+
+        bus_arn = f"arn:{self.partition}:events:{self.region}:{central}:event-bus/{bus_name}"
+        bus = events.EventBus.from_event_bus_arn(self, "CentralBus", bus_arn)
+        role = iam.Role(
+            self,
+            "ForwardRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description="esm-medic: EventBridge forwards the member's ESM events to the central install's bus",
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus_arn]))
+        rules: dict[str, events.Rule] = {}
+        for rule_id, (filename, _target, state) in RULES.items():
+            doc = forwarded_pattern(PATTERNS / filename)
+            if doc is None:
+                continue
+            rule = events.Rule(
+                self,
+                f"{rule_id}Forward",
+                event_pattern=event_pattern(doc),
+                targets=[targets.EventBus(bus, role=role)],
+                description=f"esm-medic: {filename} -> the central install's event bus",
+            )
+            if state != "ENABLED":
+                cfn = rule.node.default_child
+                assert isinstance(cfn, events.CfnRule)
+                cfn.add_property_override("State", state)
+            rules[rule_id] = rule
+        return rules
+
+
+def forwarded_pattern(path: Any) -> dict[str, Any] | None:
+    """The pattern of a rule a member forwards (its events are raised by AWS in the member account: ``source``
+    ``aws.*``), None for esm-medic's own events (the central sweeper and detectors put those) or a missing file."""
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.exists():
+        return None
+    doc: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    sources = doc.get("source") or []
+    if not sources or not all(isinstance(s, str) and s.startswith("aws.") for s in sources):
+        return None
+    return doc
 
 
 def grant_member_access(stack: cdk.Stack, settings: Settings, name: str, fn: lambda_.Function, role: iam.Role) -> None:
@@ -155,3 +229,33 @@ def grant_member_access(stack: cdk.Stack, settings: Settings, name: str, fn: lam
     fn.add_environment("ESM_MEDIC_EXTERNAL_ID_PARAM", EXTERNAL_ID_PARAMETER)
     if members:
         fn.add_environment("ESM_MEDIC_MEMBER_ACCOUNTS", ",".join(members))
+    elif org:
+        # no list: the detectors accept events of any account the bus policy admits (this organization's)
+        fn.add_environment("ESM_MEDIC_ORGANIZATION_ID", org)
+
+
+def allow_member_events(stack: cdk.Stack, settings: Settings, bus_name: str = "default") -> list[cdk.CfnResource]:
+    """The central bus policy: the member accounts (``MemberAccounts``) or any account of ``OrganizationId`` may
+    put events on the central bus (their forwarding rules). Nothing when the install has no members."""
+    members, org = settings.member_accounts, settings.organization_id
+    if not members and not org:
+        return []
+    bus_arn = f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/{bus_name}"
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Action": "events:PutEvents",
+        "Resource": bus_arn,
+    }
+    if members:
+        statement["Principal"] = {"AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in members]}
+    else:
+        statement["Principal"] = "*"
+        statement["Condition"] = {"StringEquals": {"aws:PrincipalOrgID": org}}
+    # the L1 resource itself: aws_events.CfnEventBusPolicy prints a deprecation banner for its (unused) Principal
+    policy = cdk.CfnResource(
+        stack,
+        "MemberEventsPolicy",
+        type="AWS::Events::EventBusPolicy",
+        properties={"StatementId": "esm-medic-member-events", "EventBusName": bus_name, "Statement": statement},
+    )
+    return [policy]

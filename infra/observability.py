@@ -48,6 +48,7 @@ CUSTOM_METRICS: dict[str, CustomMetric] = {
         CustomMetric("SweepDuration", "Maximum", "sweep wall time (ms)"),
         CustomMetric("SweepFailed", description="failed sweeps"),
         CustomMetric("AccountsFailed", description="member accounts a sweep could not reach (role not assumable)"),
+        CustomMetric("UnlistedAccountEvents", description="events from accounts that are not members: ignored"),
         CustomMetric("OutboxPending", "Maximum", "notifications and tickets not yet delivered"),
         CustomMetric("BudgetExhausted", description="fixes refused because a blast-radius budget was used up"),
         CustomMetric("KillSwitchOn", "Maximum", "1 while the kill switch stops every change"),
@@ -207,7 +208,11 @@ class Observability(Construct):
             cw.GraphWidget(
                 title="Sweeper duration and errors",
                 left=[custom("SweepDuration", five, "Maximum")],
-                right=[custom("SweepFailed", five), custom("AccountsFailed", five)]
+                right=[
+                    custom("SweepFailed", five),
+                    custom("AccountsFailed", five),
+                    custom("UnlistedAccountEvents", five),
+                ]
                 + ([sweeper.metric_errors(period=five)] if sweeper is not None else []),
                 width=12,
             ),

@@ -29,7 +29,8 @@ from esm_medic.detect.events.esm_log import FILTER_PATTERN
 from esm_medic.tables import TABLES, TableSpec
 from infra.asset import ROOT, build_code_asset, build_dependency_layer
 from infra.config import ESM_RESTART_ACTIONS, FUNCTIONS, READ_ACTIONS
-from infra.member_stack import MEMBER_FUNCTIONS, grant_member_access
+from infra.member_logs import central_destination
+from infra.member_stack import MEMBER_FUNCTIONS, allow_member_events, forwarded_pattern, grant_member_access
 from infra.observability import Observability
 from infra.settings import Settings
 from infra.settings import load as load_settings
@@ -187,6 +188,8 @@ class EsmMedicStack(cdk.Stack):
 
         # ---------------------------------------------------------------- detection
         self.rules = self._rules()
+        # member accounts' forwarding rules (infra/member_stack.py) put their ESM events on this bus
+        self.member_event_policies = allow_member_events(self, self.settings)
         sweep_minutes = self.settings.sweep_minutes
         if "outbox" in self.functions:
             events.Rule(
@@ -424,6 +427,8 @@ class EsmMedicStack(cdk.Stack):
             raise ValueError(f"EsmLogSubscription must be account, log-group or off, got {mode!r}")
         if mode == "off":
             return
+        # member accounts' system logs: a cross-account destination and a stream (infra/member_logs.py)
+        central_destination(self, self.settings, fn)
         fn.add_permission(
             "EsmLogsInvokeByLogs",
             principal=iam.ServicePrincipal("logs.amazonaws.com"),
@@ -491,11 +496,15 @@ class EsmMedicStack(cdk.Stack):
 
     def _rules(self) -> dict[str, events.Rule]:
         rules: dict[str, events.Rule] = {}
+        members_may_put = bool(self.settings.member_accounts or self.settings.organization_id)
         for rule_id, (filename, target, state) in RULES.items():
             path = PATTERNS / filename
             if not path.exists() or target not in self.functions:
                 continue
             doc = json.loads(path.read_text(encoding="utf-8"))
+            if members_may_put and forwarded_pattern(path) is None:
+                # esm-medic's own events: only this account's (the bus policy lets members put events too)
+                doc = {**doc, "account": [self.account]}
             rule = events.Rule(
                 self,
                 f"{rule_id}Rule",

@@ -116,4 +116,183 @@ def test_the_grants_match_the_role_each_step_uses() -> None:
 
     for step, purpose in STEP_PURPOSE.items():
         assert MEMBER_FUNCTIONS[step] == {f"esm-medic-{purpose}"}, step
-    assert set(MEMBER_FUNCTIONS) == {*STEP_PURPOSE, "sweeper"}
+    detectors = {"watch", "cloudtrail_error", "esm_logs"}  # read a member's ESM where its event came from
+    assert set(MEMBER_FUNCTIONS) == {*STEP_PURPOSE, "sweeper", *detectors}
+    assert all(MEMBER_FUNCTIONS[d] == {"esm-medic-diagnosis"} for d in detectors)
+
+
+# ---------------------------------------------------------------------------------------------- member events
+def _bus_policies(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v["Properties"] for v in template["Resources"].values() if v["Type"] == "AWS::Events::EventBusPolicy"]
+
+
+def test_the_central_bus_admits_exactly_the_member_accounts(members_template: dict[str, Any]) -> None:
+    (policy,) = _bus_policies(members_template)
+    assert policy["EventBusName"] == "default"
+    st = policy["Statement"]
+    assert st["Effect"] == "Allow" and st["Action"] == "events:PutEvents" and "Condition" not in st
+    principals = json.dumps(st["Principal"]["AWS"])
+    assert sorted(re.findall(r":iam::(\d{12}):root", principals)) == sorted(MEMBERS)
+    assert ":event-bus/default" in json.dumps(st["Resource"])
+
+
+def test_an_organization_bus_policy_requires_the_organization(tmp_path: Path) -> None:
+    template = _synth(tmp_path, {"OrganizationId": "o-abcdefghij"})
+    (policy,) = _bus_policies(template)
+    st = policy["Statement"]
+    assert st["Principal"] == "*" and st["Action"] == "events:PutEvents"
+    assert st["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}}
+    fns, _ = _functions_and_policies(template)
+    watch = next(f for f in fns.values() if f["Properties"]["Handler"].endswith("watch.handler"))
+    assert watch["Properties"]["Environment"]["Variables"]["ESM_MEDIC_ORGANIZATION_ID"] == "o-abcdefghij"
+
+
+def test_no_members_no_bus_policy(template: dict[str, Any]) -> None:
+    assert not _bus_policies(template)
+
+
+def _member_template() -> dict[str, Any]:
+    import aws_cdk as cdk
+
+    from infra.member_stack import EsmMedicMemberStack
+    from infra.settings import load
+
+    app = cdk.App()
+    settings = load({"CentralAccount": "111122223333", "ExternalId": "an-external-id"}, member=True)
+    stack = EsmMedicMemberStack(app, "EsmMedicMember", settings=settings)
+    from aws_cdk.assertions import Template
+
+    return dict(Template.from_stack(stack).to_json())
+
+
+def test_the_member_forwards_every_aws_sourced_detection_rule_to_the_central_bus() -> None:
+    from infra.member_stack import forwarded_pattern
+    from infra.stack import PATTERNS, RULES
+
+    template = _member_template()
+    res = template["Resources"]
+    rules = {k: v["Properties"] for k, v in res.items() if v["Type"] == "AWS::Events::Rule"}
+    forward_role = next(k for k, v in res.items() if v["Type"] == "AWS::IAM::Role" and k.startswith("ForwardRole"))
+    wanted = {r: spec for r, spec in RULES.items() if forwarded_pattern(PATTERNS / spec[0]) is not None}
+    assert set(wanted) == {"ApiChange", "RoleAccessDenied", "MetricAlarm"}  # not esm-medic's own StatusError
+    assert len(rules) == len(wanted)
+    for rule_id, (filename, _target, state) in wanted.items():
+        (props,) = [p for k, p in rules.items() if k.startswith(f"{rule_id}Forward")]
+        assert props["EventPattern"] == json.loads((PATTERNS / filename).read_text()), rule_id
+        assert props["State"] == state, rule_id
+        (target,) = props["Targets"]
+        arn = json.dumps(target["Arn"])
+        assert '{"Ref": "CentralAccount"}' in arn and '{"Ref": "CentralEventBus"}' in arn and ":event-bus/" in arn
+        assert target["RoleArn"] == {"Fn::GetAtt": [forward_role, "Arn"]}
+    trust = res[forward_role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "events.amazonaws.com"}]
+    (policy,) = [
+        v["Properties"]
+        for v in res.values()
+        if v["Type"] == "AWS::IAM::Policy" and v["Properties"]["Roles"] == [{"Ref": forward_role}]
+    ]
+    (st,) = policy["PolicyDocument"]["Statement"]
+    assert st["Action"] == "events:PutEvents" and '{"Ref": "CentralAccount"}' in json.dumps(st["Resource"])
+    assert template["Parameters"]["CentralEventBus"]["Default"] == "default"
+
+
+def test_forwarded_patterns_are_only_aws_sourced(tmp_path: Path) -> None:
+    from infra.member_stack import forwarded_pattern
+
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"source": ["esm-medic"], "detail-type": ["ESM Status Change"]}))
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps({"source": ["aws.lambda", "esm-medic"]}))
+    aws = tmp_path / "aws.json"
+    aws.write_text(json.dumps({"source": ["aws.cloudwatch"]}))
+    assert forwarded_pattern(own) is None and forwarded_pattern(mixed) is None
+    assert forwarded_pattern(tmp_path / "missing.json") is None
+    assert forwarded_pattern(aws) == {"source": ["aws.cloudwatch"]}
+
+
+def test_the_member_template_passes_cdk_nag_and_cfn_lint(tmp_path: Path) -> None:
+    template = _synth(tmp_path, {"CentralAccount": "111122223333", "ExternalId": "an-external-id"})
+    assert template  # the central template (cfn-lint ran on it in _synth)
+    _cfn_lint(tmp_path / "EsmMedicMember.template.json")
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    assert all(p["conclusion"] == "success" and not p["violations"] for p in report["pluginReports"])
+
+
+# ---------------------------------------------------------------------------------------------- member system logs
+def _of_type(template: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == rtype}
+
+
+def test_the_central_destination_takes_the_members_system_logs(members_template: dict[str, Any]) -> None:
+    from infra.member_logs import DESTINATION_NAME
+
+    (dest,) = _of_type(members_template, "AWS::Logs::Destination").values()
+    props = dest["Properties"]
+    assert props["DestinationName"] == DESTINATION_NAME
+    (stream_id,) = _of_type(members_template, "AWS::Kinesis::Stream")
+    assert props["TargetArn"] == {"Fn::GetAtt": [stream_id, "Arn"]}
+    policy = json.dumps(props["DestinationPolicy"])
+    assert sorted(re.findall(r":iam::(\d{12}):root", policy)) == sorted(MEMBERS)
+    assert "logs:PutSubscriptionFilter" in policy and "PrincipalOrgID" not in policy
+    # CloudWatch Logs assumes the destination role only for the members' (and the install's) log groups
+    role_id = props["RoleArn"]["Fn::GetAtt"][0]
+    (trust,) = members_template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "logs.amazonaws.com"}
+    sources = json.dumps(trust["Condition"]["StringLike"]["aws:SourceArn"])
+    assert all(f":{m}:*" in sources for m in MEMBERS)
+    _, by_role = _functions_and_policies(members_template)
+    writes = {a for st in by_role[role_id] for a in _actions(st)}
+    assert writes and all(a.startswith("kinesis:Put") or a == "kinesis:ListShards" for a in writes)
+    # the stream feeds esm_logs, which reports the failed record so Lambda retries from it
+    (esm,) = _of_type(members_template, "AWS::Lambda::EventSourceMapping").values()
+    assert esm["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [stream_id, "Arn"]}
+    assert esm["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    fns, _ = _functions_and_policies(members_template)
+    target = esm["Properties"]["FunctionName"]["Ref"]
+    assert fns[target]["Properties"]["Handler"].endswith("esm_logs.handler")
+
+
+def test_an_organization_destination_requires_the_organization(tmp_path: Path) -> None:
+    template = _synth(tmp_path, {"OrganizationId": "o-abcdefghij"})
+    (dest,) = _of_type(template, "AWS::Logs::Destination").values()
+    policy = json.dumps(dest["Properties"]["DestinationPolicy"])
+    assert "aws:PrincipalOrgID" in policy and "o-abcdefghij" in policy
+
+
+def test_no_members_no_destination(template: dict[str, Any]) -> None:
+    assert not _of_type(template, "AWS::Logs::Destination") and not _of_type(template, "AWS::Kinesis::Stream")
+
+
+def test_the_member_subscribes_its_system_logs_to_the_central_destination() -> None:
+    from esm_medic.detect.events.esm_log import FILTER_PATTERN
+    from infra.member_logs import DESTINATION_NAME
+
+    template = _member_template()
+    (policy,) = _of_type(template, "AWS::Logs::AccountPolicy").values()
+    assert policy["Condition"] == "EsmSystemLogsOn"
+    assert template["Parameters"]["EsmSystemLogs"]["AllowedValues"] == ["account", "off"]
+    props = policy["Properties"]
+    assert props["PolicyType"] == "SUBSCRIPTION_FILTER_POLICY" and props["Scope"] == "ALL"
+    doc = json.dumps(props["PolicyDocument"])
+    assert '{"Ref": "CentralAccount"}' in doc and f":destination:{DESTINATION_NAME}" in doc
+    assert all(kind in doc for kind in ("ESM_PROCESSING_EVENT", "POLLER_STATUS_EVENT")) and FILTER_PATTERN
+
+
+def test_with_members_only_this_account_may_start_the_workflow(members_template: dict[str, Any]) -> None:
+    """The bus policy lets members put events: a member's forged esm-medic event must not match the error rule."""
+    from infra.stack import PATTERNS, RULES
+
+    rules = [v["Properties"] for v in _of_type(members_template, "AWS::Events::Rule").values()]
+    for _rule_id, (filename, _target, _state) in RULES.items():
+        pattern = json.loads((PATTERNS / filename).read_text())
+        (deployed,) = [
+            r["EventPattern"]
+            for r in rules
+            if r.get("EventPattern", {}).get("source") == pattern["source"]
+            and r["EventPattern"].get("detail-type") == pattern.get("detail-type")
+            and r["EventPattern"].get("detail") == pattern.get("detail")
+        ]
+        if pattern["source"] == ["esm-medic"]:
+            assert deployed == {**pattern, "account": [{"Ref": "AWS::AccountId"}]}, filename
+        else:
+            assert deployed == pattern, filename  # AWS's own events: a member's, forwarded by its rule

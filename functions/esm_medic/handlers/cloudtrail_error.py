@@ -10,6 +10,13 @@ function runs with that role, and for each one (at most once per ESM and entry p
 ``cloudtrail``: the error rule then starts the workflow, the same single entry point the sweeper uses. Set
 ``ESM_MEDIC_CLOUDTRAIL_EMIT=false`` to only return the list (the caller then starts the workflow itself).
 
+The ESMs are looked up in the account the denial happened in (the envelope ``account``: a member's rule forwards
+its CloudTrail events to the central bus unchanged; else the role's account), through the member's diagnosis role
+(:mod:`esm_medic.detect.event_account`); the de-duplication markers and the events stay central, and each event
+names the ESM's ``account``. An account that is neither this install's nor a configured member is ignored
+(``UnlistedAccountEvents``); a member whose role cannot be assumed gives ``{"ok": false, "account", "failure"}``
+and ``AccountsFailed``.
+
 Output: ``{"ok": true, "role_arn", "classification": {"entry", "step"}, "esms": [{uuid, classification,
 incident_id, emitted, duplicate}], "emitted": n}``; malformed input -> ``{"ok": false, "error": reason}``; input
 that is not for us (not a denial, an IAM user, ...) -> ``{"ok": true, "ignored": true, "reason": ...}``.
@@ -51,8 +58,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
     from datetime import UTC, datetime
 
+    from esm_medic.accounts import account_of_event
     from esm_medic.aws import error_code
     from esm_medic.detect.events import report_access_denial
+    from esm_medic.handlers._event_account import account_adapter, not_acted
 
     try:
         emit, dedupe, bus = _settings()
@@ -66,9 +75,13 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         "error_code": denial.error_code,
         "lambda_session": denial.lambda_session,
     }
+    where = account_adapter(get_aws(), account_of_event(event) or denial.account or None, "cloudtrail_error")
+    if where.aws is None:
+        return not_acted(where, **base)
+    base["account"] = where.account
     try:
         reports = report_access_denial(
-            get_aws(), denial, now=datetime.now(UTC), bus=bus, dedupe_seconds=dedupe, emit=emit
+            where.aws, denial, now=datetime.now(UTC), bus=bus, dedupe_seconds=dedupe, emit=emit
         )
     except Exception as exc:
         code = error_code(exc) or type(exc).__name__

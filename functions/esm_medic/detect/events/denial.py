@@ -211,8 +211,8 @@ def _classify_denial(source: str, code: str, name: str, message: str) -> tuple[s
 
 # ---------------------------------------------------------------------------------- role -> ESMs
 _ROLE_CACHE_LOCK = threading.Lock()
-#: (region, endpoint) -> (monotonic time of the listing, {(account, role name): [function ARNs]})
-_ROLE_CACHE: dict[tuple[str, str], tuple[float, dict[tuple[str, str], list[str]]]] = {}
+#: (region, endpoint, member account or "") -> (monotonic time of the listing, {(account, role name): [function ARNs]})
+_ROLE_CACHE: dict[tuple[str, str, str], tuple[float, dict[tuple[str, str], list[str]]]] = {}
 
 
 def _role_key(role_arn: str) -> tuple[str, str]:
@@ -223,7 +223,8 @@ def _role_key(role_arn: str) -> tuple[str, str]:
 
 
 def _functions_by_role(aws: Aws, cache_seconds: float) -> dict[tuple[str, str], list[str]]:
-    key = (aws.region, aws.endpoint_url or "")
+    # one listing per account: a member adapter lists the member's functions
+    key = (aws.region, aws.endpoint_url or "", str(getattr(aws, "member_account", "") or ""))
     now = time.monotonic()
     with _ROLE_CACHE_LOCK:
         hit = _ROLE_CACHE.get(key)

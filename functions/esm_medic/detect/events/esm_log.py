@@ -138,6 +138,20 @@ def parse_record(log_group: str, log_stream: str, event: Mapping[str, Any]) -> E
 
 def decode_subscription(event: Any) -> tuple[str, list[EsmLogRecord]]:
     """(log group, records) of a CloudWatch Logs subscription event; raises MalformedEvent on a bad payload."""
+    batch = decode_batch(event)
+    return batch.log_group, batch.records
+
+
+@dataclass(frozen=True)
+class SubscriptionBatch:
+    log_group: str
+    owner: str  # the account whose log group it is (a member's, through a cross-account destination)
+    records: list[EsmLogRecord]
+
+
+def decode_batch(event: Any) -> SubscriptionBatch:
+    """The log group, its owner account and the records of a CloudWatch Logs subscription event; raises
+    MalformedEvent on a bad payload."""
     # imported here: the data_classes package costs ~38 ms at import, and only the log path needs it
     from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 
@@ -147,15 +161,16 @@ def decode_subscription(event: Any) -> tuple[str, list[EsmLogRecord]]:
         data = CloudWatchLogsEvent(dict(event)).parse_logs_data()
         message_type = data.message_type
         log_group, log_stream = data.log_group, data.log_stream
+        owner = str(data.raw_event.get("owner") or "")
         raw_events = list(data.raw_event.get("logEvents") or [])
     except (KeyError, TypeError, ValueError, binascii.Error, zlib.error, UnicodeDecodeError) as exc:
         raise MalformedEvent(f"undecodable CloudWatch Logs payload: {type(exc).__name__}: {exc}"[:300]) from None
     if message_type != "DATA_MESSAGE":
-        return str(log_group or ""), []
+        return SubscriptionBatch(str(log_group or ""), owner, [])
     records = [
         r for e in raw_events if isinstance(e, Mapping) and (r := parse_record(log_group, log_stream, e)) is not None
     ]
-    return log_group, records
+    return SubscriptionBatch(log_group, owner, records)
 
 
 __all__ = [
@@ -165,6 +180,8 @@ __all__ = [
     "PROCESSING",
     "STREAM_RE",
     "EsmLogRecord",
+    "SubscriptionBatch",
+    "decode_batch",
     "decode_subscription",
     "parse_record",
 ]
