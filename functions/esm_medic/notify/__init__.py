@@ -120,9 +120,10 @@ def notify_incident(aws: Aws | None, kind: str, context: Mapping[str, Any], *, s
     then updated), the owner's route from tags, and, on recovery, the ESM's open tickets resolved with the proof.
     Due outbox deliveries are retried on the way out. Never raises because of a delivery."""
     from esm_medic.notify import outbox
-    from esm_medic.notify.routing import route_for
+    from esm_medic.notify.routing import route_for, with_account
     from esm_medic.notify.ticket import resolve_tickets
 
+    context = with_account(aws, context)
     route = route_for(aws, context)
     msg = build_message(kind, context)
     if route.owner:
@@ -157,12 +158,16 @@ def notify_incident(aws: Aws | None, kind: str, context: Mapping[str, Any], *, s
 def open_ticket_for_esm(aws: Aws | None, **kwargs: Any) -> dict[str, Any]:
     """:func:`open_ticket` routed by the ESM's tags (ticket project), and the incident's Slack app message moved
     to *ticketed* with the ticket's link."""
-    from esm_medic.notify.routing import route_for
+    from esm_medic.notify.routing import foreign_account, route_for
     from esm_medic.notify.ticket import open_ticket
 
-    context = {"uuid": kwargs.get("uuid"), "diagnosis": kwargs.get("diagnosis") or {}}
+    context: dict[str, Any] = {"uuid": kwargs.get("uuid"), "diagnosis": kwargs.get("diagnosis") or {}}
     route = route_for(aws, context)
-    result = open_ticket(aws, project=route.ticket_project, **kwargs)
+    named = {**context, "account": kwargs.pop("account", None), "classification": kwargs.get("classification") or {}}
+    account = foreign_account(aws, named)
+    if account:
+        context["account"] = account
+    result = open_ticket(aws, project=route.ticket_project, account=account or "", **kwargs)
     result["route"] = route.to_dict()
     if not result["duplicate"]:
         ctx = {

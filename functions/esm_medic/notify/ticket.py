@@ -135,6 +135,7 @@ def open_ticket(
     incident_id: str | None = None,
     settings: Any = None,
     project: str = "",
+    account: str = "",
 ) -> dict[str, Any]:
     """Open the ticket for this ESM and root cause, or comment on the open one. Never raises on a delivery or
     store failure (they are in ``errors`` and in the outbox).
@@ -177,6 +178,7 @@ def open_ticket(
         outcome=outcome,
         function=function,
         region=region,
+        account=account,
     )
     if previous is not None:
         body = _relapse_note(previous) + body
@@ -239,7 +241,7 @@ def open_ticket(
         location = next((str(r.get("url") or r.get("ref")) for r in results.values() if r.get("ref")), "")
     if durable and aws is not None:
         _set_location(aws, uuid, fp, location)
-    sent, notify_errors = _announce(aws, s, doc, location, incident, cls, diag, pl, reason)
+    sent, notify_errors = _announce(aws, s, doc, location, incident, cls, diag, pl, reason, account=account)
     errors += notify_errors
     out = _result(doc, location, gap, False, results, errors)
     out.update(sent=sent, fallback=fallback, relapse_of=(previous or {}).get("ticket_id"))
