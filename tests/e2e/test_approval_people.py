@@ -1,0 +1,84 @@
+"""What people see during an approval in the real workflow: the incident's Slack app message (the sandbox's fake
+Slack Web API) moves to "waiting for approval" with the Approve / Reject buttons while the workflow waits, and to
+"verified" once approved; the person who asked for the fix (the event's ``requestedBy``) cannot approve it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from esm_medic_sandbox.fake_slack import FakeSlack
+
+SCENARIO = "missing-sg-self-rule"  # an auto-class fix, asked for approval in mode approve
+REQUESTER = "dave@example.com"
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    from esm_medic.notify.providers.base import clear_credentials_cache
+    from esm_medic.notify.routing import clear_cache
+
+    fake = FakeSlack()
+    clear_credentials_cache()
+    clear_cache()
+    yield fake
+    fake.close()
+    clear_credentials_cache()
+    clear_cache()
+
+
+def stage_of(message: dict[str, Any]) -> str:
+    for block in message.get("blocks") or []:
+        if block["type"] == "context":
+            text = " ".join(e.get("text", "") for e in block.get("elements") or [])
+            if text.startswith("Stage: *"):
+                return text.removeprefix("Stage: *").split("*", 1)[0]
+    return ""
+
+
+def test_the_incident_slack_message_waits_for_approval_then_verifies(e2e: Any, slack: FakeSlack) -> None:
+    from esm_medic.approval import decide_approval, pending_approvals
+
+    env = {
+        "ESM_MEDIC_SLACK_BOT_TOKEN_SECRET": "esm-medic/slack-bot",
+        "ESM_MEDIC_SLACK_CHANNEL": "C-OPS",
+        "ESM_MEDIC_SLACK_API_URL": slack.url,
+    }
+    t = e2e(SCENARIO, mode="approve", env=env)
+    t.aws.call("secretsmanager", "create_secret", Name="esm-medic/slack-bot", SecretString='{"bot_token": "xoxb-e2e"}')
+    seen: list[dict[str, Any]] = []
+
+    def decide(workflow: Any, arn: str) -> None:
+        for pending in pending_approvals(workflow.aws):
+            # the request is stored before the people are told: a person decides after the message, as here
+            deadline = time.monotonic() + 10
+            while not slack.messages() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            messages = list(slack.messages().values())
+            by_requester = decide_approval(
+                workflow.aws, approval_id=pending["approval_id"], decision="approve", approver=REQUESTER
+            )
+            approved = decide_approval(
+                workflow.aws, approval_id=pending["approval_id"], decision="approve", approver="erin@example.com"
+            )
+            seen.append({"pending": pending, "messages": messages, "requester": by_requester, "approved": approved})
+
+    event = t.workflow.status_change_event(t.uuid)
+    event["detail"]["requestedBy"] = REQUESTER
+    run = t.workflow.run(event, on_poll=decide)
+    assert run.outcome == "recovered", run.to_dict()
+    assert len(seen) == 1, "one approval, seen once while the workflow waited"
+    during = seen[0]
+    assert slack.calls and all(c.get("status") == 200 for c in slack.calls), slack.calls
+    (message,) = during["messages"]  # the incident's one message, as it stood during the approval
+    assert stage_of(message) == "waiting for approval"
+    buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert {e["value"] for e in buttons} == {during["pending"]["approval_id"]} and len(buttons) == 2
+    assert during["requester"]["error"] == "requester"  # the event's requestedBy reached the approval
+    assert during["approved"]["ok"] and during["approved"]["status"] == "approved"
+    (final,) = slack.messages().values()
+    assert stage_of(final) == "verified"
+    assert "xoxb-e2e" not in json.dumps([c["body"] for c in slack.calls])  # the token only in the auth header
