@@ -39,16 +39,21 @@ def stage_of(message: dict[str, Any]) -> str:
     return ""
 
 
-def test_the_incident_slack_message_waits_for_approval_then_verifies(e2e: Any, slack: FakeSlack) -> None:
-    from esm_medic.approval import decide_approval, pending_approvals
-
+def with_slack(e2e: Any, slack: FakeSlack, scenario: str, **kw: Any) -> Any:
     env = {
         "ESM_MEDIC_SLACK_BOT_TOKEN_SECRET": "esm-medic/slack-bot",
         "ESM_MEDIC_SLACK_CHANNEL": "C-OPS",
         "ESM_MEDIC_SLACK_API_URL": slack.url,
     }
-    t = e2e(SCENARIO, mode="approve", env=env)
+    t = e2e(scenario, env=env, **kw)
     t.aws.call("secretsmanager", "create_secret", Name="esm-medic/slack-bot", SecretString='{"bot_token": "xoxb-e2e"}')
+    return t
+
+
+def test_the_incident_slack_message_waits_for_approval_then_verifies(e2e: Any, slack: FakeSlack) -> None:
+    from esm_medic.approval import decide_approval, pending_approvals
+
+    t = with_slack(e2e, slack, SCENARIO, mode="approve")
     seen: list[dict[str, Any]] = []
 
     def decide(workflow: Any, arn: str) -> None:
@@ -82,3 +87,20 @@ def test_the_incident_slack_message_waits_for_approval_then_verifies(e2e: Any, s
     (final,) = slack.messages().values()
     assert stage_of(final) == "verified"
     assert "xoxb-e2e" not in json.dumps([c["body"] for c in slack.calls])  # the token only in the auth header
+
+
+def test_a_held_failure_shows_suspected_then_transient_on_the_incident_message(e2e: Any, slack: FakeSlack) -> None:
+    t = with_slack(e2e, slack, "healthy")
+    broken = {
+        "State": "Enabled",
+        "StateTransitionReason": "USER_INITIATED",
+        "LastProcessingResult": "PROBLEM: Connection error. Please check your event source connection configuration.",
+    }
+    event = t.workflow.status_change_event(t.uuid, status=broken)
+    event["detail"] = {**event["detail"], "phase": "suspected", "holdSeconds": 30}
+    run = t.workflow.run(event)
+    assert run.outcome == "transient", run.to_dict()
+    (final,) = slack.messages().values()  # one message for the incident: posted suspected, updated transient
+    assert stage_of(final).startswith("transient")
+    posted = next(c["body"] for c in slack.calls if c["method"] == "chat.postMessage")
+    assert stage_of(posted).startswith("suspected") and "waits 1 s" in json.dumps(posted["blocks"])

@@ -14,10 +14,11 @@ from esm_medic_sandbox.fake_slack import FakeSlack
 from notify_support import DIAGNOSIS, PLAN, Workflow
 
 from esm_medic.approval import decide_approval, get_approval, request_approval
-from esm_medic.notify import notify_incident, open_ticket_for_esm
+from esm_medic.notify import notify_incident, open_ticket_for_esm, show_stage
 from esm_medic.notify.message import APPROVE_ACTION_ID, REJECT_ACTION_ID, render_approval_page
 from esm_medic.notify.providers.base import clear_credentials_cache
 from esm_medic.notify.routing import clear_cache
+from esm_medic.notify.slack_blocks import STAGE_OF_KIND
 
 MEMBER = "210987654321"
 FN = "arn:aws:lambda:us-east-1:123456789012:function:orders"
@@ -166,3 +167,33 @@ def test_the_install_own_account_is_not_named(aws: Any, workflow: Workflow, slac
     assert "account" not in message["blocks"][0]["text"]["text"] and own not in blocks_of(message)
     result = notify_incident(aws, "notify", {"uuid": "esm-uuid-1", "account": own, "function_arn": FN})
     assert "Account" not in json.dumps(result)
+
+
+def test_mode_shadow_shows_the_shadow_stage_not_diagnosed(aws: Any, slack: FakeSlack) -> None:
+    ctx = {"uuid": "esm-uuid-1", "incident_id": "inc-s", "diagnosis": DIAGNOSIS, "plan": PLAN}
+    result = notify_incident(aws, "notify", {**ctx, "decision": {"shadow": True, "route": "notify"}})
+    assert result["kind"] == "shadow" and result["slack"]["stage"] == STAGE_OF_KIND["shadow"]
+    assert "Nothing was changed" in json.dumps(slack.calls[0]["body"]["blocks"])
+    plain = notify_incident(aws, "notify", {**ctx, "incident_id": "inc-n", "decision": {"shadow": False}})
+    assert plain["kind"] == "notify" and plain["slack"]["stage"] == "diagnosed"
+
+
+def test_hold_stages_move_only_the_slack_app_message(aws: Any, slack: FakeSlack, notify_env: Path) -> None:
+    state = {
+        "uuid": "esm-uuid-1",
+        "incident_id": "inc-h",
+        "classification": {"entry": "connection-broker-unreachable"},
+        "hold_seconds": 45,
+        "outcome": {"outcome": "suspected", "reason": "waiting 45 s"},
+    }
+    assert show_stage(aws, "recovered", state) is None  # not a hold stage
+    first = show_stage(aws, "suspected", state)
+    assert first is not None and first["action"] == "posted" and first["stage"].startswith("suspected")
+    second = show_stage(aws, "transient", {**state, "outcome": {"outcome": "transient", "reason": "cleared"}})
+    assert second is not None and second["action"] == "updated" and second["ts"] == first["ts"]
+    assert not list(notify_env.glob("notifications/*"))  # no broadcast sink for a failure that may clear itself
+
+
+def test_hold_stages_without_the_slack_app_do_nothing(aws: Any, notify_env: Path) -> None:
+    assert show_stage(aws, "suspected", {"uuid": "esm-uuid-1", "incident_id": "inc-x"}) is None
+    assert show_stage(aws, "suspected", {"uuid": None, "outcome": "junk"}) is None
