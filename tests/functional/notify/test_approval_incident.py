@@ -197,3 +197,13 @@ def test_hold_stages_move_only_the_slack_app_message(aws: Any, slack: FakeSlack,
 def test_hold_stages_without_the_slack_app_do_nothing(aws: Any, notify_env: Path) -> None:
     assert show_stage(aws, "suspected", {"uuid": "esm-uuid-1", "incident_id": "inc-x"}) is None
     assert show_stage(aws, "suspected", {"uuid": None, "outcome": "junk"}) is None
+
+
+def test_a_ticket_opened_without_an_account_finds_the_member_one(aws: Any, notify_env: Path) -> None:
+    from esm_medic.notify import open_ticket
+
+    cls = {"entry": "connection-broker-unreachable", "account": MEMBER}
+    member = open_ticket(aws, uuid="esm-uuid-2", reason="step failed", classification=cls, outcome="failed-with-ticket")
+    assert f"(account {MEMBER})" in member["title"] and f"| Account | `{MEMBER}` |" in member["body"]
+    own = open_ticket(aws, uuid="esm-uuid-3", reason="step failed", classification={**cls, "account": ""})
+    assert "account" not in own["title"] and "| Account |" not in own["body"]
