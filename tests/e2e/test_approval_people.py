@@ -104,3 +104,31 @@ def test_a_held_failure_shows_suspected_then_transient_on_the_incident_message(e
     assert stage_of(final).startswith("transient")
     posted = next(c["body"] for c in slack.calls if c["method"] == "chat.postMessage")
     assert stage_of(posted).startswith("suspected") and "waits 1 s" in json.dumps(posted["blocks"])
+
+
+def test_a_person_started_execution_names_its_requester(e2e: Any) -> None:
+    """A start with ``requested_by`` in the execution input (a person's run, not an event): that person cannot
+    approve the fix, anyone else allowed can."""
+    from esm_medic.approval import decide_approval, pending_approvals
+
+    t = e2e(SCENARIO, mode="approve")
+    status = t.esm_status()
+    execution = t.aws.call(
+        "stepfunctions",
+        "start_execution",
+        stateMachineArn=t.workflow.state_machine_arn,
+        name="by-hand-1",
+        input=json.dumps({"uuid": t.uuid, "status": status, "trigger": "manual", "requested_by": "cli:dave"}),
+    )
+    answers: list[dict[str, Any]] = []
+
+    def decide(workflow: Any, arn: str) -> None:
+        for pending in pending_approvals(workflow.aws):
+            for who in ("cli:dave", "erin@example.com"):
+                answers.append(
+                    decide_approval(workflow.aws, approval_id=pending["approval_id"], decision="approve", approver=who)
+                )
+
+    run = t.workflow.wait(execution["executionArn"], on_poll=decide)
+    assert run.outcome == "recovered", run.to_dict()
+    assert [a.get("error") or a["status"] for a in answers] == ["requester", "approved"]
