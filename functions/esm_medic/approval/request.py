@@ -1,7 +1,10 @@
 """Record a pending approval for a waiting workflow task and tell the approvers, each through their own channel.
 
-- Slack (and the other broadcast sinks) get the approval with Approve / Reject buttons and no link: Slack proves who
-  clicked.
+- The request is a stage of the incident's notification (:func:`esm_medic.notify.notify_incident`): the broadcast
+  sinks get it, and the incident's Slack app message moves to "waiting for approval" with Approve / Reject buttons
+  and no link (Slack proves who clicked).
+- The approvers are the ESM's owner route's (``esm-medic:approvers`` on the ESM, its function or its cluster) when it
+  names some, stored with the request for :func:`~esm_medic.approval.decide.decide_approval`; else the global list.
 - Each allowed approver gets links of their own (see :mod:`esm_medic.approval.links`), published to the SNS topic
   ``ESM_MEDIC_APPROVAL_LINK_TOPIC_ARN`` with the message attribute ``approver`` = their canonical identity; each
   person's subscription has a filter policy on it, so nobody receives another person's link.
@@ -159,7 +162,8 @@ def request_approval(
 ) -> dict[str, Any]:
     """Record a pending approval for a waiting workflow task and tell the approvers.
 
-    Returns ``{"approval_id", "expires_at", "required_approvals", "links_sent_to", "notification", "warnings"}``;
+    Returns ``{"approval_id", "expires_at", "required_approvals", "links_sent_to", "notification", "warnings"}``
+    (plus ``approvers`` when the owner route chose them and ``account`` when the ESM is in a member account);
     never the task token nor a link (links are personal credentials). Raises :class:`ApprovalError` (bad input, or
     the request could not be stored: nobody could ever decide it, so the workflow task should fail rather than wait
     for its timeout).
