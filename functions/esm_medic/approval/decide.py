@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from esm_medic.approval.settings import ApprovalSettings
@@ -117,6 +118,9 @@ def decide_approval(
         mark_expired(aws, approval_id)
         try_audit("decision", EXPIRED)
         return _fail(E_EXPIRED, f"this approval expired at {iso(deadline)}", status=EXPIRED, **base)
+    allowed = item.get("allowed_approvers")
+    if isinstance(allowed, list | tuple | set) and allowed:  # the ESM's owner route named its approvers
+        s = replace(s, approvers=tuple(str(a) for a in allowed))
     if not s.is_allowed(who):
         try_audit("denied", "not-allowed")
         return _fail(E_NOT_ALLOWED, f"{who} is not on the approver allow-list", **base)

@@ -1,7 +1,10 @@
 """Record a pending approval for a waiting workflow task and tell the approvers, each through their own channel.
 
-- Slack (and the other broadcast sinks) get the approval with Approve / Reject buttons and no link: Slack proves who
-  clicked.
+- The request is a stage of the incident's notification (:func:`esm_medic.notify.notify_incident`): the broadcast
+  sinks get it, and the incident's Slack app message moves to "waiting for approval" with Approve / Reject buttons
+  and no link (Slack proves who clicked).
+- The approvers are the ESM's owner route's (``esm-medic:approvers`` on the ESM, its function or its cluster) when it
+  names some, stored with the request for :func:`~esm_medic.approval.decide.decide_approval`; else the global list.
 - Each allowed approver gets links of their own (see :mod:`esm_medic.approval.links`), published to the SNS topic
   ``ESM_MEDIC_APPROVAL_LINK_TOPIC_ARN`` with the message attribute ``approver`` = their canonical identity; each
   person's subscription has a filter policy on it, so nobody receives another person's link.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from esm_medic.approval.links import approver_urls, link_key, plan_hash
@@ -19,11 +23,14 @@ from esm_medic.approval.settings import PROD_TIERS, TIER_TAG, ApprovalSettings
 from esm_medic.approval.store import PENDING, audit, iso, new_approval_id, put_new
 from esm_medic.aws import error_code
 from esm_medic.notify.message import function_name_of, redact, redact_text
+from esm_medic.notify.routing import foreign_account, route_for
 from esm_medic.notify.sinks import SinkError
 
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.aws import Aws
 
+#: route levels whose approvers replace the global allow-list (the account default is the global list itself)
+TAG_LEVELS = frozenset({"esm", "function", "cluster"})
 RETENTION_SECONDS = 7 * 86400  # how long a decided / expired request stays readable after its deadline
 MAX_TIMEOUT_SECONDS = 7 * 86400
 DEFAULT_TIMEOUT_SECONDS = 3600
@@ -62,6 +69,44 @@ def _tags(aws: Aws | None, plan: Mapping[str, Any], diagnosis: Mapping[str, Any]
     return {str(k): str(v) for k, v in (resp.get("Tags") or {}).items()}, ""
 
 
+_REQUESTER_KEYS = ("requested_by", "requestedBy")
+
+
+def _requester_in(obj: Any) -> str:
+    if not isinstance(obj, Mapping):
+        return ""
+    for key in _REQUESTER_KEYS:
+        value = obj.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def requested_by_of(payload: Mapping[str, Any]) -> str:
+    """Who asked for the fix, from the approval task's payload ("" when nobody is known).
+
+    In order: ``requested_by`` itself; the execution input's ``requested_by`` (a person's start, e.g. a CLI run
+    that starts the workflow); the triggering event's ``detail.requestedBy`` (a detection that knows the caller);
+    a CloudTrail record's caller (``detail.userIdentity.arn``). The ESM's own service role is never a requester.
+    """
+    found = _requester_in(payload)
+    execution_input = payload.get("execution_input")
+    if not found and isinstance(execution_input, Mapping):
+        found = _requester_in(execution_input) or _requester_in(execution_input.get("event"))
+    events = [payload.get("event")]
+    if isinstance(execution_input, Mapping):
+        events.append(execution_input.get("event"))
+    for event in events:
+        if found or not isinstance(event, Mapping):
+            continue
+        detail = event.get("detail")
+        found = _requester_in(event) or _requester_in(detail)
+        identity = detail.get("userIdentity") if isinstance(detail, Mapping) else None
+        if not found and isinstance(identity, Mapping) and identity.get("type") != "AWSService":
+            found = str(identity.get("arn") or "").strip()
+    return found[:200]
+
+
 def _send_links(
     aws: Aws, s: ApprovalSettings, key: str, item: Mapping[str, Any], summary: str
 ) -> tuple[list[str], list[str]]:
@@ -76,11 +121,12 @@ def _send_links(
     if not s.link_topic_arn:
         warnings.append("per-approver links not sent: no ESM_MEDIC_APPROVAL_LINK_TOPIC_ARN")
         return sent, warnings
+    where = f" (account {item['account']})" if item.get("account") else ""
     for person in people:
         urls = approver_urls(s.base_url, key, item["approval_id"], person, item["plan_hash"], int(item["deadline"]))
         text = (
             f"esm-medic asks you ({person}) to approve a fix.\n\n{summary}\n"
-            f"ESM: {item['uuid']}  incident: {item['incident_id']}\nExpires: {iso(int(item['deadline']))}\n\n"
+            f"ESM: {item['uuid']}{where}  incident: {item['incident_id']}\nExpires: {iso(int(item['deadline']))}\n\n"
             f"Approve (opens a confirmation page): {urls['approve_url']}\n"
             f"Reject (opens a confirmation page): {urls['reject_url']}\n\n"
             "This link is yours alone: it approves in your name. Do not forward it."
@@ -110,12 +156,14 @@ def request_approval(
     diagnosis: Mapping[str, Any] | None,
     timeout_seconds: int | float | str | None = DEFAULT_TIMEOUT_SECONDS,
     requested_by: str = "",
+    account: str = "",
     settings: Any = None,
     notify_settings: Any = None,
 ) -> dict[str, Any]:
     """Record a pending approval for a waiting workflow task and tell the approvers.
 
-    Returns ``{"approval_id", "expires_at", "required_approvals", "links_sent_to", "notification", "warnings"}``;
+    Returns ``{"approval_id", "expires_at", "required_approvals", "links_sent_to", "notification", "warnings"}``
+    (plus ``approvers`` when the owner route chose them and ``account`` when the ESM is in a member account);
     never the task token nor a link (links are personal credentials). Raises :class:`ApprovalError` (bad input, or
     the request could not be stored: nobody could ever decide it, so the workflow task should fail rather than wait
     for its timeout).
@@ -149,6 +197,17 @@ def request_approval(
     plan_json = json.dumps(redact(pl), sort_keys=True, default=str)
     if len(plan_json) > PLAN_MAX_CHARS:
         plan_json = json.dumps({"truncated": True, "summary": summary})
+    classification = dict(diag.get("classification") or pl.get("classification") or {})
+    target = {"uuid": uuid, "plan": pl, "diagnosis": diag, "classification": classification}
+    if account:
+        target["account"] = account
+    account = foreign_account(aws, target)
+    # the ESM's owner route (tags on the ESM, its function, its cluster) names the approvers when it has any;
+    # otherwise the global allow-list applies (ESM_MEDIC_APPROVERS, or anyone a channel proved when empty)
+    route = route_for(aws, target)
+    owner_approvers = route.approvers if route.source.get("approvers") in TAG_LEVELS else ()
+    if owner_approvers:
+        s = replace(s, approvers=owner_approvers)
     item: dict[str, Any] = {
         "pk": f"APPROVAL#{approval_id}",
         "sk": "REQUEST",
@@ -171,6 +230,11 @@ def request_approval(
         "deadline": deadline,
         "expires_at": deadline + RETENTION_SECONDS,
     }
+    if owner_approvers:
+        item["allowed_approvers"] = list(owner_approvers)  # decide_approval checks these, not the global list
+        item["approvers_from"] = route.source.get("approvers", "")
+    if account:
+        item["account"] = account
     try:
         put_new(aws, item)
     except Exception as exc:
@@ -206,22 +270,35 @@ def request_approval(
         "required_approvals": required,
         "links_sent_to": links_sent,
     }
-    from esm_medic.notify import notify  # notify imports the sinks and the ticket renderer: only this path needs it
+    # the incident's notification: the configured sinks, the owner route, and the incident's Slack app message
+    # moved to "waiting for approval" with the Approve / Reject buttons (notify imports the delivery stack)
+    from esm_medic.notify import notify_incident
 
-    context = {
-        "uuid": uuid,
+    context: dict[str, Any] = {
+        **target,
         "incident_id": incident_id,
-        "plan": pl,
-        "diagnosis": diag,
-        "classification": diag.get("classification") or pl.get("classification") or {},
         "function": function,
         # no links in broadcast messages: a link proves who decides, so each approver's goes to them alone
-        "approval": {"approval_id": approval_id, "expires_at": iso(deadline), "approve_url": "", "reject_url": ""},
+        "approval": {
+            "approval_id": approval_id,
+            "expires_at": iso(deadline),
+            "approve_url": "",
+            "reject_url": "",
+            "required_approvals": required,
+        },
+        "approvers": list(s.approvers),
+        "requested_by": item["requested_by"],
     }
     try:
-        sent = notify(aws, "pending-approval", context, settings=notify_settings)
+        sent = notify_incident(aws, "pending-approval", context, settings=notify_settings)
     except Exception as exc:  # notify never raises for sinks; this guards against a bad context
         sent = {"sent": [], "errors": [{"sink": "notify", "error": f"{type(exc).__name__}: {exc}"}]}
     result["notification"] = {"sent": sent.get("sent", []), "errors": sent.get("errors", [])}
+    if isinstance(sent.get("slack"), dict):
+        result["notification"]["slack"] = {k: v for k, v in sent["slack"].items() if k in ("action", "stage", "error")}
+    if owner_approvers:
+        result["approvers"] = {"from": route.source.get("approvers", ""), "people": list(s.allowed_people())}
+    if account:
+        result["account"] = account
     result["warnings"] = warnings
     return result

@@ -87,6 +87,9 @@ def public_view(item: Mapping[str, Any], *, now: float | None = None) -> dict[st
         "decided_by": item.get("decided_by", ""),
         "decided_at": item.get("decided_at", ""),
         "tier": item.get("tier", ""),
+        "account": item.get("account", ""),
+        "requested_by": item.get("requested_by", ""),
+        "allowed_approvers": list(item.get("allowed_approvers") or []),
     }
 
 

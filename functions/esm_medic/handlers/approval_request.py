@@ -5,7 +5,9 @@ Input (ASL ``Parameters``: ``"task_token.$": "$$.Task.Token"``)::
     {"task_token": "...", "uuid": "...", "incident_id": "...", "plan": {...}, "diagnosis": {...},
      "timeout_seconds": 3600}
 
-Optional ``requested_by``: who asked for the fix (excluded from approving it when configured).
+Optional ``requested_by``: who asked for the fix (excluded from approving it when configured). The workflow passes
+the execution input (``"execution_input.$": "$$.Execution.Input"``) and the triggering event (``"event.$":
+"$.event"``) instead: the requester is read from them (:func:`esm_medic.approval.request.requested_by_of`).
 
 Stores the pending approval under an opaque id, sends each approver their own links, notifies the channels and
 returns at once with ``{"approval_id", "expires_at", "required_approvals", "links_sent_to", "notification",
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry
+from esm_medic.handlers._common import InvalidInput, count, get_aws, lambda_entry, payload_account
 
 SCHEMA: dict[str, Any] = {
     "$schema": "http://json-schema.org/draft-07/schema#",
@@ -32,6 +34,9 @@ SCHEMA: dict[str, Any] = {
         "classification": {"type": ["object", "null"]},
         "timeout_seconds": {"type": ["integer", "number", "string", "null"], "exclusiveMinimum": 0},
         "requested_by": {"type": ["string", "null"], "maxLength": 200},
+        "execution_input": {"type": ["object", "null"]},
+        "event": {"type": ["object", "null"]},
+        "account": {"type": ["string", "null"]},
     },
 }
 
@@ -41,6 +46,8 @@ def parse(event: Any) -> dict[str, Any]:
         raise InvalidInput(f"approval_request: the event must be a JSON object, got {type(event).__name__}")
     # imported here, as every handler's logic: Powertools validation and the approval package cost ~400 ms together
     from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
+    from esm_medic.approval.request import requested_by_of
 
     try:
         validate(event=event, schema=SCHEMA)
@@ -56,7 +63,8 @@ def parse(event: Any) -> dict[str, Any]:
         "plan": event.get("plan") or {},
         "diagnosis": diagnosis,
         "timeout_seconds": event.get("timeout_seconds"),
-        "requested_by": event.get("requested_by") or "",
+        "requested_by": requested_by_of(event),
+        "account": payload_account({**event, "diagnosis": diagnosis}) or "",
     }
 
 

@@ -1,6 +1,7 @@
 """Lambda handler ``esm_medic.handlers.notify.handler``: send one notification from the workflow.
 
-Input: ``{"kind": "recovered"|"pending-approval"|"ticketed"|"failed"|"notify"|"shadow", "context": {...}}``; when
+Input: ``{"kind": "recovered"|"pending-approval"|"ticketed"|"failed"|"notify"|"shadow"|"suspected"|"transient",
+"context": {...}}`` (``notify`` with ``context.decision.shadow`` true is shown as ``shadow``); when
 ``context`` is absent, the rest of the event (the workflow state) is the context. Output: the result of
 :func:`esm_medic.notify.notify_incident` (``{"kind", "title", "sent", "errors"}``, plus ``tickets`` when a
 recovery resolved open tickets, and ``slack`` when the Slack app message moved). Delivery failures never fail the

@@ -120,9 +120,13 @@ def notify_incident(aws: Aws | None, kind: str, context: Mapping[str, Any], *, s
     then updated), the owner's route from tags, and, on recovery, the ESM's open tickets resolved with the proof.
     Due outbox deliveries are retried on the way out. Never raises because of a delivery."""
     from esm_medic.notify import outbox
-    from esm_medic.notify.routing import route_for
+    from esm_medic.notify.routing import route_for, with_account
     from esm_medic.notify.ticket import resolve_tickets
 
+    context = with_account(aws, context)
+    decision = context.get("decision")
+    if kind == "notify" and isinstance(decision, Mapping) and decision.get("shadow") is True:
+        kind = "shadow"  # mode shadow: the plan is shown as what would have been done, nothing changed
     route = route_for(aws, context)
     msg = build_message(kind, context)
     if route.owner:
@@ -154,15 +158,53 @@ def notify_incident(aws: Aws | None, kind: str, context: Mapping[str, Any], *, s
     return result
 
 
+#: stages of a held failure: shown on the incident's Slack app message only (a failure that may clear by itself
+#: does not page anyone through the broadcast sinks)
+HOLD_KINDS = frozenset({"suspected", "transient"})
+
+
+def show_stage(aws: Aws | None, kind: str, state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Move the incident's Slack app message to a held failure's stage (``suspected`` while the workflow waits,
+    ``transient`` when it cleared by itself). ``state`` is the workflow state. None when the Slack app is not
+    configured or ``kind`` is not a hold stage; never raises."""
+    if kind not in HOLD_KINDS:
+        return None
+    from esm_medic.notify.routing import route_for, with_account
+
+    try:
+        outcome = state.get("outcome") if isinstance(state.get("outcome"), Mapping) else {}
+        recheck = state.get("recheck") if isinstance(state.get("recheck"), Mapping) else {}
+        ctx = with_account(
+            aws,
+            {
+                "uuid": state.get("uuid"),
+                "incident_id": state.get("incident_id"),
+                "classification": state.get("classification") or {},
+                "hold_seconds": state.get("hold_seconds"),
+                "reason": (outcome or {}).get("reason") or (recheck or {}).get("reason") or "",
+                "account": state.get("account"),
+            },
+        )
+        route = route_for(aws, ctx)
+        return _slack_app(aws, build_message(kind, ctx), ctx, route.slack_channel)
+    except Exception as exc:  # showing a stage must never break the record step
+        logger.warning("hold stage not shown", extra={"kind": kind, "error": f"{type(exc).__name__}: {exc}"})
+        return {"action": "failed", "error": {"error": f"{type(exc).__name__}: {exc}"}}
+
+
 def open_ticket_for_esm(aws: Aws | None, **kwargs: Any) -> dict[str, Any]:
     """:func:`open_ticket` routed by the ESM's tags (ticket project), and the incident's Slack app message moved
     to *ticketed* with the ticket's link."""
-    from esm_medic.notify.routing import route_for
+    from esm_medic.notify.routing import foreign_account, route_for
     from esm_medic.notify.ticket import open_ticket
 
-    context = {"uuid": kwargs.get("uuid"), "diagnosis": kwargs.get("diagnosis") or {}}
+    context: dict[str, Any] = {"uuid": kwargs.get("uuid"), "diagnosis": kwargs.get("diagnosis") or {}}
     route = route_for(aws, context)
-    result = open_ticket(aws, project=route.ticket_project, **kwargs)
+    named = {**context, "account": kwargs.pop("account", None), "classification": kwargs.get("classification") or {}}
+    account = foreign_account(aws, named)
+    if account:
+        context["account"] = account
+    result = open_ticket(aws, project=route.ticket_project, account=account or "", **kwargs)
     result["route"] = route.to_dict()
     if not result["duplicate"]:
         ctx = {
@@ -195,4 +237,5 @@ __all__ = [
     "render_text",
     "resolve_tickets",
     "send",
+    "show_stage",
 ]

@@ -22,6 +22,8 @@ def announce_ticket(
     diag: dict[str, Any],
     plan: dict[str, Any],
     reason: str,
+    *,
+    account: str = "",
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Tell Slack / SNS (when configured) that a ticket was opened; the SNS mail carries the whole ticket."""
     names = [n for n in settings.sink_names() if n in ("slack", "sns")]
@@ -37,6 +39,7 @@ def announce_ticket(
         "reason": reason,
         "title": doc.title,
         "ticket": {"ticket_id": doc.ticket_id, "location": location},
+        **({"account": account} if account else {}),
     }
     msg = build_message("ticketed", context)
     sinks, errors = build_sinks(aws, chosen)

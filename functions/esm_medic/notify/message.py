@@ -20,7 +20,16 @@ from esm_medic.notify.redact import is_secret_key as is_secret_key
 from esm_medic.notify.redact import redact, redact_text
 
 #: Notification kinds (the workflow names them).
-KINDS: tuple[str, ...] = ("recovered", "pending-approval", "ticketed", "failed", "notify", "shadow")
+KINDS: tuple[str, ...] = (
+    "recovered",
+    "pending-approval",
+    "ticketed",
+    "failed",
+    "notify",
+    "shadow",
+    "suspected",
+    "transient",
+)
 
 _KIND_LABEL = {
     "recovered": "Recovered",
@@ -29,6 +38,8 @@ _KIND_LABEL = {
     "failed": "Remediation failed",
     "notify": "Problem detected",
     "shadow": "Shadow plan (no change made)",
+    "suspected": "Suspected failure (holding before acting)",
+    "transient": "Transient failure (recovered by itself)",
 }
 _KIND_EMOJI = {
     "recovered": ":white_check_mark:",
@@ -37,6 +48,8 @@ _KIND_EMOJI = {
     "failed": ":x:",
     "notify": ":warning:",
     "shadow": ":crystal_ball:",
+    "suspected": ":hourglass_flowing_sand:",
+    "transient": ":leaves:",
 }
 _KIND_SEVERITY = {
     "recovered": "info",
@@ -45,6 +58,8 @@ _KIND_SEVERITY = {
     "failed": "error",
     "notify": "warning",
     "shadow": "info",
+    "suspected": "info",
+    "transient": "info",
 }
 
 # Slack Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
@@ -79,6 +94,7 @@ class Message:
     root_cause: str = ""
     fix: str = ""
     incident_id: str = ""
+    account: str = ""  # the ESM's account when it is not the install's own (a central install acting in a member)
     facts: list[tuple[str, str]] = field(default_factory=list)  # extra (label, value) lines: region, mode, ...
     before: dict[str, Any] | None = None  # evidence before the fix (recovered)
     after: dict[str, Any] | None = None  # evidence after the fix (recovered)
@@ -208,15 +224,22 @@ def build_message(kind: str, context: Mapping[str, Any]) -> Message:
     fix_summary = _first(plan.get("summary"), plan.get("description"))
     if fix and fix_summary:
         fix = f"{fix}: {fix_summary}"
-    who = f"{function or 'unknown function'} ESM {uuid or '?'}"
+    account = account_named(ctx)
+    who = f"{function or 'unknown function'} ESM {uuid or '?'}" + (f" (account {account})" if account else "")
     what = entry_title or entry or (step and f"step {step}") or "unrecognised problem"
     title = _first(ctx.get("title"), f"[esm-medic] {_KIND_LABEL[kind]}: {who} — {what}")
     summary = _first(ctx.get("summary"), _default_summary(kind, ctx, what))
     facts: list[tuple[str, str]] = []
-    for label, key in (("Mode", "mode"), ("Region", "region"), ("Account", "account"), ("Reason", "reason")):
+    for label, key in (("Mode", "mode"), ("Region", "region"), ("Reason", "reason")):
         val = ctx.get(key)
         if isinstance(val, (str, int)) and str(val):
             facts.append((label, redact_text(str(val))))
+    approvers = ctx.get("approvers")
+    if kind == "pending-approval" and isinstance(approvers, Sequence) and not isinstance(approvers, str) and approvers:
+        facts.append(("Approvers", redact_text(", ".join(str(a) for a in list(approvers)[:20]))))
+    requested_by = ctx.get("requested_by")
+    if isinstance(requested_by, str) and requested_by.strip() and requested_by != "-":
+        facts.append(("Requested by", redact_text(requested_by.strip()[:200])))
     if cls.get("confidence") is not None:
         facts.append(("Confidence", f"{float(cls['confidence']):.2f}"))
     text = cls.get("text")
@@ -248,6 +271,7 @@ def build_message(kind: str, context: Mapping[str, Any]) -> Message:
         root_cause=redact_text(root_cause),
         fix=redact_text(fix),
         incident_id=_first(ctx.get("incident_id"), plan.get("incident_id")),
+        account=account,
         facts=facts,
         before=before if kind == "recovered" or before else None,
         after=after,
@@ -255,6 +279,12 @@ def build_message(kind: str, context: Mapping[str, Any]) -> Message:
         approval=approval,
         details=details,
     )
+
+
+def account_named(ctx: Mapping[str, Any]) -> str:
+    """The ``account`` the context names (a 12-digit id; callers set it only when it is not the install's own)."""
+    value = str(ctx.get("account") or "").strip()
+    return value if re.fullmatch(r"\d{12}", value) else ""
 
 
 def _first_obj(*values: Any) -> Any:
@@ -278,6 +308,12 @@ def _default_summary(kind: str, ctx: Mapping[str, Any], what: str) -> str:
         return f"Remediation failed: {error}" if error else "Remediation failed; see the details."
     if kind == "shadow":
         return f"Shadow mode: this is what esm-medic would do for '{what}'. Nothing was changed."
+    if kind == "suspected":
+        hold = ctx.get("hold_seconds")
+        wait = f"{hold} s" if isinstance(hold, int) and not isinstance(hold, bool) and hold > 0 else "a while"
+        return f"esm-medic saw '{what}' and waits {wait} to see whether it persists before acting. Nothing changed yet."
+    if kind == "transient":
+        return f"'{what}' cleared by itself during the hold: esm-medic changed nothing."
     return f"esm-medic found '{what}' (notify mode: no change made)."
 
 
@@ -328,6 +364,7 @@ def render_text(msg: Message) -> str:
     rows = [
         ("Kind", msg.label),
         ("ESM", msg.uuid),
+        ("Account", msg.account),
         ("Function", msg.function),
         ("Incident", msg.incident_id),
         ("Catalogue entry", msg.entry),

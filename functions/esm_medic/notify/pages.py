@@ -41,11 +41,13 @@ def render_approval_page(
 
     rows = [
         ("ESM", view.get("uuid")),
+        ("Account", view.get("account")),
         ("Function", view.get("function")),
         ("Incident", view.get("incident_id")),
         ("Fix", view.get("fix")),
         ("Plan", view.get("plan_summary")),
         ("Requested", view.get("created_at")),
+        ("Requested by", view.get("requested_by")),
         ("Expires", view.get("expires_at")),
     ]
     required = int(view.get("required_approvals") or 1)

@@ -140,3 +140,31 @@ def route_for(aws: Aws | None, context: Mapping[str, Any], env: Mapping[str, str
         approvers=approvers,
         source={k: lvl for k, (_, lvl) in found.items()},
     )
+
+
+def foreign_account(aws: Aws | None, context: Mapping[str, Any]) -> str:
+    """The ESM's account when it is not the install's own ("" otherwise): a central install acting in a member
+    account names it in every message, approval and ticket. The account comes from the payload (``account``, the
+    classification's, the diagnosed function's ARN: :func:`esm_medic.accounts.account_of_payload`); when the
+    install's own account cannot be read, a named account is shown (better one id too many than a wrong guess)."""
+    from esm_medic.accounts import account_of_payload, home_account
+
+    account = account_of_payload(context) or ""
+    if not account or aws is None:
+        return account
+    try:
+        return "" if account == home_account(aws) else account
+    except Exception as exc:
+        from esm_medic.aws import error_code
+
+        logger.warning("cannot read the install's own account", extra={"error": error_code(exc) or repr(exc)})
+        return account
+
+
+def with_account(aws: Aws | None, context: Mapping[str, Any]) -> dict[str, Any]:
+    """``context`` whose ``account`` is the ESM's account when foreign, and absent when it is the install's own."""
+    out = {k: v for k, v in context.items() if k != "account"}
+    account = foreign_account(aws, context)
+    if account:
+        out["account"] = account
+    return out

@@ -36,10 +36,13 @@ from esm_medic.notify.message import (
     slack_escape,
 )
 
-#: where an incident stands, shown on the Slack app message as it moves
+#: where an incident stands, shown on the Slack app message as it moves. "suspected" is a detected failure held
+#: before acting (it may clear by itself: "transient"); "shadow" is mode shadow's plan, of which nothing was applied.
 STAGE_OF_KIND = {
     "notify": "diagnosed",
-    "shadow": "suspected",
+    "suspected": "suspected: holding before acting",
+    "transient": "transient: recovered by itself, nothing changed",
+    "shadow": "shadow: plan shown, nothing changed",
     "pending-approval": "waiting for approval",
     "recovered": "verified",
     "ticketed": "ticketed",
@@ -53,7 +56,8 @@ def _md(text: str, limit: int = SLACK_SECTION_MAX) -> MarkdownTextObject:
 
 def build_blocks(msg: Message, *, stage: str = "") -> list[Block]:
     esc = slack_escape
-    header = _cut(f"{msg.label}: {msg.function or 'ESM'} {msg.uuid[:8]}".strip(), SLACK_HEADER_MAX)
+    where = f" · account {msg.account}" if msg.account else ""
+    header = _cut(f"{msg.label}: {msg.function or 'ESM'} {msg.uuid[:8]}{where}".strip(), SLACK_HEADER_MAX)
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=header, emoji=True)),
         SectionBlock(text=_md(f"{_KIND_EMOJI.get(msg.kind, '')} *{esc(msg.title)}*\n{esc(msg.summary)}")),
@@ -64,6 +68,7 @@ def build_blocks(msg: Message, *, stage: str = "") -> list[Block]:
         (k, v)
         for k, v in (
             ("ESM", msg.uuid),
+            ("Account", msg.account),
             ("Function", msg.function),
             ("Entry", msg.entry),
             ("Step", msg.step),

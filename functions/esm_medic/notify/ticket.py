@@ -135,6 +135,7 @@ def open_ticket(
     incident_id: str | None = None,
     settings: Any = None,
     project: str = "",
+    account: str | None = None,
 ) -> dict[str, Any]:
     """Open the ticket for this ESM and root cause, or comment on the open one. Never raises on a delivery or
     store failure (they are in ``errors`` and in the outbox).
@@ -145,6 +146,10 @@ def open_ticket(
     s = NotifySettings.coerce(settings)
     ps = ProviderSettings.coerce(settings)
     cls, diag, pl = _dict(classification), _dict(diagnosis), _dict(plan)
+    if account is None and aws is not None:  # not decided by the caller: the ESM's account when not the install's
+        from esm_medic.notify.routing import foreign_account
+
+        account = foreign_account(aws, {"classification": cls, "diagnosis": diag})
     incident = str(incident_id or pl.get("incident_id") or diag.get("incident_id") or cls.get("incident_id") or "")
     fp = fingerprint(uuid, cls, diag)
     region = _region(aws)
@@ -177,6 +182,7 @@ def open_ticket(
         outcome=outcome,
         function=function,
         region=region,
+        account=account or "",
     )
     if previous is not None:
         body = _relapse_note(previous) + body
@@ -239,7 +245,7 @@ def open_ticket(
         location = next((str(r.get("url") or r.get("ref")) for r in results.values() if r.get("ref")), "")
     if durable and aws is not None:
         _set_location(aws, uuid, fp, location)
-    sent, notify_errors = _announce(aws, s, doc, location, incident, cls, diag, pl, reason)
+    sent, notify_errors = _announce(aws, s, doc, location, incident, cls, diag, pl, reason, account=account or "")
     errors += notify_errors
     out = _result(doc, location, gap, False, results, errors)
     out.update(sent=sent, fallback=fallback, relapse_of=(previous or {}).get("ticket_id"))

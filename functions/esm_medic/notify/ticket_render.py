@@ -208,8 +208,10 @@ def render_ticket(
     outcome: str,
     function: str,
     region: str = "",
+    account: str = "",
 ) -> tuple[str, str, bool]:
-    """(title, Markdown body, is_catalogue_gap)."""
+    """(title, Markdown body, is_catalogue_gap). ``account``: the ESM's account when it is not the install's own
+    (named in the title and the table)."""
     from esm_medic.catalogue import get_catalogue
     from esm_medic.steps import STEP_TITLES, Step
 
@@ -219,7 +221,8 @@ def render_ticket(
     entry_title = entry.title if entry else str(classification.get("title") or "catalogue gap: unrecognised status")
     if gap:
         entry_title = f"catalogue gap: {entry_title}" if not entry_title.startswith("catalogue gap") else entry_title
-    title = f"[esm-medic] {function or 'unknown-function'} ESM {uuid} — {entry_title}"
+    where = f" (account {account})" if account else ""
+    title = f"[esm-medic] {function or 'unknown-function'} ESM {uuid}{where} — {entry_title}"
     diag = _dict(diagnosis)
     pl = _dict(plan)
     rc = _dict(diag.get("root_cause"))
@@ -238,6 +241,7 @@ def render_ticket(
         "|---|---|",
         f"| Ticket | `{ticket_id}` |",
         f"| ESM | `{_cell(uuid)}` |",
+        *([f"| Account | `{_cell(account)}` |"] if account else []),
         f"| Function | `{_cell(function or '?')}` |",
         f"| Incident | `{_cell(incident_id or NO_INCIDENT)}` |",
         f"| Region | {_cell(region or '?')} |",

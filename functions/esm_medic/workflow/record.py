@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from esm_medic.accounts import account_of_payload
 from esm_medic.aws import error_code, to_value
-from esm_medic.notify import open_ticket
+from esm_medic.notify import HOLD_KINDS, open_ticket, show_stage
 from esm_medic.remediate.audit import AuditLog
 from esm_medic.remediate.base import ActionRecord
 from esm_medic.tables import AUDIT, STATE
@@ -184,6 +184,8 @@ def record_outcome(aws: Aws, payload: Mapping[str, Any] | RecordRequest) -> Reco
             record.ticket_error = f"{type(exc).__name__}: {exc}"[:500]
             logger.error("ESM %s: the failure ticket could not be opened: %s", record.uuid, record.ticket_error)
     keys = write_outcome(aws, record)
+    if record.outcome in HOLD_KINDS:  # a held failure: the incident's Slack app message shows the stage
+        show_stage(aws, record.outcome, req.state)
     if record.final:
         try:
             finish_claim(aws, record.to_dict())

@@ -5,15 +5,13 @@ recorded with Slack's answer; the bot token read from Secrets Manager and never 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from esm_medic_sandbox.fake_slack import FakeSlack
 from notify_support import PLAN
 
 from esm_medic.notify import notify_incident
@@ -24,53 +22,6 @@ from esm_medic.notify.slack_app import SlackAppSettings, publish
 
 UUID = "5a1ac4a9-0000-4000-8000-00000000beef"
 TOKEN = "xoxb-test-token-do-not-print"
-
-
-class FakeSlack:
-    """A minimal Slack Web API: answers from a script, records every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.script: list[tuple[int, dict[str, Any], dict[str, str], float]] = []
-        self.count = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw or b"{}")
-                except json.JSONDecodeError:
-                    body = {"raw": raw.decode()}
-                outer.calls.append(
-                    {"method": self.path.rsplit("/", 1)[-1], "body": body, "auth": self.headers["Authorization"]}
-                )
-                status, answer, headers, delay = outer.script.pop(0) if outer.script else (200, {}, {}, 0.0)
-                time.sleep(delay)
-                if status == 200 and not answer:
-                    outer.count += 1
-                    answer = {"ok": True, "channel": body.get("channel", "C1"), "ts": f"{outer.count}.000100"}
-                data = json.dumps(answer).encode()
-                try:
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def methods(self) -> list[str]:
-        return [c["method"] for c in self.calls]
 
 
 @pytest.fixture
@@ -85,7 +36,7 @@ def slack(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSlack]:
     clear_credentials_cache()
     clear_cache()
     yield fake
-    fake.server.shutdown()
+    fake.close()
     clear_credentials_cache()
 
 
