@@ -202,3 +202,42 @@ def test_an_organization_that_cannot_be_listed_still_sweeps_the_listed_accounts(
     out = sweep_accounts(central, refused, settings=FAST, now=T0)
     assert out.discovery_code == "AccessDenied" and out.summary()["discovery_error"]
     assert not out.failed and {a.account for a in out.accounts} == {world["home"], world["enrolled"]}
+
+
+def test_the_sweeper_handler_sweeps_the_discovered_accounts(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from esm_medic_sandbox.inproc import LambdaContext
+
+    from esm_medic.handlers import _common
+    from esm_medic.handlers import sweeper as handler
+
+    c = world["root"].call("sts", "assume_role", RoleArn=world["sweeper_arn"], RoleSessionName="fn")["Credentials"]
+    env = {
+        "AWS_ACCESS_KEY_ID": c["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": c["SessionToken"],
+        "ESM_MEDIC_ORGANIZATION_ID": world["org"],
+        "ESM_MEDIC_MEMBER_OUS": world["team"],
+        "ESM_MEDIC_EXTERNAL_ID": XID,
+        "ESM_MEDIC_SWEEP_HOLD_SECONDS": "0",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("ESM_MEDIC_MEMBER_ACCOUNTS", raising=False)
+    counted: dict[str, float] = {}
+    monkeypatch.setattr(handler, "count", lambda name, value=1, **_: counted.__setitem__(name, value))
+    _common.reset_aws()
+    try:
+        out = handler.handler({"id": "sched-org"}, LambdaContext("esm-medic-sweeper", timeout_seconds=60))
+    finally:
+        _common.reset_aws()
+    assert out["ok"], out
+    assert set(out["accounts"]) == {world["home"], world["enrolled"]}
+    assert (out["accounts_discovered"], out["accounts_not_enrolled"], out["accounts_failed"]) == (2, 1, 0)
+    assert (counted["AccountsNotEnrolled"], counted["AccountsFailed"], counted["OrganizationDiscoveryFailed"]) == (
+        1,
+        0,
+        0,
+    )
