@@ -216,6 +216,83 @@ def accounts(n_accounts: tuple[int, ...] = (1, 5, 20), per_account: int = 150) -
     return {"per_account_esms": per_account, "runs": rows}
 
 
+def organization(n_accounts: int = 40, minutes: int = 60) -> dict[str, Any]:
+    """Discovery (esm_medic.discovery) for an organization of ``n_accounts`` in an OU tree: Organizations calls per
+    listing (the whole organization, an OU tree) and over ``minutes`` of one sweep a minute with the container's TTL
+    cache; the AssumeRole calls spent on discovered accounts without the member stack (not enrolled: retried per
+    TTL, not per sweep)."""
+    from esm_medic_sandbox.env import sandbox
+
+    from esm_medic import discovery, tables
+    from esm_medic.accounts import MemberSettings
+    from esm_medic.detect.sweeper import SweepSettings
+    from esm_medic.detect.sweeper_accounts import sweep_accounts
+
+    with sandbox() as root:
+        org = root.call("organizations", "create_organization", FeatureSet="ALL")["Organization"]["Id"]
+        (top,) = [r["Id"] for r in root.call("organizations", "list_roots")["Roots"]]
+        ous = []
+        for k in range(2):  # two OUs, each with a child OU; accounts spread over the four
+            parent = root.call("organizations", "create_organizational_unit", ParentId=top, Name=f"team{k}")
+            ou = parent["OrganizationalUnit"]["Id"]
+            child = root.call("organizations", "create_organizational_unit", ParentId=ou, Name=f"team{k}-new")
+            ous += [ou, child["OrganizationalUnit"]["Id"]]
+        for k in range(n_accounts):
+            made = root.call("organizations", "create_account", AccountName=f"a{k}", Email=f"a{k}@example.com")
+            root.call(
+                "organizations",
+                "move_account",
+                AccountId=made["CreateAccountStatus"]["AccountId"],
+                SourceParentId=top,
+                DestinationParentId=ous[k % len(ous)],
+            )
+        central, _ = _central_and_members(root, 0, 0, "bench-external-id")
+        tables.create_tables(central)
+        home = central.account_id()
+        out: dict[str, Any] = {"accounts": n_accounts, "ous": len(ous), "minutes": minutes}
+        now = [0.0]
+
+        def clock() -> float:
+            return now[0]
+
+        for label, cfg in (
+            ("organization", MemberSettings(organization=org)),
+            ("ou_tree", MemberSettings(organization=org, ous=(ous[0], ous[2]))),
+        ):
+            central.reset_counts()
+            discovery.clear(central)
+            for minute in range(minutes):
+                now[0] = minute * 60.0
+                found = discovery.discover(central, cfg, home, clock=clock)
+            calls = sum(v for k, v in central.calls.items() if k.startswith("organizations:"))
+            out[label] = {
+                "discovered": len(found.accounts),
+                "listings": math.ceil(minutes * 60 / discovery.TTL_SECONDS),
+                "organizations_calls": calls,
+                "calls_without_cache": calls * minutes // max(1, math.ceil(minutes * 60 / discovery.TTL_SECONDS)),
+            }
+        # no account has the member stack: cold, each discovered account costs one refused AssumeRole; warm, none
+        discovery.clear(central)
+        cfg = MemberSettings(organization=org, external_id="bench-external-id")
+        fast = SweepSettings(hold_seconds=0, gc_every_seconds=0, interval_seconds=60)
+        t0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+        for label, minute in (("not_enrolled_cold", 0), ("not_enrolled_warm", 1)):
+            central.reset_counts()
+            swept = sweep_accounts(central, cfg, settings=fast, now=t0 + timedelta(minutes=minute))
+            out[label] = {
+                "not_enrolled": len(swept.not_enrolled),
+                "assume_role": swept.combined.calls.get("sts:AssumeRole", 0),
+                "failed_accounts": len(swept.failed),
+            }
+    print(
+        f"sweep organization: {n_accounts} accounts, {minutes} sweeps: {out['organization']['organizations_calls']} "
+        f"Organizations calls org-wide, {out['ou_tree']['organizations_calls']} for 2 OU trees (without the "
+        f"{int(discovery.TTL_SECONDS // 60)}-minute cache: {out['ou_tree']['calls_without_cache']}); not enrolled: "
+        f"{out['not_enrolled_cold']['assume_role']} AssumeRole cold, {out['not_enrolled_warm']['assume_role']} warm"
+    )
+    return out
+
+
 def main(n: int = N_ESMS) -> dict[str, Any]:
     from esm_medic_sandbox.env import create_msk_stack, sandbox
     from esm_medic_sandbox.patches import set_esm_status
@@ -299,6 +376,7 @@ def main(n: int = N_ESMS) -> dict[str, Any]:
         "changed_writes_per_transition": round(changed["ddb_write_calls"] / max(1, len(changed_ids)), 2),
         "exactly_once": changed["emitted"] == len(changed_ids) and after["emitted"] == 0,
         "accounts": accounts(),
+        "organization": organization(),
     }
     print(
         f"sweep: {n} ESMs; unchanged sweep: {unchanged['list_calls']} list calls (target {pages}), "

@@ -55,6 +55,12 @@ MEMBER_FUNCTIONS: dict[str, frozenset[str]] = {
     "cloudtrail_error": frozenset({DIAGNOSIS_ROLE}),
     "esm_logs": frozenset({DIAGNOSIS_ROLE}),
 }
+#: what the central sweeper needs to discover the organization's (or the OUs') accounts
+ORGANIZATION_LIST_ACTIONS = [
+    "organizations:ListAccounts",
+    "organizations:ListAccountsForParent",
+    "organizations:ListOrganizationalUnitsForParent",
+]
 #: the SecureString holding the external id the member roles require (created after the deploy, never in a template)
 EXTERNAL_ID_PARAMETER = "/esm-medic/external-id"
 
@@ -209,7 +215,7 @@ def grant_member_access(stack: cdk.Stack, settings: Settings, name: str, fn: lam
     if members:
         arns = [f"arn:{stack.partition}:iam::{a}:role/{r}" for a in members for r in role_names]
         role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=arns))
-    else:
+    if org:  # any account of the organization (the sweeper discovers them; events of them are accepted)
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["sts:AssumeRole"],
@@ -229,9 +235,20 @@ def grant_member_access(stack: cdk.Stack, settings: Settings, name: str, fn: lam
     fn.add_environment("ESM_MEDIC_EXTERNAL_ID_PARAM", EXTERNAL_ID_PARAMETER)
     if members:
         fn.add_environment("ESM_MEDIC_MEMBER_ACCOUNTS", ",".join(members))
-    elif org:
-        # no list: the detectors accept events of any account the bus policy admits (this organization's)
+    if org:
+        # the detectors accept events of any account the bus policy admits (this organization's); the sweeper
+        # discovers the organization's (or the OUs') accounts
         fn.add_environment("ESM_MEDIC_ORGANIZATION_ID", org)
+    if org and name == "sweeper":
+        if settings.organizational_units:
+            fn.add_environment("ESM_MEDIC_MEMBER_OUS", ",".join(settings.organizational_units))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                # List* of Organizations support no resource-level permissions: "*" is the only resource
+                actions=ORGANIZATION_LIST_ACTIONS,
+                resources=["*"],
+            )
+        )
 
 
 def allow_member_events(stack: cdk.Stack, settings: Settings, bus_name: str = "default") -> list[cdk.CfnResource]:
@@ -246,16 +263,25 @@ def allow_member_events(stack: cdk.Stack, settings: Settings, bus_name: str = "d
         "Action": "events:PutEvents",
         "Resource": bus_arn,
     }
+    statements: list[tuple[str, str, dict[str, Any]]] = []
     if members:
-        statement["Principal"] = {"AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in members]}
-    else:
-        statement["Principal"] = "*"
-        statement["Condition"] = {"StringEquals": {"aws:PrincipalOrgID": org}}
+        principal = {"AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in members]}
+        statements.append(("MemberEventsPolicy", "esm-medic-member-events", {**statement, "Principal": principal}))
+    if org:  # with a list too: the accounts the sweeper discovers in the organization forward their events
+        condition = {"StringEquals": {"aws:PrincipalOrgID": org}}
+        logical, sid = (
+            ("OrganizationEventsPolicy", "esm-medic-organization-events")
+            if members
+            else ("MemberEventsPolicy", "esm-medic-member-events")
+        )
+        statements.append((logical, sid, {**statement, "Principal": "*", "Condition": condition}))
     # the L1 resource itself: aws_events.CfnEventBusPolicy prints a deprecation banner for its (unused) Principal
-    policy = cdk.CfnResource(
-        stack,
-        "MemberEventsPolicy",
-        type="AWS::Events::EventBusPolicy",
-        properties={"StatementId": "esm-medic-member-events", "EventBusName": bus_name, "Statement": statement},
-    )
-    return [policy]
+    return [
+        cdk.CfnResource(
+            stack,
+            logical,
+            type="AWS::Events::EventBusPolicy",
+            properties={"StatementId": sid, "EventBusName": bus_name, "Statement": body},
+        )
+        for logical, sid, body in statements
+    ]

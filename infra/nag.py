@@ -30,7 +30,8 @@ VETTED_WILDCARDS: tuple[tuple[str, str, str], ...] = (
         "Read-only diagnosis calls (EC2 Describe*, Lambda List/Get ESM, Kafka Describe*, IAM Simulate/Get*), "
         "X-Ray, and the remediation actions, which act on whichever SG / VPC / execution role an incident names "
         "and support no deploy-time scoping; each action validates its own parameters and never writes a CIDR "
-        "rule.",
+        "rule. The sweeper's Organizations ListAccounts / ListAccountsForParent / "
+        "ListOrganizationalUnitsForParent (organization installs only) have no resource-level permissions.",
     ),
     (
         "Resource",

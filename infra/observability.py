@@ -48,6 +48,8 @@ CUSTOM_METRICS: dict[str, CustomMetric] = {
         CustomMetric("SweepDuration", "Maximum", "sweep wall time (ms)"),
         CustomMetric("SweepFailed", description="failed sweeps"),
         CustomMetric("AccountsFailed", description="member accounts a sweep could not reach (role not assumable)"),
+        CustomMetric("AccountsNotEnrolled", description="discovered organization accounts without the member stack"),
+        CustomMetric("OrganizationDiscoveryFailed", description="sweeps that could not list the organization"),
         CustomMetric("UnlistedAccountEvents", description="events from accounts that are not members: ignored"),
         CustomMetric("OutboxPending", "Maximum", "notifications and tickets not yet delivered"),
         CustomMetric("BudgetExhausted", description="fixes refused because a blast-radius budget was used up"),
@@ -211,6 +213,8 @@ class Observability(Construct):
                 right=[
                     custom("SweepFailed", five),
                     custom("AccountsFailed", five),
+                    custom("AccountsNotEnrolled", five, "Maximum"),
+                    custom("OrganizationDiscoveryFailed", five),
                     custom("UnlistedAccountEvents", five),
                 ]
                 + ([sweeper.metric_errors(period=five)] if sweeper is not None else []),

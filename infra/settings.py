@@ -14,6 +14,7 @@ value ``ConfigFile``, validated before anything is synthesised: every problem is
 | ExternalId | member stacks: the sts:ExternalId the central install presents (8+ characters) | required there |
 | OrganizationId | member stacks: callers must be in this organization (``o-...``); central: any member of it | none |
 | MemberAccounts | central stack: the member accounts it may act in (12 digits each) | none |
+| OrganizationalUnits | central: sweep the accounts of these OUs (``ou-...``, and child OUs), not the whole org | none |
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Settings:
     external_id: str | None = None
     organization_id: str | None = None
     member_accounts: tuple[str, ...] = ()
+    organizational_units: tuple[str, ...] = ()
 
 
 def _bool(value: Any) -> bool | None:
@@ -137,6 +139,14 @@ def load(context: dict[str, Any], *, member: bool = False) -> Settings:
         errors.append(f"CentralAccount must be a 12-digit account id (got {central!r})")
     if org is not None and not re.fullmatch(r"o-[a-z0-9]{10,32}", str(org)):
         errors.append(f"OrganizationId must look like o-abcdefghij (got {org!r})")
+    ous = tuple(_list(ctx.get("OrganizationalUnits")))
+    errors += [
+        f"OrganizationalUnits: {o!r} is not an organizational unit id (ou-xxxx-yyyyyyyy)"
+        for o in ous
+        if not re.fullmatch(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}", o)
+    ]
+    if ous and org is None:
+        errors.append("OrganizationalUnits needs OrganizationId (the organization the units belong to)")
     if external_id is not None and not re.fullmatch(r"[\w+=,.@:/-]{8,1224}", str(external_id)):
         errors.append("ExternalId must be 8-1224 characters of letters, digits and +=,.@:/-_")
     if member:
@@ -159,4 +169,5 @@ def load(context: dict[str, Any], *, member: bool = False) -> Settings:
         external_id=str(external_id) if external_id else None,
         organization_id=str(org) if org else None,
         member_accounts=members,
+        organizational_units=ous,
     )

@@ -534,6 +534,7 @@ def _context(scope: Construct) -> dict[str, Any]:
         "TicketProviders",
         "MemberAccounts",
         "OrganizationId",
+        "OrganizationalUnits",
     ]
     return {k: v for k in keys if (v := scope.node.try_get_context(k)) is not None}
 

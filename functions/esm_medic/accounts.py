@@ -23,6 +23,11 @@ ESM_MEDIC_MEMBER_ACCOUNTS          member account ids this install may act in (c
 ESM_MEDIC_EXTERNAL_ID_PARAM        name of the SSM SecureString holding the external id (read with decryption
                                    through the central adapter)
 ESM_MEDIC_EXTERNAL_ID              the external id itself (development; the parameter is preferred)
+ESM_MEDIC_ORGANIZATION_ID          the organization (``o-...``) the install serves: any of its accounts may be
+                                   acted in (the member roles and the AssumeRole grant pin aws:ResourceOrgID),
+                                   and the sweeper discovers them (:mod:`esm_medic.discovery`)
+ESM_MEDIC_MEMBER_OUS               the sweeper: discover only the accounts of these OUs (``ou-...``) and their
+                                   child OUs instead of the whole organization
 =================================  ==========================================================================
 
 Trust is enforced by AWS (the member role's trust policy); esm-medic always presents the external id and refuses
@@ -51,6 +56,8 @@ HOME_SERVICES = frozenset({"dynamodb", "ssm", "sns", "sqs", "events", "stepfunct
 SESSION_SECONDS = 3600  # the member roles' MaxSessionDuration
 
 _ACCOUNT = re.compile(r"\d{12}")
+_ORGANIZATION = re.compile(r"o-[a-z0-9]{10,32}")
+_OU = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}")
 _ROLE_ARN = re.compile(r"arn:(aws[\w-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
 _NOT_A_ROLE = ("NoSuchEntity", "InvalidIdentityToken", "InvalidParameterValue", "ValidationError")
 
@@ -74,6 +81,8 @@ class MemberSettings:
     accounts: tuple[str, ...] = ()
     external_id: str | None = None
     external_id_param: str | None = None
+    organization: str | None = None
+    ous: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MemberSettings:
@@ -82,8 +91,19 @@ class MemberSettings:
         bad = [a for a in accounts if not _ACCOUNT.fullmatch(a)]
         if bad:
             raise AccountConfigError(f"ESM_MEDIC_MEMBER_ACCOUNTS: not 12-digit account ids: {', '.join(bad)}")
+        organization = (e.get("ESM_MEDIC_ORGANIZATION_ID") or "").strip() or None
+        if organization and not _ORGANIZATION.fullmatch(organization):
+            raise AccountConfigError(f"ESM_MEDIC_ORGANIZATION_ID: not an organization id (o-...): {organization}")
+        ous = tuple(o for o in re.split(r"[\s,]+", e.get("ESM_MEDIC_MEMBER_OUS", "")) if o)
+        bad = [o for o in ous if not _OU.fullmatch(o)]
+        if bad:
+            raise AccountConfigError(f"ESM_MEDIC_MEMBER_OUS: not organizational unit ids (ou-...): {', '.join(bad)}")
+        if ous and not organization:
+            raise AccountConfigError("ESM_MEDIC_MEMBER_OUS needs ESM_MEDIC_ORGANIZATION_ID (the OUs' organization)")
         return cls(
             accounts=accounts,
+            organization=organization,
+            ous=ous,
             external_id=e.get("ESM_MEDIC_EXTERNAL_ID") or None,
             external_id_param=e.get("ESM_MEDIC_EXTERNAL_ID_PARAM") or None,
         )
@@ -269,13 +289,13 @@ def member_aws(
     ``external_id_value`` overrides the settings. Not ``deferred``: AssumeRole happens now and a refusal raises
     :class:`AccountAccessError`; ``deferred``: on the first request (the error then comes from that request).
     Raises :class:`AccountConfigError` for a malformed account, an account outside ``ESM_MEDIC_MEMBER_ACCOUNTS``
-    or no external id.
+    (unless an organization is configured: then AWS checks the account's organization) or no external id.
     """
     if purpose not in ROLES:
         raise AccountConfigError(f"unknown purpose {purpose!r}: expected {' or '.join(ROLES)}")
     cfg = settings if settings is not None else MemberSettings.from_env()
     account, role_arn = role_arn_for(account_or_arn, purpose)
-    if cfg.accounts and account not in cfg.accounts:
+    if cfg.accounts and account not in cfg.accounts and not cfg.organization:
         raise AccountConfigError(
             f"account {account} is not a member account of this install (ESM_MEDIC_MEMBER_ACCOUNTS)"
         )

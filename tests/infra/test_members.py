@@ -105,6 +105,39 @@ def test_an_organization_allows_any_member_account_of_it(tmp_path: Path) -> None
     assert "ESM_MEDIC_MEMBER_ACCOUNTS" not in sweeper["Properties"]["Environment"]["Variables"]
 
 
+def test_an_organization_sweeper_may_list_the_organization_and_its_units(tmp_path: Path) -> None:
+    from infra.member_stack import ORGANIZATION_LIST_ACTIONS
+
+    ous = "ou-ab12-abcdefgh,ou-ab12-ijklmnop"
+    template = _synth(
+        tmp_path, {"OrganizationId": "o-abcdefghij", "OrganizationalUnits": ous, "MemberAccounts": MEMBERS[0]}
+    )
+    fns, by_role = _functions_and_policies(template)
+    listing: dict[str, list[str]] = {}
+    for fn in fns.values():
+        stmts = by_role[fn["Properties"]["Role"]["Fn::GetAtt"][0]]
+        listing[fn["Properties"]["Handler"]] = [a for s in stmts for a in _actions(s) if a.startswith("organizations:")]
+    sweeper = next(f for f in fns.values() if f["Properties"]["Handler"].endswith("sweeper.handler"))
+    assert sorted(listing.pop(sweeper["Properties"]["Handler"])) == sorted(ORGANIZATION_LIST_ACTIONS)
+    assert not any(listing.values())  # only the sweeper lists the organization
+    env = sweeper["Properties"]["Environment"]["Variables"]
+    assert env["ESM_MEDIC_MEMBER_OUS"] == ous and env["ESM_MEDIC_ORGANIZATION_ID"] == "o-abcdefghij"
+    assert env["ESM_MEDIC_MEMBER_ACCOUNTS"] == MEMBERS[0]
+    # the listed member by ARN and any account of the organization by the org condition
+    stmts = by_role[sweeper["Properties"]["Role"]["Fn::GetAtt"][0]]
+    assumes = [s for s in stmts if "sts:AssumeRole" in _actions(s)]
+    assert any(s.get("Condition") == {"StringEquals": {"aws:ResourceOrgID": "o-abcdefghij"}} for s in assumes)
+    assert any(MEMBERS[0] in json.dumps(s["Resource"]) for s in assumes)
+    # discovered accounts forward their events: the bus admits the organization besides the listed member
+    sids = sorted(p["StatementId"] for p in _bus_policies(template))
+    assert sids == ["esm-medic-member-events", "esm-medic-organization-events"]
+
+
+def test_listed_members_only_no_organization_listing(members_template: dict[str, Any]) -> None:
+    _, by_role = _functions_and_policies(members_template)
+    assert not [a for stmts in by_role.values() for s in stmts for a in _actions(s) if a.startswith("organizations:")]
+
+
 def test_no_members_no_cross_account_access(template: dict[str, Any]) -> None:
     _, by_role = _functions_and_policies(template)
     assert not [t for stmts in by_role.values() for t in _assume_targets(stmts)]

@@ -181,3 +181,14 @@ def test_tracing_off_by_context(tmp_path):
     template = json.loads((tmp_path / "EsmMedic.template.json").read_text())
     for fn in resources(template, "AWS::Lambda::Function").values():
         assert "TracingConfig" not in fn["Properties"] or fn["Properties"]["TracingConfig"]["Mode"] != "Active"
+
+
+def test_organizational_units_are_validated_and_need_the_organization(tmp_path):
+    with pytest.raises(SettingsError) as err:
+        load({"OrganizationalUnits": "ou-ab12-abcdefgh,r-root"})
+    text = str(err.value)
+    assert "'r-root' is not an organizational unit id" in text and "needs OrganizationId" in text
+    f = tmp_path / "esm-medic.json"
+    f.write_text(json.dumps({"OrganizationId": "o-abcdefghij", "OrganizationalUnits": ["ou-ab12-abcdefgh"]}))
+    s = load({"ConfigFile": str(f)})
+    assert (s.organization_id, s.organizational_units) == ("o-abcdefghij", ("ou-ab12-abcdefgh",))

@@ -9,9 +9,10 @@ the snapshots, markers and the events they put stay central (:class:`esm_medic.a
 :func:`resolve` decides, for an account id:
 
 - none, or the install's own account: the central adapter;
-- a configured member (``ESM_MEDIC_MEMBER_ACCOUNTS``), or, when no list is configured but the install serves an
-  organization (``ESM_MEDIC_ORGANIZATION_ID``; the central bus policy admits only that organization's accounts),
-  any other account: the member adapter, assumed now so a refusal is known at once;
+- a configured member (``ESM_MEDIC_MEMBER_ACCOUNTS``), or, when the install serves an organization
+  (``ESM_MEDIC_ORGANIZATION_ID``, with or without a list: the sweeper discovers its accounts, and the central bus
+  policy admits only that organization's accounts besides the listed ones), any other account: the member adapter,
+  assumed now so a refusal is known at once;
 - anything else: ignored (never acted on); the caller logs it and counts ``UnlistedAccountEvents``.
 
 A member whose role cannot be assumed, or a broken member configuration, comes back as ``failed`` with the reason
@@ -95,8 +96,8 @@ def resolve(
             return EventAccount(account, failed=f"cannot tell the install's own account: {code}: {exc}", code=code)
         if account == home:
             return EventAccount(None, central)
-        org = org if org is not None else organization(env)
-        if cfg.accounts or not org:
+        org = org if org is not None else (organization(env) or cfg.organization)
+        if not org:
             where = "ESM_MEDIC_MEMBER_ACCOUNTS" if cfg.accounts else "no member accounts or organization configured"
             return EventAccount(account, ignored=f"account {account} is not a member account of this install ({where})")
     try:

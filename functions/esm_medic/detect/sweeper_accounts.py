@@ -9,15 +9,18 @@ to the central bus, and a second copy of the state per account, for no fewer AWS
 
 One invocation:
 
-1. the accounts are the install's own plus ``ESM_MEDIC_MEMBER_ACCOUNTS``, in an order that rotates every minute
-   (so a deadline never starves the same accounts);
+1. the accounts are the install's own, ``ESM_MEDIC_MEMBER_ACCOUNTS`` and, for an organization install, the
+   ACTIVE accounts of the organization or of ``ESM_MEDIC_MEMBER_OUS`` (:mod:`esm_medic.discovery`, listed once per
+   15 minutes per container), in an order that rotates every minute (so a deadline never starves the same accounts);
 2. each member is swept through its ``esm-medic-diagnosis`` role (:func:`esm_medic.accounts.member_aws`): the
    listing and the confirming Gets happen in the member, the state and the events stay central (events name the
    ESM's account through its function ARN and ``account``);
-3. a member that cannot be assumed (trust, external id, no stack) is recorded with its error and skipped; the other
-   accounts are swept as usual;
-4. garbage collection (forgetting ESMs no longer listed) runs only when every account was reached and listed
-   completely, over the union of the listings: the digest is shared, so a partial picture would forget live ESMs.
+3. a listed member that cannot be assumed (trust, external id, no stack) is recorded with its error (failed,
+   alarmed) and skipped; a DISCOVERED account whose role cannot be assumed is "not enrolled" (the StackSet has not
+   reached it yet): counted apart, not alarmed, tried again after the discovery TTL; the others are swept as usual;
+4. garbage collection (forgetting ESMs no longer listed) runs only when every listed or enrolled account was reached
+   and listed completely, over the union of the listings: the digest is shared, so a partial picture would forget
+   live ESMs. A not-enrolled account blocks nothing (its ESMs were never swept, or its stack was removed).
 
 Accounts are swept one after the other (each sweep already spreads its writes over ``workers`` threads).
 """
@@ -59,6 +62,10 @@ class AccountsSweep:
 
     accounts: list[AccountSweep] = field(default_factory=list)
     combined: SweepResult = field(default_factory=SweepResult)
+    discovered: tuple[str, ...] = ()  # the organization's accounts found by discovery (not listed)
+    not_enrolled: list[str] = field(default_factory=list)  # discovered accounts whose role cannot be assumed
+    discovery_error: str = ""  # why the organization could not be listed (the listed accounts were swept)
+    discovery_code: str = ""
 
     @property
     def failed(self) -> list[AccountSweep]:
@@ -74,6 +81,10 @@ class AccountsSweep:
             for a in self.accounts
         }
         out["accounts_failed"] = len(self.failed)
+        out["accounts_discovered"] = len(self.discovered)
+        out["accounts_not_enrolled"] = len(self.not_enrolled)
+        if self.discovery_error:
+            out["discovery_error"] = self.discovery_error
         return out
 
 
@@ -109,13 +120,26 @@ def sweep_accounts(
 ) -> AccountsSweep:
     """Sweep the install's own account and each member account (see the module docstring)."""
     from esm_medic.accounts import AccountAccessError, AccountConfigError, home_account, member_aws
+    from esm_medic.discovery import discover, mark_not_enrolled, not_enrolled_until
 
     now = now or datetime.now(UTC)
     started = time.monotonic()
     central_before = Counter(central.calls)
     home = home_account(central)
-    order = rotation([home, *(a for a in members.accounts if a != home)], now)
-    out = AccountsSweep(combined=SweepResult(started_at=iso(now)))
+    found = discover(central, members, home)
+    if found.error and found.fresh:
+        logger.warning("organization accounts not discovered", extra={"reason": found.error, "code": found.code})
+    discovered = tuple(a for a in found.accounts if a not in members.accounts)
+    out = AccountsSweep(
+        combined=SweepResult(started_at=iso(now)),
+        discovered=discovered,
+        discovery_error=found.error,
+        discovery_code=found.code,
+    )
+    waiting = [a for a in discovered if not_enrolled_until(central, a)]
+    out.not_enrolled.extend(waiting)
+    candidates = [*(a for a in members.accounts if a != home), *(a for a in discovered if a not in waiting)]
+    order = rotation([home, *candidates], now)
     store = SnapshotStore(central, settings.table or None)
     digest = store.digest_read()
     listed: set[str] = set()
@@ -129,8 +153,19 @@ def sweep_accounts(
         try:
             aws = central if account == home else member_aws(central, account, purpose="diagnosis", settings=members)
             result = sweep(aws, now=now, settings=settings, deadline=deadline, digest=digest, listed=listed)
-        except (AccountAccessError, AccountConfigError) as exc:
-            code = getattr(exc, "code", "") or type(exc).__name__
+        except AccountAccessError as exc:
+            if account in discovered:  # the StackSet has not reached it yet: not an outage
+                mark_not_enrolled(central, account)
+                out.not_enrolled.append(account)
+                logger.info("discovered account not enrolled", extra={"account": account, "reason": str(exc)[:300]})
+                continue
+            code = exc.code or type(exc).__name__
+            logger.warning("member account not swept", extra={"account": account, "reason": str(exc)[:500]})
+            out.accounts.append(AccountSweep(account, error=str(exc)[:1000], code=code))
+            out.combined.errors.append(f"account {account}: {str(exc)[:300]}")
+            continue
+        except AccountConfigError as exc:
+            code = type(exc).__name__
             logger.warning("member account not swept", extra={"account": account, "reason": str(exc)[:500]})
             out.accounts.append(AccountSweep(account, error=str(exc)[:1000], code=code))
             out.combined.errors.append(f"account {account}: {str(exc)[:300]}")

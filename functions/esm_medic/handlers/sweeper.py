@@ -7,7 +7,10 @@ While the fleet is small, the invocation sweeps again every ``ESM_MEDIC_SWEEP_PA
 minute, up to ``ESM_MEDIC_SWEEP_PASS_BUDGET`` extra list calls (see :mod:`esm_medic.detect.passes`).
 With ``ESM_MEDIC_MEMBER_ACCOUNTS`` set it sweeps the install's own account and each member account through the
 member's diagnosis role (:mod:`esm_medic.detect.sweeper_accounts`, one pass per account); a member that cannot be
-assumed is logged, counted (``AccountsFailed``, ``AccountSweepFailed`` per account) and skipped.
+assumed is logged, counted (``AccountsFailed``, ``AccountSweepFailed`` per account) and skipped. With
+``ESM_MEDIC_ORGANIZATION_ID`` (and optionally ``ESM_MEDIC_MEMBER_OUS``) it also sweeps the accounts it discovers in
+the organization; a discovered account without the member stack counts as ``AccountsNotEnrolled`` (not alarmed),
+and an organization it may not list gives ``OrganizationDiscoveryFailed`` (the listed accounts are still swept).
 The sweep stops 10 s (``SweepSettings.deadline_margin_seconds``) before the Lambda timeout; the next run resumes.
 Heavy modules (boto3, the classifier) are imported on the first invocation, not at init.
 """
@@ -59,7 +62,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     deadline = None if remaining is None else time.monotonic() + remaining - settings.deadline_margin_seconds
     multi = None
     try:
-        if members.accounts:
+        if members.accounts or members.organization:
             from esm_medic.detect.sweeper_accounts import sweep_accounts
 
             multi = sweep_accounts(
@@ -94,6 +97,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             count("AccountSweepFailed", account=failed.account, error=failed.code)
         count("AccountsSwept", len(multi.accounts) - len(multi.failed))
         count("AccountsFailed", len(multi.failed))  # alarmed: service dimension only
+        count("AccountsNotEnrolled", len(multi.not_enrolled))  # dashboard only: the StackSet is on its way
+        # logged once per discovery TTL (sweeper_accounts); the metric says it on every sweep
+        count("OrganizationDiscoveryFailed", 1 if multi.discovery_error else 0)
     count("EsmsSwept", result.kafka)
     count("SweepPasses", len(passes.passes))
     count("TransitionsEmitted", summary["emitted"])

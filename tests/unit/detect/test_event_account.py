@@ -66,7 +66,7 @@ def test_a_listed_member_is_reached_through_its_diagnosis_role(assumed: list[tup
 
 def test_an_unlisted_account_is_ignored_never_assumed(assumed: list[tuple[str, str]]) -> None:
     central = FakeCentral()
-    found = resolve(central, OTHER, settings=MEMBERS, org="o-abcdefghij")  # type: ignore[arg-type]
+    found = resolve(central, OTHER, settings=MEMBERS, org="")  # type: ignore[arg-type]
     assert not found.ok and OTHER in found.ignored and "ESM_MEDIC_MEMBER_ACCOUNTS" in found.ignored
     assert found.to_dict() == {"account": OTHER, "reason": found.ignored}
     # no member configured at all: only the install's own account is acted on
@@ -81,6 +81,10 @@ def test_an_organization_install_accepts_any_account_the_bus_admits(assumed: lis
     assert found.ok and found.account == OTHER and assumed == [(OTHER, "diagnosis")]
     env = {"ESM_MEDIC_ORGANIZATION_ID": "o-abcdefghij", "ESM_MEDIC_EXTERNAL_ID": "an-external-id"}
     assert resolve(FakeCentral(), MEMBER, env=env).ok  # type: ignore[arg-type]
+    # listed members too: an account the sweeper discovered in the organization is still accepted
+    listed = {**env, "ESM_MEDIC_MEMBER_ACCOUNTS": MEMBER}
+    assert resolve(FakeCentral(), OTHER, env=listed).ok  # type: ignore[arg-type]
+    assert assumed[-1] == (OTHER, "diagnosis")
 
 
 def test_a_refused_member_is_a_failure_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
