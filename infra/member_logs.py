@@ -47,7 +47,8 @@ def central_destination(
         retention_period=cdk.Duration.hours(24),
         encryption=kinesis.StreamEncryption.MANAGED,  # aws/kinesis: CloudWatch Logs' role needs no key grant
     )
-    sources_ = [stack.account, *members] if members else ["*"]
+    # an organization admits accounts discovered later: any source account (the destination policy checks the org)
+    sources_ = [stack.account, *members] if members and not org else ["*"]
     role = iam.Role(
         stack,
         "EsmLogsDestinationRole",
@@ -74,7 +75,7 @@ def central_destination(
                 resources=[own_arn],
             )
         )
-    else:
+    if org:
         destination.add_to_policy(
             iam.PolicyStatement(
                 principals=[iam.StarPrincipal()],

@@ -292,6 +292,18 @@ def test_an_organization_destination_requires_the_organization(tmp_path: Path) -
     assert "aws:PrincipalOrgID" in policy and "o-abcdefghij" in policy
 
 
+def test_members_and_an_organization_admit_both_to_the_destination(tmp_path: Path) -> None:
+    """Accounts the sweeper discovers in the organization send their system logs too, not only the listed ones."""
+    template = _synth(tmp_path, {"OrganizationId": "o-abcdefghij", "MemberAccounts": list(MEMBERS)})
+    (dest,) = _of_type(template, "AWS::Logs::Destination").values()
+    policy = json.dumps(dest["Properties"]["DestinationPolicy"])
+    assert sorted(re.findall(r":iam::(\d{12}):root", policy)) == sorted(MEMBERS)
+    assert "aws:PrincipalOrgID" in policy and "o-abcdefghij" in policy
+    role_id = dest["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    (trust,) = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert ":*:*" in json.dumps(trust["Condition"]["StringLike"]["aws:SourceArn"])
+
+
 def test_no_members_no_destination(template: dict[str, Any]) -> None:
     assert not _of_type(template, "AWS::Logs::Destination") and not _of_type(template, "AWS::Kinesis::Stream")
 
