@@ -157,7 +157,7 @@ class EsmMedicMemberStack(cdk.Stack):
 
     def _forwarding_rules(self, central: str, bus_name: str) -> dict[str, events.Rule]:
         """The member side of the fast detectors: each AWS-sourced detection rule, forwarding to the central bus."""
-        from infra.stack import PATTERNS, RULES, event_pattern
+        from infra.stack import PATTERNS, RULES, event_pattern, set_rule_state
 
         bus_arn = f"arn:{self.partition}:events:{self.region}:{central}:event-bus/{bus_name}"
         bus = events.EventBus.from_event_bus_arn(self, "CentralBus", bus_arn)
@@ -180,10 +180,7 @@ class EsmMedicMemberStack(cdk.Stack):
                 targets=[targets.EventBus(bus, role=role)],
                 description=f"esm-medic: {filename} -> the central install's event bus",
             )
-            if state != "ENABLED":
-                cfn = rule.node.default_child
-                assert isinstance(cfn, events.CfnRule)
-                cfn.add_property_override("State", state)
+            set_rule_state(rule, state)
             rules[rule_id] = rule
         return rules
 

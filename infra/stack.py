@@ -75,6 +75,14 @@ def function_placeholder(handler: str) -> str:
     return "".join(part.capitalize() for part in handler.split("_")) + "FunctionArn"
 
 
+def set_rule_state(rule: events.Rule, state: str) -> None:
+    """A rule declared in RULES with another state than ENABLED (e.g. DISABLED until an operator turns it on)."""
+    if state != "ENABLED":
+        cfn = rule.node.default_child
+        assert isinstance(cfn, events.CfnRule)
+        cfn.add_property_override("State", state)
+
+
 def event_pattern(doc: dict[str, Any]) -> events.EventPattern:
     """A pattern JSON file (EventBridge's own syntax) as the CDK type, key by key."""
     keymap = {
@@ -512,10 +520,7 @@ class EsmMedicStack(cdk.Stack):
                 targets=[targets.LambdaFunction(self.functions[target], retry_attempts=4)],
                 description=f"esm-medic: {filename} -> {target}",
             )
-            if state != "ENABLED":
-                cfn = rule.node.default_child
-                assert isinstance(cfn, events.CfnRule)
-                cfn.add_property_override("State", state)
+            set_rule_state(rule, state)
             rules[rule_id] = rule
         return rules
 
