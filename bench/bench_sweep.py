@@ -111,50 +111,14 @@ def _central_and_members(root: Any, n_accounts: int, per_account: int, external_
     """A central ``EsmMedicSweeper`` role, and ``n_accounts`` member accounts with the member stack's diagnosis
     role (trusting role/EsmMedic* of the central account with the external id) and ``per_account`` Kafka ESMs."""
     from esm_medic_sandbox.env import create_msk_stack
-
-    from esm_medic.aws import Aws
+    from esm_medic_sandbox.multi_account import admin_of, assumed, create_central_role, create_member_role
 
     home = root.account_id()
-
-    def assumed(via: Any, arn: str, session: str) -> Any:
-        def fetch() -> dict[str, str]:
-            c = via.call("sts", "assume_role", RoleArn=arn, RoleSessionName=session)["Credentials"]
-            exp = c["Expiration"].isoformat()
-            return {
-                "access_key": c["AccessKeyId"],
-                "secret_key": c["SecretAccessKey"],
-                "token": c["SessionToken"],
-                "expiry_time": exp,
-            }
-
-        return Aws.from_credentials(fetch, region=root.region, max_attempts=root.max_attempts)
-
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": home}, "Action": "sts:AssumeRole"}],
-    }
-    root.call("iam", "create_role", RoleName="EsmMedicSweeper", AssumeRolePolicyDocument=json.dumps(trust))
-    central = assumed(root, f"arn:aws:iam::{home}:role/EsmMedicSweeper", "bench")
-    member_trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{home}:root"},
-                "Action": "sts:AssumeRole",
-                "Condition": {
-                    "StringEquals": {"sts:ExternalId": external_id},
-                    "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{home}:role/EsmMedic*"},
-                },
-            }
-        ],
-    }
+    central = assumed(root, create_central_role(root, "EsmMedicSweeper"), "bench")
     members = [f"{300000000000 + k:012d}" for k in range(n_accounts)]
     for k, account in enumerate(members):
-        admin = assumed(central, f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", "bench-admin")
-        admin.call(
-            "iam", "create_role", RoleName="esm-medic-diagnosis", AssumeRolePolicyDocument=json.dumps(member_trust)
-        )
+        admin = admin_of(central, account, "bench-admin")
+        create_member_role(admin, home, external_id)
         _insert_esms(admin, create_msk_stack(admin, name=f"bench{k}"), per_account)
     return central, members
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from esm_medic_sandbox import multi_account
+from esm_medic_sandbox.multi_account import assumed, create_central_role, credentials
 
 from esm_medic import accounts
 from esm_medic.aws import Aws
@@ -45,47 +47,22 @@ def synth_member_template(central: str, external_id: str) -> dict[str, Any]:
     return template
 
 
-def _creds(resp: dict[str, Any]) -> dict[str, str]:
-    c = resp["Credentials"]
-    return {
-        "access_key": c["AccessKeyId"],
-        "secret_key": c["SecretAccessKey"],
-        "token": c["SessionToken"],
-        "expiry_time": c["Expiration"].isoformat(),
-    }
-
-
 def central_role(root: Aws, name: str) -> tuple[Aws, dict[str, str]]:
     """A role of the central account that its root may assume, as (adapter, environment credentials): the central
     functions and the operator run as ``role/EsmMedic*``, the principals the member roles trust."""
-    account = root.account_id()
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": account}, "Action": "sts:AssumeRole"}],
-    }
-    root.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
-    arn = f"arn:aws:iam::{account}:role/{name}"
-
-    def fetch() -> dict[str, str]:
-        return _creds(root.call("sts", "assume_role", RoleArn=arn, RoleSessionName=name))
-
-    creds = fetch()
+    arn = create_central_role(root, name)
+    creds = credentials(root, arn, name)
     env = {
         "AWS_ACCESS_KEY_ID": creds["access_key"],
         "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
         "AWS_SESSION_TOKEN": creds["token"],
     }
-    return Aws.from_credentials(fetch, region=root.region, max_attempts=root.max_attempts), env
+    return assumed(root, arn, name), env
 
 
 def admin_of(central: Aws, account: str) -> Aws:
     """The member account as its own administrator (as through OrganizationAccountAccessRole): builds the world."""
-
-    def fetch() -> dict[str, str]:
-        role = f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
-        return _creds(central.call("sts", "assume_role", RoleArn=role, RoleSessionName="e2e-admin"))
-
-    return Aws.from_credentials(fetch, region=central.region, max_attempts=central.max_attempts)
+    return multi_account.admin_of(central, account, "e2e-admin")
 
 
 @pytest.fixture(scope="module")

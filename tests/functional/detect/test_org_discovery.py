@@ -6,13 +6,13 @@ member stack as not enrolled (not failed, retried only after the TTL)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from esm_medic_sandbox.multi_account import assumed
 
 from esm_medic import discovery
 from esm_medic.accounts import MemberSettings
@@ -26,19 +26,6 @@ T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 FAST = SweepSettings(hold_seconds=0, gc_every_seconds=0, interval_seconds=60, confirm_with_get=False)
 
 
-def _assumed(via: Aws, arn: str) -> Aws:
-    def fetch() -> dict[str, str]:
-        c = via.call("sts", "assume_role", RoleArn=arn, RoleSessionName="org-test")["Credentials"]
-        return {
-            "access_key": c["AccessKeyId"],
-            "secret_key": c["SecretAccessKey"],
-            "token": c["SessionToken"],
-            "expiry_time": c["Expiration"].isoformat(),
-        }
-
-    return Aws.from_credentials(fetch, region=via.region, max_attempts=via.max_attempts)
-
-
 def _account(root: Aws, name: str, parent: str, source: str) -> str:
     status = root.call("organizations", "create_account", AccountName=name, Email=f"{name}@example.com")
     account = str(status["CreateAccountStatus"]["AccountId"])
@@ -50,6 +37,7 @@ def _account(root: Aws, name: str, parent: str, source: str) -> str:
 @pytest.fixture(scope="module")
 def world() -> Iterator[dict[str, Any]]:
     from esm_medic_sandbox.env import create_msk_stack, sandbox
+    from esm_medic_sandbox.multi_account import admin_of, create_central_role, create_member_role
     from esm_medic_sandbox.timing import delays
 
     from esm_medic.tables import create_tables
@@ -68,28 +56,11 @@ def world() -> Iterator[dict[str, Any]]:
         root.call("organizations", "close_account", AccountId=closed)
         outside = _account(root, "outside", org_root, org_root)  # in the organization, not in the OU
 
-        trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": home}, "Action": "sts:AssumeRole"}]}
-        root.call("iam", "create_role", RoleName="EsmMedicSweeper", AssumeRolePolicyDocument=json.dumps(trust))
-        sweeper_arn = f"arn:aws:iam::{home}:role/EsmMedicSweeper"
-        central = _assumed(root, sweeper_arn)
+        sweeper_arn = create_central_role(root, "EsmMedicSweeper")
+        central = assumed(root, sweeper_arn)
         create_tables(central)
-        admin = _assumed(central, f"arn:aws:iam::{enrolled}:role/OrganizationAccountAccessRole")
-        member_trust = {
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{home}:root"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {
-                        "StringEquals": {"sts:ExternalId": XID},
-                        "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{home}:role/EsmMedic*"},
-                    },
-                }
-            ]
-        }
-        admin.call(
-            "iam", "create_role", RoleName="esm-medic-diagnosis", AssumeRolePolicyDocument=json.dumps(member_trust)
-        )
+        admin = admin_of(central, enrolled)
+        create_member_role(admin, home, XID)
         stack = create_msk_stack(admin, name="discovered")
         esms = [stack.create_esm(admin, Topics=[f"d-{i}"])["UUID"] for i in range(2)]
         yield {
@@ -108,7 +79,7 @@ def world() -> Iterator[dict[str, Any]]:
 
 
 def _fresh(world: dict[str, Any]) -> Aws:
-    return _assumed(world["root"], world["sweeper_arn"])  # a new container: nothing cached
+    return assumed(world["root"], world["sweeper_arn"])  # a new container: nothing cached
 
 
 def _org_calls(aws: Aws) -> int:

@@ -3,12 +3,12 @@ through its diagnosis role, the shared digest, an unreachable member that stops 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from esm_medic_sandbox.multi_account import assumed
 
 from esm_medic.accounts import MemberSettings
 from esm_medic.aws import Aws
@@ -22,50 +22,21 @@ T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 FAST = SweepSettings(hold_seconds=0, gc_every_seconds=0, interval_seconds=60, confirm_with_get=False)
 
 
-def _assumed(via: Aws, arn: str) -> Aws:
-    def fetch() -> dict[str, str]:
-        c = via.call("sts", "assume_role", RoleArn=arn, RoleSessionName="sweep-test")["Credentials"]
-        return {
-            "access_key": c["AccessKeyId"],
-            "secret_key": c["SecretAccessKey"],
-            "token": c["SessionToken"],
-            "expiry_time": c["Expiration"].isoformat(),
-        }
-
-    return Aws.from_credentials(fetch, region=via.region, max_attempts=via.max_attempts)
-
-
 @pytest.fixture(scope="module")
 def world() -> Iterator[dict[str, Any]]:
     from esm_medic_sandbox.env import create_msk_stack, sandbox
+    from esm_medic_sandbox.multi_account import admin_of, create_central_role, create_member_role
     from esm_medic_sandbox.timing import delays
 
     from esm_medic.tables import create_tables
 
     with sandbox() as root, delays(0):
         home = root.account_id()
-        trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": home}, "Action": "sts:AssumeRole"}]}
-        root.call("iam", "create_role", RoleName="EsmMedicSweeper", AssumeRolePolicyDocument=json.dumps(trust))
-        sweeper_arn = f"arn:aws:iam::{home}:role/EsmMedicSweeper"
-        central = _assumed(root, sweeper_arn)
+        sweeper_arn = create_central_role(root, "EsmMedicSweeper")
+        central = assumed(root, sweeper_arn)
         create_tables(central)
-        admin = _assumed(central, f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole")
-        member_trust = {
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{home}:root"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {
-                        "StringEquals": {"sts:ExternalId": XID},
-                        "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{home}:role/EsmMedic*"},
-                    },
-                }
-            ]
-        }
-        admin.call(
-            "iam", "create_role", RoleName="esm-medic-diagnosis", AssumeRolePolicyDocument=json.dumps(member_trust)
-        )
+        admin = admin_of(central, MEMBER)
+        create_member_role(admin, home, XID)
         own_stack = create_msk_stack(root, name="own")
         member_stack = create_msk_stack(admin, name="member")
         own = [own_stack.create_esm(root, Topics=["own-1"])["UUID"]]
@@ -81,7 +52,7 @@ def world() -> Iterator[dict[str, Any]]:
 
 
 def _fresh_central(world: dict[str, Any]) -> Aws:
-    return _assumed(world["root"], world["sweeper_arn"])  # a new container: nothing cached
+    return assumed(world["root"], world["sweeper_arn"])  # a new container: nothing cached
 
 
 def test_members_are_swept_through_their_role_with_one_digest_read(world: dict[str, Any]) -> None:
