@@ -21,7 +21,6 @@ A member whose role cannot be assumed, or a broken member configuration, comes b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,8 +28,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from esm_medic.accounts import MemberSettings
     from esm_medic.aws import Aws
-
-ORGANIZATION_ENV = "ESM_MEDIC_ORGANIZATION_ID"
 
 
 @dataclass(frozen=True)
@@ -57,18 +54,12 @@ class EventAccount:
         return out
 
 
-def organization(env: Mapping[str, str] | None = None) -> str | None:
-    e = os.environ if env is None else env
-    return (e.get(ORGANIZATION_ENV) or "").strip() or None
-
-
 def resolve(
     central: Aws,
     account: str | None,
     *,
     purpose: str = "diagnosis",
     settings: MemberSettings | None = None,
-    org: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> EventAccount:
     """The adapter for an event about ``account`` (see the module docstring)."""
@@ -96,8 +87,7 @@ def resolve(
             return EventAccount(account, failed=f"cannot tell the install's own account: {code}: {exc}", code=code)
         if account == home:
             return EventAccount(None, central)
-        org = org if org is not None else (organization(env) or cfg.organization)
-        if not org:
+        if not cfg.organization:
             where = "ESM_MEDIC_MEMBER_ACCOUNTS" if cfg.accounts else "no member accounts or organization configured"
             return EventAccount(account, ignored=f"account {account} is not a member account of this install ({where})")
     try:
@@ -109,4 +99,4 @@ def resolve(
     return EventAccount(account, aws)
 
 
-__all__ = ["ORGANIZATION_ENV", "EventAccount", "organization", "resolve"]
+__all__ = ["EventAccount", "resolve"]

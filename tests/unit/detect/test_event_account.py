@@ -51,14 +51,14 @@ MEMBERS = accounts.MemberSettings(accounts=(MEMBER,), external_id="an-external-i
 def test_no_account_or_the_own_account_is_the_central_adapter(assumed: list[tuple[str, str]]) -> None:
     central = FakeCentral()
     for account in (None, "", HOME):
-        found = resolve(central, account, settings=MEMBERS, org=None)  # type: ignore[arg-type]
+        found = resolve(central, account, settings=MEMBERS)  # type: ignore[arg-type]
         assert found.ok and found.aws is central and found.account is None
     assert not assumed and central.identity_calls == 1  # the own account is asked once per adapter
 
 
 def test_a_listed_member_is_reached_through_its_diagnosis_role(assumed: list[tuple[str, str]]) -> None:
     central = FakeCentral()
-    found = resolve(central, MEMBER, settings=MEMBERS, org=None)  # type: ignore[arg-type]
+    found = resolve(central, MEMBER, settings=MEMBERS)  # type: ignore[arg-type]
     assert found.ok and found.account == MEMBER and found.aws == ("member-adapter", MEMBER)
     assert assumed == [(MEMBER, "diagnosis")]
     assert central.identity_calls == 0  # a listed member needs no identity call
@@ -66,18 +66,18 @@ def test_a_listed_member_is_reached_through_its_diagnosis_role(assumed: list[tup
 
 def test_an_unlisted_account_is_ignored_never_assumed(assumed: list[tuple[str, str]]) -> None:
     central = FakeCentral()
-    found = resolve(central, OTHER, settings=MEMBERS, org="")  # type: ignore[arg-type]
+    found = resolve(central, OTHER, settings=MEMBERS)  # type: ignore[arg-type]
     assert not found.ok and OTHER in found.ignored and "ESM_MEDIC_MEMBER_ACCOUNTS" in found.ignored
     assert found.to_dict() == {"account": OTHER, "reason": found.ignored}
     # no member configured at all: only the install's own account is acted on
-    alone = resolve(central, OTHER, settings=accounts.MemberSettings(), org=None)  # type: ignore[arg-type]
+    alone = resolve(central, OTHER, settings=accounts.MemberSettings())  # type: ignore[arg-type]
     assert not alone.ok and "no member accounts" in alone.ignored
     assert not assumed
 
 
 def test_an_organization_install_accepts_any_account_the_bus_admits(assumed: list[tuple[str, str]]) -> None:
-    settings = accounts.MemberSettings(external_id="an-external-id")
-    found = resolve(FakeCentral(), OTHER, settings=settings, org="o-abcdefghij")  # type: ignore[arg-type]
+    settings = accounts.MemberSettings(external_id="an-external-id", organization="o-abcdefghij")
+    found = resolve(FakeCentral(), OTHER, settings=settings)  # type: ignore[arg-type]
     assert found.ok and found.account == OTHER and assumed == [(OTHER, "diagnosis")]
     env = {"ESM_MEDIC_ORGANIZATION_ID": "o-abcdefghij", "ESM_MEDIC_EXTERNAL_ID": "an-external-id"}
     assert resolve(FakeCentral(), MEMBER, env=env).ok  # type: ignore[arg-type]
@@ -97,7 +97,7 @@ def test_a_refused_member_is_a_failure_not_an_exception(monkeypatch: pytest.Monk
         )
 
     monkeypatch.setattr(accounts, "member_aws", refused)
-    found = resolve(FakeCentral(), MEMBER, settings=MEMBERS, org=None)  # type: ignore[arg-type]
+    found = resolve(FakeCentral(), MEMBER, settings=MEMBERS)  # type: ignore[arg-type]
     assert not found.ok and found.code == "AccessDenied" and "esm-medic-diagnosis" in found.failed
     assert found.to_dict()["error_code"] == "AccessDenied"
 
@@ -105,7 +105,7 @@ def test_a_refused_member_is_a_failure_not_an_exception(monkeypatch: pytest.Monk
         raise accounts.AccountConfigError("no external id")
 
     monkeypatch.setattr(accounts, "member_aws", no_xid)
-    found = resolve(FakeCentral(), MEMBER, settings=MEMBERS, org=None)  # type: ignore[arg-type]
+    found = resolve(FakeCentral(), MEMBER, settings=MEMBERS)  # type: ignore[arg-type]
     assert not found.ok and found.code == "AccountConfigError"
 
 
@@ -113,6 +113,6 @@ def test_bad_configuration_or_an_unknown_own_account_fail_cleanly(assumed: list[
     bad = resolve(FakeCentral(), MEMBER, env={"ESM_MEDIC_MEMBER_ACCOUNTS": "12345"})  # type: ignore[arg-type]
     assert not bad.ok and bad.code == "AccountConfigError" and "12345" in bad.failed
     broken = FakeCentral(fail=RuntimeError("sts unreachable"))
-    found = resolve(broken, OTHER, settings=MEMBERS, org=None)  # type: ignore[arg-type]
+    found = resolve(broken, OTHER, settings=MEMBERS)  # type: ignore[arg-type]
     assert not found.ok and "own account" in found.failed and found.code == "RuntimeError"
     assert not assumed
