@@ -39,7 +39,7 @@ def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class WorkflowInput:
+class WorkflowInput(_AsDict):
     """The execution input the ``start`` handler builds (and ``classify`` re-validates)."""
 
     uuid: str
@@ -74,12 +74,9 @@ class WorkflowInput:
             "account": self.account,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class RouteDecision:
+class RouteDecision(_AsDict):
     route: str
     mode: str
     reason: str
@@ -92,9 +89,6 @@ class RouteDecision:
     root_cause_fingerprint: str = ""
     claim: dict[str, Any] = field(default_factory=dict)
     elapsed_ms: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ---------------------------------------------------------------------------------------------- classify
@@ -396,7 +390,7 @@ class RecordResult:
 
 
 @dataclass
-class RemediateResult:
+class RemediateResult(_AsDict):
     """What the ``remediate`` step returns (``$.action_record``). ``action_id`` is the newest applied action;
     ``action_ids`` every action this execution applied, in order; ``fixes`` one row per applied fix."""
 
@@ -421,12 +415,9 @@ class RemediateResult:
     ticket_reason: str = ""
     elapsed_ms: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class VerifyResult:
+class VerifyResult(_AsDict):
     """What the ``verify`` step returns (``$.verification``)."""
 
     recovered: bool
@@ -440,12 +431,9 @@ class VerifyResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     elapsed_ms: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class RollbackResult:
+class RollbackResult(_AsDict):
     """What the ``rollback`` step returns (``$.rollback``). ``kept`` names the fixes left in place (they moved the
     ESM further) with the command that undoes each."""
 
@@ -458,6 +446,3 @@ class RollbackResult:
     results: list[dict[str, Any]] = field(default_factory=list)
     kept: list[dict[str, Any]] = field(default_factory=list)
     elapsed_ms: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
