@@ -225,6 +225,21 @@ class ActionRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def followed_by(self, status: str, actor: str, **fields: Any) -> ActionRecord:
+        """A later row of the same action (its id, ESM, incident, action, params, fingerprint and account)."""
+        return ActionRecord(
+            action_id=self.action_id,
+            uuid=self.uuid,
+            incident_id=self.incident_id,
+            actor=actor,
+            action=self.action,
+            status=status,
+            params=self.params,
+            fingerprint=self.fingerprint,
+            account=self.account,
+            **fields,
+        )
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ActionRecord:
         names = set(cls.__dataclass_fields__)

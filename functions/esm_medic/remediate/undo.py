@@ -131,20 +131,7 @@ def rollback(
 
 def _append_quietly(audit: AuditLog, like: ActionRecord, actor: str, status: str, **kw: Any) -> None:
     try:
-        audit.append(
-            ActionRecord(
-                action_id=like.action_id,
-                uuid=like.uuid,
-                incident_id=like.incident_id,
-                actor=actor,
-                action=like.action,
-                status=status,
-                params=like.params,
-                fingerprint=like.fingerprint,
-                account=like.account,
-                **kw,
-            )
-        )
+        audit.append(like.followed_by(status, actor, **kw))
     except AuditError as exc:  # the change itself is done; its record is what is missing
         logger.error(
             "audit write failed",

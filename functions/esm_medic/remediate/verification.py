@@ -143,16 +143,9 @@ def verify_fix(
     if status != "pending":
         try:
             audit.append(
-                ActionRecord(
-                    action_id=applied.action_id,
-                    uuid=applied.uuid,
-                    incident_id=applied.incident_id,
-                    actor=settings.actor,
-                    action=applied.action,
-                    status=status,
-                    params=applied.params,
-                    fingerprint=applied.fingerprint,
-                    account=applied.account,
+                applied.followed_by(
+                    status,
+                    settings.actor,
                     reason="; ".join(reasons)[:1000],
                     details={
                         "resource": vr.to_dict(),

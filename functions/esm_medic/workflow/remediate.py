@@ -17,7 +17,6 @@ from esm_medic.models import Diagnosis, PlanItem
 from esm_medic.remediate import engine
 from esm_medic.remediate.audit import AuditError, AuditLog
 from esm_medic.remediate.plan import apply_plan
-from esm_medic.remediate.records import ActionRecord
 from esm_medic.workflow.common import LockConflict, NotApplied, RemediationFailed, logger, obj
 from esm_medic.workflow.decide import fix_request
 from esm_medic.workflow.payloads import RemediateResult
@@ -181,20 +180,7 @@ def _record_restart(aws: Aws, settings: Settings, action_id: str, info: Mapping[
     try:
         applied = next((r for r in reversed(audit.by_action(action_id)) if r.status == "applied"), None)
         if applied is not None:
-            audit.append(
-                ActionRecord(
-                    action_id=applied.action_id,
-                    uuid=applied.uuid,
-                    incident_id=applied.incident_id,
-                    actor=applied.actor,
-                    action=applied.action,
-                    status="restarted",
-                    params=applied.params,
-                    fingerprint=applied.fingerprint,
-                    account=applied.account,
-                    details=dict(info),
-                )
-            )
+            audit.append(applied.followed_by("restarted", applied.actor, details=dict(info)))
     except AuditError as exc:
         logger.warning("restart of action %s not recorded: %s", action_id, exc)
 
