@@ -68,8 +68,9 @@ def test_bad_input_is_rejected_before_any_aws_call(name: str, event: dict[str, A
     def no_aws() -> Any:
         raise AssertionError("the handler reached AWS with invalid input")
 
-    monkeypatch.setattr(_common, "get_aws", no_aws)
+    # imported first: a handler module imported while _common.get_aws is patched would keep the fake for good
     module = importlib.import_module(f"esm_medic.handlers.{name}")
+    monkeypatch.setattr(_common, "get_aws", no_aws)
     monkeypatch.setattr(module, "get_aws", no_aws, raising=False)
     with pytest.raises(_common.InvalidInput):
         module.handler(event, Ctx())
