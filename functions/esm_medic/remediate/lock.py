@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.aws import is_conditional_check_failed, to_value
+from esm_medic.aws import from_item, is_conditional_check_failed, to_value
 from esm_medic.remediate.base import LockBusy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,10 +101,11 @@ class EsmLock:
         )
         if not item:
             return None
+        held = from_item(item)
         return {
-            "owner": item.get("owner", {}).get("S"),
-            "purpose": item.get("purpose", {}).get("S"),
-            "expires_at": int(item.get("expires_at", {}).get("N", "0")),
+            "owner": held.get("owner"),
+            "purpose": held.get("purpose"),
+            "expires_at": int(held.get("expires_at") or 0),
         }
 
     def __enter__(self) -> EsmLock:
@@ -208,14 +209,15 @@ class IncidentClaim:
         )
         if not item:
             return None
+        claim = from_item(item)
         return ClaimHolder(
-            owner=item.get("owner", {}).get("S", ""),
-            incident_id=item.get("incident_id", {}).get("S", ""),
-            state=item.get("claim_state", {}).get("S", "active"),
-            outcome=item.get("outcome", {}).get("S", ""),
-            expires_at=int(item.get("expires_at", {}).get("N", "0")),
-            joiners=[v.get("S", "") for v in item.get("joiners", {}).get("L", [])],
-            finished_at=int(item.get("finished_at", {}).get("N", "0")),
+            owner=str(claim.get("owner") or ""),
+            incident_id=str(claim.get("incident_id") or ""),
+            state=str(claim.get("claim_state") or "active"),
+            outcome=str(claim.get("outcome") or ""),
+            expires_at=int(claim.get("expires_at") or 0),
+            joiners=[str(v) for v in claim.get("joiners") or []],
+            finished_at=int(claim.get("finished_at") or 0),
         )
 
     def join(self, joiner: str) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from esm_medic.aws import to_value
+from esm_medic.aws import from_item, to_value
 from esm_medic.config import Settings
 from esm_medic.remediate.lock import IncidentClaim
 from esm_medic.tables import STATE
@@ -142,8 +142,9 @@ def finish_claims_of(aws: Aws, uuid: str, execution: str, outcome: str) -> list[
         ExpressionAttributeValues={":pk": to_value(f"CLAIM#{uuid}")},
         ConsistentRead=True,
     ):
-        key = item.get("sk", {}).get("S", "")
-        if item.get("owner", {}).get("S") != execution or not key:
+        claim = from_item(item)
+        key = str(claim.get("sk") or "")
+        if claim.get("owner") != execution or not key:
             continue
         if IncidentClaim(aws, uuid, key, table=STATE.name).finish(execution, outcome, CLAIM_COOLDOWN_SECONDS):
             finished.append(key)

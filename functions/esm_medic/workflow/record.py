@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from esm_medic.accounts import account_of_payload
-from esm_medic.aws import error_code, to_value
+from esm_medic.aws import error_code, from_item, to_value
 from esm_medic.notify import HOLD_KINDS, open_ticket, show_stage
 from esm_medic.remediate.audit import AuditLog
 from esm_medic.remediate.base import ActionRecord
@@ -257,8 +257,8 @@ def outcomes(aws: Aws, uuid: str) -> list[dict[str, Any]]:
         ConsistentRead=True,
     ):
         try:
-            out.append(json.loads(item["record"]["S"]))
-        except (KeyError, ValueError):
+            out.append(json.loads(from_item(item)["record"]))
+        except (KeyError, TypeError, ValueError):
             continue
     out.sort(key=lambda r: str(r.get("at") or ""))
     return out
